@@ -1,0 +1,207 @@
+"""The checkpoint: where the machine is, and which steps are done, for which instance.
+
+A msgpack map at `/var/metadata/state.msgpack` (under the root). Every write goes through
+`System.write_file` (temp file, fsync, rename, fsync of the directory) and keeps the
+previous generation as `state.msgpack.prev`, so a damaged current file falls back to it.
+A file that cannot be decoded, is of another schema version or cannot be read is moved aside
+to `state.msgpack.corrupt-<timestamp>` and never crashes the agent.
+
+Step records, after cloudbase-init's per-instance plugin status:
+- per-instance steps under `instances[<instance id>]`, so a new VM from the same image
+  (a new id) runs them again, while the old records stay for the audit trail;
+- once steps under `once`; per-boot steps under `boot_steps`, cleared when a boot starts.
+A record is `started` before a one-shot step runs (with its intent) and `done` after it:
+a crash in between is neither counted as success nor blindly repeated.
+Secrets never enter: no metadata values are stored, only ids, names and step records.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+
+from fsm.steps import PHASE_NAMES, Frequency, Step
+from fsm.system import System
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+CHECKPOINT_PATH = "/var/metadata/state.msgpack"
+PREVIOUS_SUFFIX = ".prev"
+MAX_CHECKPOINT_BYTES = 1 << 20
+UNKNOWN_INSTANCE = "unknown"
+
+STARTED, DONE, FAILED = "started", "done", "failed"
+
+
+class CheckpointError(ValueError):
+    """The bytes are not a checkpoint this version understands."""
+
+
+@dataclass
+class Checkpoint:
+    phase: str = "DETECT"
+    boot: int = 0
+    instance_id: str | None = None
+    provider: str | None = None
+    instances: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    once: dict[str, dict[str, Any]] = field(default_factory=dict)
+    boot_steps: dict[str, dict[str, Any]] = field(default_factory=dict)
+    phases: dict[str, dict[str, Any]] = field(default_factory=dict)
+    last_error: dict[str, Any] | None = None
+    resume_from: str | None = None   # the change phase an unfinished boot stopped in
+    updated: float = 0.0
+
+    # ---- step records ------------------------------------------------------------------
+    def _table(self, step: Step, instance_id: str | None) -> dict[str, dict[str, Any]]:
+        if step.frequency is Frequency.PER_INSTANCE:
+            return self.instances.setdefault(instance_id or UNKNOWN_INSTANCE, {})
+        if step.frequency is Frequency.ONCE:
+            return self.once
+        return self.boot_steps
+
+    def record_of(self, step: Step, instance_id: str | None) -> dict[str, Any] | None:
+        if step.frequency is Frequency.PER_INSTANCE:
+            return self.instances.get(instance_id or UNKNOWN_INSTANCE, {}).get(step.key)
+        return self._table(step, instance_id).get(step.key)
+
+    def mark(self, step: Step, instance_id: str | None, status: str, **extra: Any) -> dict[str, Any]:
+        table = self._table(step, instance_id)
+        rec = dict(table.get(step.key) or {})
+        now = time.time()
+        if status == STARTED:
+            rec = {"started": now}
+        rec.update(status=status, frequency=step.frequency.value, boot=self.boot,
+                   instance=instance_id or UNKNOWN_INSTANCE, **extra)
+        if status in (DONE, FAILED):
+            rec["finished"] = now
+        table[step.key] = rec
+        return rec
+
+    def completed_steps(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every done record that applies now: this boot's, this instance's, and once."""
+        rows = list(self.boot_steps.items())
+        rows += list(self.instances.get(self.instance_id or UNKNOWN_INSTANCE, {}).items())
+        rows += list(self.once.items())
+        return sorted(rows, key=lambda kv: kv[1].get("started", 0))
+
+    # ---- codec -------------------------------------------------------------------------
+    def to_map(self) -> dict[str, Any]:
+        return {"schema": SCHEMA_VERSION, "phase": self.phase, "boot": self.boot,
+                "instance_id": self.instance_id, "provider": self.provider,
+                "instances": self.instances, "once": self.once, "boot_steps": self.boot_steps,
+                "phases": self.phases, "last_error": self.last_error,
+                "resume_from": self.resume_from, "updated": self.updated}
+
+
+def encode(cp: Checkpoint) -> bytes:
+    return msgpack.packb(cp.to_map(), use_bin_type=True)
+
+
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "phase": (str,), "boot": (int,), "instance_id": (str, type(None)),
+    "provider": (str, type(None)), "instances": (dict,), "once": (dict,),
+    "boot_steps": (dict,), "phases": (dict,), "last_error": (dict, type(None)),
+    "resume_from": (str, type(None)), "updated": (float, int),
+}
+
+
+def decode(data: bytes) -> Checkpoint:
+    """Bytes to a Checkpoint, or CheckpointError saying what is wrong with them."""
+    if len(data) > MAX_CHECKPOINT_BYTES:
+        raise CheckpointError(f"larger than {MAX_CHECKPOINT_BYTES} bytes")
+    try:
+        obj = msgpack.unpackb(data, raw=False, strict_map_key=True)
+    except Exception as e:  # msgpack raises a family of errors for bad input
+        raise CheckpointError(f"not msgpack: {type(e).__name__}: {e}") from None
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"top level is {type(obj).__name__}, not a map")
+    if obj.get("schema") != SCHEMA_VERSION:
+        raise CheckpointError(f"schema version {obj.get('schema')!r}, expected {SCHEMA_VERSION}")
+    for name, types in _FIELD_TYPES.items():
+        if name not in obj or not isinstance(obj[name], types) or isinstance(obj[name], bool) and bool not in types:
+            raise CheckpointError(f"field {name!r} missing or of the wrong type")
+    for name in ("phase", "resume_from"):
+        if obj[name] is not None and obj[name] not in PHASE_NAMES:
+            raise CheckpointError(f"unknown phase {obj[name]!r} in {name!r}")
+    for table in ("once", "boot_steps", "phases"):
+        _check_records(table, obj[table])
+    for iid, records in obj["instances"].items():
+        if not isinstance(records, dict):
+            raise CheckpointError(f"instances[{iid!r}] is not a map")
+        _check_records(f"instances[{iid!r}]", records)
+    return Checkpoint(**{name: obj[name] for name in _FIELD_TYPES})
+
+
+def _check_records(table: str, records: dict[str, Any]) -> None:
+    for key, rec in records.items():
+        if not isinstance(rec, dict):
+            raise CheckpointError(f"{table}[{key!r}] is not a map")
+        if table != "phases" and rec.get("status") not in (STARTED, DONE, FAILED):
+            raise CheckpointError(f"{table}[{key!r}] has no valid status")
+
+
+class CheckpointStore:
+    """Loads and saves the checkpoint of one guest through its System."""
+
+    def __init__(self, system: System, path: str = CHECKPOINT_PATH):
+        self.system = system
+        self.path = path
+        self.last_save_error: str | None = None
+
+    def load(self) -> Checkpoint:
+        for candidate in (self.path, self.path + PREVIOUS_SUFFIX):
+            if not self.system.exists(candidate):
+                continue
+            try:
+                cp = decode(self.system.read_bytes(candidate, limit=MAX_CHECKPOINT_BYTES))
+            except (CheckpointError, OSError) as e:
+                self._move_aside(candidate, str(e))
+                continue
+            if candidate != self.path:
+                log.warning("checkpoint: using the previous generation %s", candidate)
+            return cp
+        return Checkpoint()
+
+    def _move_aside(self, candidate: str, why: str) -> None:
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        target = f"{self.path}.corrupt-{stamp}"
+        n = 0
+        while self.system.exists(target):
+            n += 1
+            target = f"{self.path}.corrupt-{stamp}.{n}"
+        try:
+            self.system.move_aside(candidate, target)
+            log.error("checkpoint: %s is damaged (%s); moved aside to %s", candidate, why, target)
+        except OSError as e:
+            log.error("checkpoint: %s is damaged (%s) and could not be moved aside: %s",
+                      candidate, why, e.strerror or e)
+
+    def save(self, cp: Checkpoint) -> bool:
+        """Write the checkpoint; on failure (full disk, read-only root) say so and go on."""
+        cp.updated = time.time()
+        try:
+            self.system.write_file(self.path, encode(cp), mode=0o600,
+                                   keep_previous=PREVIOUS_SUFFIX)
+        except OSError as e:
+            msg = f"could not write checkpoint {self.path}: {e.strerror or e}"
+            if msg != self.last_save_error:
+                log.error("checkpoint: %s; configuring the guest anyway", msg)
+            self.last_save_error = msg
+            return False
+        self.last_save_error = None
+        return True
+
+    def reset(self) -> str | None:
+        """Move the checkpoint aside so the next run starts fresh; returns where it went."""
+        if not self.system.exists(self.path):
+            return None
+        target = f"{self.path}.reset-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+        self.system.move_aside(self.path, target)
+        if self.system.exists(self.path + PREVIOUS_SUFFIX):
+            self.system.remove(self.path + PREVIOUS_SUFFIX)
+        return target

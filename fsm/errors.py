@@ -1,0 +1,66 @@
+"""Errors that carry their SMF exit code, so the CLI never has to guess.
+
+The codes are those of illumos `/lib/svc/share/smf_include.sh`: an operator must act on
+SMF_EXIT_ERR_FATAL (95); SMF_EXIT_ERR_CONFIG (96) means bad settings or bad metadata.
+"""
+
+from __future__ import annotations
+
+SMF_EXIT_OK = 0
+SMF_EXIT_ERR_FATAL = 95
+SMF_EXIT_ERR_CONFIG = 96
+
+
+class AgentError(Exception):
+    """Base of every error the agent reports; `exit_code` is what SMF sees."""
+
+    exit_code = SMF_EXIT_ERR_FATAL
+
+
+class ConfigError(AgentError):
+    """The agent's own settings are wrong (TOML file or SMF properties)."""
+
+    exit_code = SMF_EXIT_ERR_CONFIG
+
+    def __init__(self, source: str, key: str, problem: str):
+        self.source, self.key, self.problem = source, key, problem
+        super().__init__(f"{source}: {key}: {problem}")
+
+
+class MetadataError(AgentError):
+    """The metadata a provider returned is malformed: names the source and the field."""
+
+    exit_code = SMF_EXIT_ERR_CONFIG
+
+    def __init__(self, source: str, field: str, problem: str):
+        self.source, self.field, self.problem = source, field, problem
+        super().__init__(f"{source}: {field}: {problem}")
+
+
+class ServiceError(AgentError):
+    """A metadata service could not be reached or answered wrongly within its bounds."""
+
+    exit_code = SMF_EXIT_ERR_FATAL
+
+
+class CommandError(AgentError):
+    """A command exited non-zero, timed out or could not be started."""
+
+    exit_code = SMF_EXIT_ERR_FATAL
+
+    def __init__(self, argv: list[str], returncode: int | None, stderr: str, why: str = ""):
+        self.argv, self.returncode, self.stderr = list(argv), returncode, stderr
+        what = why or f"exit code {returncode}"
+        detail = stderr.strip().splitlines()[-1] if stderr.strip() else ""
+        msg = f"{' '.join(argv)}: {what}"
+        super().__init__(f"{msg}: {detail}" if detail else msg)
+
+
+class ParseError(AgentError):
+    """A command printed something its parser did not expect: names the command and line."""
+
+    exit_code = SMF_EXIT_ERR_FATAL
+
+    def __init__(self, command: str, line: str, problem: str):
+        self.command, self.line, self.problem = command, line, problem
+        super().__init__(f"{command}: unexpected output {line!r}: {problem}")

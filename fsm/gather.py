@@ -1,0 +1,76 @@
+"""DETECT and FETCH: learn where the guest is and what its metadata says.
+
+Both only read (EC2 excepted: reaching its service needs DHCP on the primary link, which the
+EC2 provider brings up inside FETCH). They run on every start, resumed or not, because what
+they learn (the platform, the metadata, hardware names) is never trusted from a checkpoint:
+a disk called `c1t0d0` in the image builder's VM may be `c3t0d0` on the cloud, and the
+metadata can hold secrets the checkpoint must not.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from fsm.steps import Context, Frequency, Outcome, Step
+from providers import smbios
+from providers.registry import PROVIDERS
+
+log = logging.getLogger(__name__)
+
+
+def read_smbios(ctx: Context) -> Outcome:
+    ctx.smbios = smbios.read(ctx.system)
+    if ctx.smbios:
+        log.info("SMBIOS: manufacturer %r, product %r, version %r", ctx.smbios.manufacturer,
+                 ctx.smbios.product, ctx.smbios.version)
+    return Outcome()
+
+
+def choose_provider(ctx: Context) -> Outcome:
+    started = time.monotonic()
+    for cls in PROVIDERS:
+        provider = cls()
+        if provider.detect(ctx):
+            ctx.provider = provider
+            break
+    assert ctx.provider is not None  # the last provider always detects
+    took_ms = (time.monotonic() - started) * 1000
+    if ctx.provider.name == "none":
+        log.warning("no metadata source found (%.0f ms); will bring up DHCP on the first link",
+                    took_ms)
+    else:
+        log.info("metadata source: %s (%.0f ms)", ctx.provider.name, took_ms)
+    return Outcome(record={"provider": ctx.provider.name})
+
+
+def fetch_metadata(ctx: Context) -> Outcome:
+    assert ctx.provider is not None
+    md = ctx.provider.fetch(ctx)
+    if not md.instance_id and ctx.smbios and ctx.smbios.uuid:
+        from dataclasses import replace
+        md = replace(md, instance_id=ctx.smbios.uuid.lower(),
+                     provenance={**md.provenance, "instance_id": "(SMBIOS UUID)"})
+    ctx.metadata = md
+    log.info("metadata from %s: instance %s, hostname %s, %d NIC(s), %d key(s)%s",
+             md.source, md.instance_id or "unknown", "given" if md.hostname else "absent",
+             len(md.nics), len(md.ssh_keys), ", a user script" if md.user_script else "")
+    return Outcome()
+
+
+STEPS: tuple[Step, ...] = (
+    Step("DETECT", "smbios", Frequency.PER_BOOT, read_smbios,
+         changes="nothing (reads `smbios -t 1`)",
+         fails_when="never: no SMBIOS table is a fact, not an error",
+         on_failure="-", checkpointed="nothing (hardware facts are re-read every start)"),
+    Step("DETECT", "provider", Frequency.PER_BOOT, choose_provider,
+         changes="nothing (SMBIOS and local devices; a serial probe only when SMBIOS is unknown)",
+         fails_when="never: no source found selects `none` (DHCP on the first link)",
+         on_failure="-", checkpointed="provider name", stops_machine=True),
+    Step("FETCH", "metadata", Frequency.PER_BOOT, fetch_metadata,
+         changes="nothing, except DHCP on the primary link on EC2 to reach its service",
+         fails_when="the service is unreachable within its bounded retries (exit 95), "
+                    "or the metadata is malformed (exit 96)",
+         on_failure="the machine stops at FETCH; the next start retries it",
+         checkpointed="instance id (never the metadata itself)", stops_machine=True),
+)

@@ -1,0 +1,108 @@
+"""The agent's own settings: `<root>/etc/metadata-agent.toml`, all keys optional.
+
+The endpoint keys are fixed so that other tools (our `sim serve`, an image builder's test
+rig) can point the agent at any metadata service. Every key is checked against SCHEMA: a
+wrong type or an unknown key is a ConfigError naming the file and the key (exit 96), since
+a mistyped endpoint silently ignored would send the agent to the wrong service.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from fsm.errors import ConfigError
+from fsm.system import System
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on the illumos distributions' Python 3.9/3.10
+    import tomli as tomllib
+
+SETTINGS_PATH = "/etc/metadata-agent.toml"
+
+# section -> key -> (type, default, what it is for)
+SCHEMA: dict[str, dict[str, tuple[type, Any, str]]] = {
+    "log": {
+        "level": (str, "info", "debug, info, warning or error"),
+        "console": (str, "", "also copy log lines to this device (e.g. /dev/msglog)"),
+    },
+    "smartos": {
+        "device": (str, "/dev/term/b", "serial port of the SmartOS metadata service"),
+    },
+    "ec2": {
+        "endpoint": (str, "http://169.254.169.254", "IMDS base URL"),
+    },
+    "digitalocean": {
+        "endpoint": (str, "http://169.254.169.254", "metadata service base URL"),
+    },
+    "timeouts": {
+        "command": (float, 30.0, "seconds any one command may run"),
+        "http": (float, 2.0, "seconds for one HTTP request"),
+        "serial": (float, 2.0, "seconds for one serial request"),
+        "fetch": (float, 60.0, "seconds FETCH may spend in retries, in all"),
+        "probe": (float, 0.25, "seconds a local probe (serial port) may take in DETECT"),
+        "dhcp": (float, 60.0, "seconds to wait for a DHCP lease"),
+    },
+    "network": {
+        "skip": (bool, False, "skip the NETWORK phase (as the metadata's network.skip)"),
+    },
+}
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+@dataclass(frozen=True)
+class Settings:
+    values: dict[str, dict[str, Any]] = field(default_factory=lambda: defaults())
+
+    def get(self, dotted: str) -> Any:
+        section, _, key = dotted.partition(".")
+        return self.values[section][key]
+
+
+def defaults() -> dict[str, dict[str, Any]]:
+    return {s: {k: spec[1] for k, spec in keys.items()} for s, keys in SCHEMA.items()}
+
+
+def parse(text: str, source: str = SETTINGS_PATH) -> Settings:
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(source, "(file)", f"not valid TOML: {e}") from None
+    values = defaults()
+    for section, table in doc.items():
+        if section not in SCHEMA:
+            raise ConfigError(source, section, f"unknown section; known: {', '.join(SCHEMA)}")
+        if not isinstance(table, dict):
+            raise ConfigError(source, section, "must be a table")
+        for key, value in table.items():
+            dotted = f"{section}.{key}"
+            if key not in SCHEMA[section]:
+                raise ConfigError(source, dotted, f"unknown key; known: {', '.join(SCHEMA[section])}")
+            values[section][key] = _coerce(source, dotted, SCHEMA[section][key][0], value)
+    if values["log"]["level"] not in LOG_LEVELS:
+        raise ConfigError(source, "log.level", f"must be one of {', '.join(LOG_LEVELS)}")
+    return Settings(values)
+
+
+def _coerce(source: str, dotted: str, want: type, value: Any) -> Any:
+    if want is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value < 0:
+            raise ConfigError(source, dotted, "must not be negative")
+        return float(value)
+    if isinstance(value, want) and (want is bool or not isinstance(value, bool)):
+        return value
+    raise ConfigError(source, dotted, f"must be a {want.__name__}, not {type(value).__name__}")
+
+
+def load(system: System) -> Settings:
+    """Settings from the guest's TOML file, or the defaults when there is none."""
+    try:
+        text = system.read_text(SETTINGS_PATH, limit=1 << 20)
+    except FileNotFoundError:
+        return Settings()
+    except (OSError, UnicodeError) as e:
+        raise ConfigError(SETTINGS_PATH, "(file)", f"cannot be read: {e}") from None
+    return parse(text)

@@ -1,0 +1,80 @@
+"""What a step is: a named unit of work in a phase, with a frequency declared as data.
+
+Steps are declared by the modules that implement them (`operations/`, `fsm/gather.py`) and
+collected in `fsm/phases.py`, which the machine, the CLI and `docs/states.md` all read.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from fsm.checkpoint import Checkpoint
+    from fsm.settings import Settings
+    from fsm.system import System
+    from providers.base import Provider
+    from providers.model import Metadata
+    from providers.smbios import SmbiosInfo
+
+
+class Frequency(str, enum.Enum):
+    PER_BOOT = "per-boot"          # every boot: re-checks that cannot go stale
+    PER_INSTANCE = "per-instance"  # once for each instance id (a new VM from the image)
+    ONCE = "once"                  # once for the life of the image
+
+
+PHASE_NAMES = ("DETECT", "FETCH", "NETWORK", "IDENTITY", "STORAGE", "USERSCRIPT", "DONE")
+
+
+@dataclass
+class Outcome:
+    """What a step did: human-readable changes (empty when the guest already matched)."""
+
+    changes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    # Facts for the checkpoint that are neither secret nor hardware names (e.g. pool guid).
+    record: dict[str, Any] = field(default_factory=dict)
+
+    def changed(self, what: str) -> Outcome:
+        self.changes.append(what)
+        return self
+
+
+@dataclass
+class Context:
+    """Everything a step may use; hardware facts are re-discovered, never checkpointed."""
+
+    system: System
+    settings: Settings
+    checkpoint: Checkpoint
+    smbios: SmbiosInfo | None = None
+    provider: Provider | None = None
+    metadata: Metadata | None = None
+    # Facts gathered this run (links, DHCP lease values...), shared between steps.
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One named step; the text fields are what docs/states.md prints for auditors."""
+
+    phase: str
+    name: str
+    frequency: Frequency
+    run: Callable[[Context], Outcome]
+    changes: str
+    fails_when: str
+    on_failure: str
+    checkpointed: str = "done record (frequency, time, instance, boot)"
+    # One-shot steps that can tell whether an interrupted run took effect: `intent(ctx)`
+    # is recorded before the step, `took_effect(ctx, intent)` is asked on resume.
+    intent: Callable[[Context], dict[str, Any]] | None = None
+    took_effect: Callable[[Context, dict[str, Any]], bool] | None = None
+    # A failure of this step stops the machine at its phase (otherwise later steps run).
+    stops_machine: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"{self.phase}/{self.name}"

@@ -1,0 +1,266 @@
+"""The one system layer: every command the agent runs and every file it writes goes here.
+
+Everything is resolved under an alternate root (`--root DIR`, like `pkg -R`), so the agent
+runs unchanged against a simulated guest. Commands run without a shell, with a clean
+environment and a timeout; writes are atomic and durable (temp file in the same directory,
+fsync, rename, fsync of the directory) and never follow a symbolic link under the root, so
+a link planted at `/root/.ssh` cannot redirect a write. In dry-run mode (`metadata plan`)
+commands that change the guest and file writes are recorded instead of performed.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import secrets
+import subprocess
+from dataclasses import dataclass
+
+from fsm import crashpoints
+from fsm.errors import CommandError
+
+log = logging.getLogger(__name__)
+
+CLEAN_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C", "LC_ALL": "C"}
+DEFAULT_COMMAND_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class UnsafePathError(OSError):
+    """A path would leave the root or pass through a symbolic link where that is refused."""
+
+
+class System:
+    """Runs commands and touches files of one guest, rooted at `root`."""
+
+    def __init__(self, root: str = "/", command_timeout_s: float = DEFAULT_COMMAND_TIMEOUT_S,
+                 dry_run: bool = False):
+        self.root = os.path.abspath(root)
+        self.command_timeout_s = command_timeout_s
+        self.dry_run = dry_run
+        self.planned: list[str] = []
+
+    # ---- paths -------------------------------------------------------------------------
+    def path(self, guest_path: str) -> str:
+        """Host path of an absolute guest path; `..` may not climb out of the root."""
+        if not guest_path.startswith("/"):
+            raise UnsafePathError(errno.EINVAL, "guest paths must be absolute", guest_path)
+        parts = [p for p in guest_path.split("/") if p not in ("", ".")]
+        if ".." in parts:
+            raise UnsafePathError(errno.EINVAL, "'..' is not allowed in a guest path", guest_path)
+        return os.path.join(self.root, *parts) if parts else self.root
+
+    def exists(self, guest_path: str) -> bool:
+        return os.path.exists(self.path(guest_path))
+
+    def is_symlink(self, guest_path: str) -> bool:
+        return os.path.islink(self.path(guest_path))
+
+    def listdir(self, guest_path: str) -> list[str]:
+        try:
+            return sorted(os.listdir(self.path(guest_path)))
+        except FileNotFoundError:
+            return []
+
+    def read_bytes(self, guest_path: str, limit: int | None = None) -> bytes:
+        """Read a file; with `limit`, refuse one larger than that many bytes."""
+        with open(self.path(guest_path), "rb") as f:
+            data = f.read(-1 if limit is None else limit + 1)
+        if limit is not None and len(data) > limit:
+            raise OSError(errno.EFBIG, f"larger than {limit} bytes", guest_path)
+        return data
+
+    def read_text(self, guest_path: str, default: str | None = None,
+                  limit: int | None = None) -> str:
+        try:
+            return self.read_bytes(guest_path, limit).decode("utf-8", errors="replace")
+        except FileNotFoundError:
+            if default is None:
+                raise
+            return default
+
+    def stat(self, guest_path: str) -> os.stat_result:
+        return os.lstat(self.path(guest_path))
+
+    # ---- commands ----------------------------------------------------------------------
+    def run(self, argv: list[str], timeout_s: float | None = None, check: bool = True,
+            stdin: str | None = None) -> CommandResult:
+        """Run a command that only reads the guest's state (always run, even in a plan)."""
+        return self._execute(argv, timeout_s, check, stdin)
+
+    def apply(self, argv: list[str], timeout_s: float | None = None, check: bool = True,
+              stdin: str | None = None) -> CommandResult:
+        """Run a command that changes the guest; a plan records it instead."""
+        if self.dry_run:
+            self.planned.append("run: " + " ".join(argv))
+            return CommandResult(tuple(argv), 0, "", "")
+        return self._execute(argv, timeout_s, check, stdin)
+
+    def _execute(self, argv: list[str], timeout_s: float | None, check: bool,
+                 stdin: str | None) -> CommandResult:
+        if not argv or not argv[0].startswith("/"):
+            raise ValueError(f"commands are named by absolute guest path: {argv!r}")
+        timeout = self.command_timeout_s if timeout_s is None else timeout_s
+        exe = self.path(argv[0])
+        log.debug("exec: %s", " ".join(argv))
+        try:
+            proc = subprocess.run(
+                [exe, *argv[1:]], input=stdin, capture_output=True, text=True,
+                errors="replace", env=dict(CLEAN_ENV), timeout=timeout, cwd=self.root,
+                stdin=None if stdin is not None else subprocess.DEVNULL)
+        except subprocess.TimeoutExpired as e:
+            err = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
+            raise CommandError(argv, None, err, f"timed out after {timeout:g} s") from None
+        except OSError as e:
+            raise CommandError(argv, None, "", f"could not start: {e.strerror}") from None
+        result = CommandResult(tuple(argv), proc.returncode, proc.stdout, proc.stderr)
+        if check and proc.returncode != 0:
+            raise CommandError(argv, proc.returncode, proc.stderr)
+        return result
+
+    # ---- writes ------------------------------------------------------------------------
+    def write_file(self, guest_path: str, data: bytes | str, mode: int = 0o644,
+                   owner: tuple[int, int] = (0, 0), keep_previous: str | None = None) -> None:
+        """Replace a file atomically and durably, never following a link under the root.
+
+        With `keep_previous`, the file being replaced is first hard-linked to
+        `<path><keep_previous>`, so the previous generation survives (the checkpoint uses it).
+        """
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        if self.dry_run:
+            self.planned.append(f"write: {guest_path} ({len(data)} bytes, mode {mode:04o})")
+            return
+        parent, name = _split(guest_path)
+        dfd = self._open_dir(parent, create=True)
+        try:
+            tmp = f".{name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode,
+                         dir_fd=dfd)
+            try:
+                view = memoryview(data)
+                half = len(view) // 2
+                while len(view) > len(data) - half:
+                    view = view[os.write(fd, view[: len(view) - (len(data) - half)]):]
+                crashpoints.reached(f"write-mid:{guest_path}")
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fchmod(fd, mode)
+                _chown(fd, owner)
+                os.fsync(fd)
+            except BaseException:
+                os.close(fd)
+                os.unlink(tmp, dir_fd=dfd)
+                raise
+            os.close(fd)
+            if keep_previous and _exists_at(dfd, name):
+                link_tmp = f"{tmp}.prev"
+                os.link(name, link_tmp, src_dir_fd=dfd, dst_dir_fd=dfd, follow_symlinks=False)
+                os.replace(link_tmp, name + keep_previous, src_dir_fd=dfd, dst_dir_fd=dfd)
+            crashpoints.reached(f"write-rename:{guest_path}")
+            os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+    def ensure_dir(self, guest_path: str, mode: int = 0o755, owner: tuple[int, int] = (0, 0)) -> bool:
+        """Make a directory (and its parents) with this mode; True when anything changed.
+
+        A symbolic link at any component is refused rather than followed.
+        """
+        if self.dry_run:
+            if not os.path.isdir(self.path(guest_path)):
+                self.planned.append(f"mkdir: {guest_path} (mode {mode:04o})")
+                return True
+            return False
+        existed = os.path.isdir(self.path(guest_path)) and not os.path.islink(self.path(guest_path))
+        fd = self._open_dir(guest_path, create=True, mode=mode)
+        try:
+            st = os.fstat(fd)
+            changed = not existed
+            if st.st_mode & 0o7777 != mode:
+                os.fchmod(fd, mode)
+                changed = True
+            if os.geteuid() == 0 and (st.st_uid, st.st_gid) != owner:
+                os.fchown(fd, *owner)
+                changed = True
+            return changed
+        finally:
+            os.close(fd)
+
+    def move_aside(self, guest_path: str, new_guest_path: str) -> None:
+        """Rename a file (e.g. a damaged checkpoint) within the root, durably."""
+        if self.dry_run:
+            self.planned.append(f"rename: {guest_path} -> {new_guest_path}")
+            return
+        os.replace(self.path(guest_path), self.path(new_guest_path))
+        parent = os.path.dirname(self.path(new_guest_path))
+        dfd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+    def remove(self, guest_path: str) -> None:
+        if self.dry_run:
+            self.planned.append(f"remove: {guest_path}")
+            return
+        try:
+            os.unlink(self.path(guest_path))
+        except FileNotFoundError:
+            pass
+
+    def _open_dir(self, guest_path: str, create: bool, mode: int = 0o755) -> int:
+        """Open a directory under the root component by component with O_NOFOLLOW."""
+        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        walked = ""
+        try:
+            for part in [p for p in self.path(guest_path)[len(self.root):].split("/") if p]:
+                walked += "/" + part
+                try:
+                    nfd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+                except FileNotFoundError:
+                    if not create:
+                        raise
+                    os.mkdir(part, mode, dir_fd=fd)
+                    nfd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+                except OSError as e:
+                    if e.errno in (errno.ELOOP, errno.ENOTDIR) and os.path.islink(self.path(walked)):
+                        raise UnsafePathError(errno.ELOOP, "refusing to follow a symbolic link",
+                                              walked) from None
+                    raise
+                os.close(fd)
+                fd = nfd
+            return fd
+        except BaseException:
+            os.close(fd)
+            raise
+
+
+def _split(guest_path: str) -> tuple[str, str]:
+    parent, _, name = guest_path.rstrip("/").rpartition("/")
+    if not name or name in (".", ".."):
+        raise UnsafePathError(errno.EINVAL, "not a file path", guest_path)
+    return parent or "/", name
+
+
+def _exists_at(dfd: int, name: str) -> bool:
+    try:
+        os.stat(name, dir_fd=dfd, follow_symlinks=False)
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def _chown(fd: int, owner: tuple[int, int]) -> None:
+    # Only root can give a file away; an unprivileged test run keeps its own ownership.
+    if os.geteuid() == 0:
+        os.fchown(fd, *owner)

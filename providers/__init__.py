@@ -1,0 +1,1 @@
+"""Metadata sources: one module per source, each returning the same plain data model."""

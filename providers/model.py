@@ -1,0 +1,60 @@
+"""The one data model every provider returns, whatever its source.
+
+Plain frozen dataclasses: providers parse into them, operations read them, and nothing here
+touches the guest. Optional fields default to empty. `provenance` maps a model field to the
+source field it came from (e.g. `hostname` -> `sdc:hostname`), so an operation rejecting a
+value can name where it came from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Nic:
+    """One network interface as the metadata describes it."""
+
+    mac: str | None = None                  # normalised `aa:bb:cc:00:11:22`; None = first link
+    addresses: tuple[str, ...] = ()         # static CIDRs, IPv4 or IPv6 ("10.0.0.5/24")
+    dhcp4: bool = False
+    addrconf: bool = False                  # IPv6 stateless autoconfiguration / DHCPv6
+    gateways: tuple[str, ...] = ()
+    primary: bool = False
+    name: str | None = None                 # the source's own label (e.g. "net0", "public")
+
+
+@dataclass(frozen=True)
+class Route:
+    destination: str                        # CIDR, or "default"
+    gateway: str
+
+
+@dataclass(frozen=True)
+class Metadata:
+    source: str                             # provider name, used in every error message
+    instance_id: str | None = None
+    hostname: str | None = None
+    nics: tuple[Nic, ...] = ()
+    routes: tuple[Route, ...] = ()
+    resolvers: tuple[str, ...] = ()
+    search_domains: tuple[str, ...] = ()
+    ssh_keys: tuple[str, ...] = ()          # raw lines, validated by operations/sshkeys
+    user_script: bytes | None = None        # secret: never logged, never checkpointed
+    network_skip: bool = False
+    provenance: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+
+    def origin(self, model_field: str) -> str:
+        """`source:field` of a model field, for error messages."""
+        return f"{self.source}:{self.provenance.get(model_field, model_field)}"
+
+
+def normalise_mac(mac: str) -> str:
+    """`2:8:20:A:b:c` (as dladm prints) -> `02:08:20:0a:0b:0c`; ValueError if not a MAC."""
+    parts = mac.strip().replace("-", ":").split(":")
+    if len(parts) != 6 or not all(1 <= len(p) <= 2 for p in parts):
+        raise ValueError(f"not a MAC address: {mac!r}")
+    try:
+        return ":".join(f"{int(p, 16):02x}" for p in parts)
+    except ValueError:
+        raise ValueError(f"not a MAC address: {mac!r}") from None

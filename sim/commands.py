@@ -1,0 +1,22 @@
+"""Where illumos keeps each command the agent runs; the stand-ins are installed there."""
+
+COMMAND_PATHS = {
+    "dladm": "/usr/sbin/dladm",
+    "ipadm": "/usr/sbin/ipadm",
+    "dhcpinfo": "/sbin/dhcpinfo",
+    "route": "/usr/sbin/route",
+    "zpool": "/usr/sbin/zpool",
+    "zfs": "/usr/sbin/zfs",
+    "prtvtoc": "/usr/sbin/prtvtoc",
+    "format": "/usr/sbin/format",
+    "fmthard": "/usr/sbin/fmthard",
+    "prtconf": "/usr/sbin/prtconf",
+    "swap": "/usr/sbin/swap",
+    "hostname": "/usr/bin/hostname",
+    "svcadm": "/usr/sbin/svcadm",
+    "svcprop": "/usr/bin/svcprop",
+    "smbios": "/usr/sbin/smbios",
+    "mount": "/usr/sbin/mount",
+    "umount": "/usr/sbin/umount",
+    "fstyp": "/usr/sbin/fstyp",
+}

@@ -1,0 +1,57 @@
+"""Runs a guest's metadata emulator: in the foreground (`sim serve`) or around a boot.
+
+An emulator module's `serve(root, metadata)` returns a running server with `.endpoint`
+settings (written into `<root>/etc/metadata-agent.toml`) and `.close()`; it is ready when
+`serve` returns, so nobody sleeps waiting for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from sim import guest, platforms
+
+SETTINGS_FILE = "etc/metadata-agent.toml"
+
+
+def write_endpoint(root: str, settings: dict[str, dict[str, Any]]) -> None:
+    lines: list[str] = []
+    for section, values in settings.items():
+        lines.append(f"[{section}]")
+        for key, value in values.items():
+            lines.append(f"{key} = {value!r}" if not isinstance(value, str) else f'{key} = "{value}"')
+        lines.append("")
+    guest._write(root, SETTINGS_FILE, "\n".join(lines))
+
+
+@contextlib.contextmanager
+def serving(root: str) -> Iterator[Any]:
+    st_platform = guest.state.load(root)["platform"]
+    mod = platforms.emulator(st_platform)
+    server = mod.serve(root, guest.load_metadata(root)) if mod and hasattr(mod, "serve") else None
+    if server is not None:
+        write_endpoint(root, server.endpoint)
+    try:
+        yield server
+    finally:
+        if server is not None:
+            server.close()
+
+
+def serve_forever(root: str) -> int:
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with serving(root) as server:
+        if server is None:
+            print("this platform's metadata is local to the guest: nothing to serve")
+            return 0
+        print(f"serving: {server.endpoint}", flush=True)
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
+    return 0

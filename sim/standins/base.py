@@ -1,0 +1,75 @@
+"""What every stand-in gets: its arguments, the guest state, and illumos-style failures."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+
+class Exit(Exception):
+    """Raised to end a stand-in with an exit code (state changes so far are kept)."""
+
+    def __init__(self, code: int):
+        self.code = code
+
+
+@dataclass
+class Invocation:
+    command: str                 # e.g. "ipadm"
+    argv: list[str]              # arguments after the command name
+    root: str                    # the guest root on the host
+    state: dict[str, Any] = field(default_factory=dict)
+
+    def out(self, text: str = "") -> None:
+        sys.stdout.write(text + "\n")
+
+    def err(self, text: str) -> None:
+        sys.stderr.write(text + "\n")
+
+    def usage(self, message: str = "") -> NoReturn:
+        """An argument form the man page does not document: exit 2, like illumos."""
+        if message:
+            self.err(f"{self.command}: {message}")
+        self.err(f"usage: {self.command} ... (see {self.command}(8))")
+        raise Exit(2)
+
+    def fail(self, message: str, code: int = 1) -> NoReturn:
+        self.err(message)
+        raise Exit(code)
+
+
+def parse_opts(inv: Invocation, args: list[str], flags: str, with_value: str) -> tuple[dict[str, Any], list[str]]:
+    """getopt-style parsing of single-letter options: `flags` take no value,
+    `with_value` take one. Unknown options are a usage error."""
+    opts: dict[str, Any] = {}
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            rest.extend(args[i + 1:])
+            break
+        if a.startswith("-") and len(a) > 1:
+            j = 1
+            while j < len(a):
+                ch = a[j]
+                if ch in flags:
+                    opts[ch] = True
+                    j += 1
+                elif ch in with_value:
+                    if j + 1 < len(a):
+                        opts[ch] = a[j + 1:]
+                    else:
+                        i += 1
+                        if i >= len(args):
+                            inv.usage(f"option requires an argument -- '{ch}'")
+                        opts[ch] = args[i]
+                    break
+                else:
+                    inv.usage(f"illegal option -- '{ch}'")
+            i += 1
+        else:
+            rest.append(a)
+            i += 1
+    return opts, rest
