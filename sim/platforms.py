@@ -12,7 +12,15 @@ from typing import Any
 from sim import guest
 
 # platform -> module under sim/emulators with default_metadata(), lay_out(), serve()
-EMULATORS: dict[str, str] = {}
+EMULATORS: dict[str, str] = {
+    "smartos": "smartos",
+    "digitalocean": "digitalocean",
+    "ec2": "ec2",
+    "qemu": "cpio",
+    "bhyve": "cpio",
+    "vmware": "vmware",
+    "nocloud": "nocloud",
+}
 
 
 def emulator(platform: str):

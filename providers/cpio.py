@@ -1,0 +1,12 @@
+"""cpio metadata source (placeholder: detects nothing until the providers issue lands)."""
+
+from __future__ import annotations
+
+from providers.base import Provider
+
+
+class CpioProvider(Provider):
+    name = "cpio"
+
+    def detect(self, ctx) -> bool:
+        return False

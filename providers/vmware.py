@@ -1,0 +1,12 @@
+"""vmware metadata source (placeholder: detects nothing until the providers issue lands)."""
+
+from __future__ import annotations
+
+from providers.base import Provider
+
+
+class VMwareProvider(Provider):
+    name = "vmware"
+
+    def detect(self, ctx) -> bool:
+        return False

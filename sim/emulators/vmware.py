@@ -1,0 +1,9 @@
+"""Emulator of the vmware metadata source (placeholder until the providers issue lands)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def default_metadata() -> dict[str, Any]:
+    return {}
