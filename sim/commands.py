@@ -20,3 +20,9 @@ COMMAND_PATHS = {
     "umount": "/usr/sbin/umount",
     "fstyp": "/usr/sbin/fstyp",
 }
+
+# Installed only where the platform has them (open-vm-tools on VMware): an emulator's
+# lay_out() calls sim.guest.install_standin(root, name).
+OPTIONAL_COMMAND_PATHS = {
+    "vmware-rpctool": "/usr/bin/vmware-rpctool",
+}

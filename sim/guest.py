@@ -10,7 +10,7 @@ import sys
 from typing import Any
 
 from sim import etcfiles, state
-from sim.commands import COMMAND_PATHS
+from sim.commands import COMMAND_PATHS, OPTIONAL_COMMAND_PATHS
 from sim.hardware import IMAGE_POOL_BYTES, hardware
 
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -33,11 +33,16 @@ def _write(root: str, rel: str, text: str | bytes, mode: int = 0o644) -> None:
     os.chmod(path, mode)
 
 
+def install_standin(root: str, command: str) -> None:
+    path = COMMAND_PATHS.get(command) or OPTIONAL_COMMAND_PATHS[command]
+    _write(root, path.lstrip("/"), WRAPPER.format(
+        command=command, root=shlex.quote(os.path.abspath(root)),
+        project=shlex.quote(PROJECT_DIR), python=shlex.quote(sys.executable)), 0o755)
+
+
 def install_standins(root: str) -> None:
-    for command, path in COMMAND_PATHS.items():
-        _write(root, path.lstrip("/"), WRAPPER.format(
-            command=command, root=shlex.quote(os.path.abspath(root)),
-            project=shlex.quote(PROJECT_DIR), python=shlex.quote(sys.executable)), 0o755)
+    for command in COMMAND_PATHS:
+        install_standin(root, command)
 
 
 def _disk_nodes(root: str, name: str, size: int) -> None:
