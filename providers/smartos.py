@@ -1,19 +1,303 @@
-"""smartos metadata source (placeholder: detects nothing until the providers issue lands)."""
+"""SmartOS / Triton HVM: metadata over the second serial port, parsed into `Metadata`.
+
+Two providers share one fetch. `SmartOSProvider` is chosen when SMBIOS says Joyent
+(`SmartDC HVM`), as the original agent decided. `SmartOSProbeProvider` comes after the local
+sources and asks the serial port only when SMBIOS is absent or names no platform we know:
+an HVM guest on an unfamiliar firmware may still have the service, but a guest with nothing
+on its serial port must not wait for it, so the probe is one reset exchange bounded by
+`timeouts.probe` (0.25 s by default).
+
+The port is `[smartos] device`. When the settings file names one, that host path is used as
+is (how `sim serve` points the agent at its pty); the default `/dev/term/b` is a guest path,
+resolved under the root and opened only if it exists.
+
+Parsing is strict about the types of the keys we use and lenient about everything else (a
+NIC's `nic_tag`, `vlan_id`, `mtu`... are ignored); a key the host does not have (NOTFOUND)
+is simply absent. NICs given as `ips: ["dhcp"]` or `["addrconf"]`, which the original
+skipped, become DHCPv4 / IPv6 autoconfiguration.
+"""
 
 from __future__ import annotations
 
+import ipaddress
+import json
+import logging
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+from fsm.errors import MetadataError, ServiceError
+from fsm.settings import SCHEMA
 from providers.base import Provider
+from providers.model import Metadata, Nic, Route, normalise_mac
+from providers.smartos_protocol import MetadataClient, TransportError, open_port
+
+if TYPE_CHECKING:
+    from fsm.steps import Context
+
+log = logging.getLogger(__name__)
+
+SOURCE = "smartos"
+DEFAULT_DEVICE = SCHEMA["smartos"]["device"][1]
+ATTEMPTS = 3
+KEYS = ("sdc:uuid", "sdc:hostname", "sdc:alias", "sdc:nics", "sdc:resolvers", "sdc:routes",
+        "sdc:dns_domain", "root_authorized_keys", "user-script")
+
+# SMBIOS manufacturers DETECT recognises (issue 4); any other means "unknown": probe.
+_KNOWN_MANUFACTURERS = ("joyent", "digitalocean", "amazon ec2", "qemu", "omnios",
+                        "vmware, inc.", "oxide")
+
+
+def is_smartos(ctx: Context) -> bool:
+    return bool(ctx.smbios) and (ctx.smbios.manufacturer == "Joyent"
+                                 or ctx.smbios.product == "SmartDC HVM")
+
+
+def smbios_is_unknown(ctx: Context) -> bool:
+    info = ctx.smbios
+    if info is None:
+        return True
+    if info.manufacturer.strip().lower() in _KNOWN_MANUFACTURERS:
+        return False
+    # Xen `HVM domU` is EC2 only when its version says amazon (older EC2 instances).
+    return not (info.product == "HVM domU" and "amazon" in info.version.lower())
+
+
+def serial_device(ctx: Context) -> str | None:
+    """Host path of the metadata serial port, or None when the default one is absent."""
+    configured = ctx.settings.get("smartos.device")
+    explicit = getattr(ctx.settings, "explicit", None)
+    if (callable(explicit) and explicit("smartos.device")) or configured != DEFAULT_DEVICE:
+        return configured
+    host_path = ctx.system.path(configured)
+    return host_path if os.path.exists(host_path) else None
 
 
 class SmartOSProvider(Provider):
-    name = "smartos"
+    name = SOURCE
 
-    def detect(self, ctx) -> bool:
-        return False
+    def detect(self, ctx: Context) -> bool:
+        return is_smartos(ctx)
+
+    def fetch(self, ctx: Context) -> Metadata:
+        return fetch(ctx)
 
 
 class SmartOSProbeProvider(Provider):
-    name = "smartos"
+    name = SOURCE
 
-    def detect(self, ctx) -> bool:
-        return False
+    def detect(self, ctx: Context) -> bool:
+        if not smbios_is_unknown(ctx):
+            return False
+        device = serial_device(ctx)
+        if device is None:
+            log.info("no SmartOS metadata port (%s absent)", DEFAULT_DEVICE)
+            return False
+        probe_s = ctx.settings.get("timeouts.probe")
+        started = time.monotonic()
+        try:
+            client = MetadataClient(open_port(device, probe_s), device, probe_s, attempts=1)
+            try:
+                version = client.reset(timeout_s=probe_s)
+            finally:
+                client.close()
+        except TransportError as e:
+            log.info("no SmartOS metadata service on %s: %s", device, e)
+            return False
+        log.info("SmartOS metadata service answers on %s (%s, %.0f ms)", device, version,
+                 (time.monotonic() - started) * 1000)
+        return True
+
+    def fetch(self, ctx: Context) -> Metadata:
+        return fetch(ctx)
+
+
+# ---- fetch -----------------------------------------------------------------------------
+
+def fetch(ctx: Context) -> Metadata:
+    device = serial_device(ctx)
+    if device is None:
+        raise ServiceError(f"{SOURCE}: the metadata serial port {DEFAULT_DEVICE} does not "
+                           "exist (set [smartos] device in /etc/metadata-agent.toml)")
+    timeout_s = ctx.settings.get("timeouts.serial")
+    fetch_deadline = time.monotonic() + ctx.settings.get("timeouts.fetch")
+    started = time.monotonic()
+    values: dict[str, bytes | None] = {}
+    try:
+        client = MetadataClient(open_port(device, timeout_s), device, timeout_s, ATTEMPTS)
+        try:
+            for key in KEYS:
+                if key == "sdc:alias" and values.get("sdc:hostname"):
+                    continue
+                if time.monotonic() > fetch_deadline:
+                    raise TransportError(f"{device}: gave up after timeouts.fetch "
+                                         f"({ctx.settings.get('timeouts.fetch'):g} s)")
+                values[key] = client.get(key)
+        finally:
+            client.close()
+    except TransportError as e:
+        raise ServiceError(f"{SOURCE}: metadata service unreachable: {e}") from None
+    found = sorted(k for k, v in values.items() if v is not None)
+    log.info("%s: read %d of %d keys over %s from %s in %.0f ms (%s)", SOURCE, len(found),
+             len(values), client.version, device, (time.monotonic() - started) * 1000,
+             ", ".join(found) or "none")
+    return parse(values)
+
+
+# ---- parsing (a pure function of the values, so tests need no port) --------------------
+
+def parse(values: dict[str, bytes | None]) -> Metadata:
+    """`Metadata` from raw key values (None = NOTFOUND)."""
+    provenance = {"instance_id": "sdc:uuid", "nics": "sdc:nics", "routes": "sdc:routes",
+                  "resolvers": "sdc:resolvers", "search_domains": "sdc:dns_domain",
+                  "ssh_keys": "root_authorized_keys", "user_script": "user-script"}
+    uuid = _text(values, "sdc:uuid")
+    hostname = None
+    for key in ("sdc:hostname", "sdc:alias", "sdc:uuid"):
+        hostname = _text(values, key)
+        if hostname:
+            provenance["hostname"] = key
+            break
+    keys_text = _text(values, "root_authorized_keys") or ""
+    domains = (_text(values, "sdc:dns_domain") or "").replace(",", " ").split()
+    return Metadata(
+        source=SOURCE,
+        instance_id=uuid or None,
+        hostname=hostname or None,
+        nics=tuple(_nic(i, n) for i, n in enumerate(_json_list(values, "sdc:nics"))),
+        routes=tuple(_route(i, r) for i, r in enumerate(_json_list(values, "sdc:routes"))),
+        resolvers=tuple(_ip("sdc:resolvers", f"[{i}]", r)
+                        for i, r in enumerate(_json_list(values, "sdc:resolvers"))),
+        search_domains=tuple(domains),
+        ssh_keys=tuple(ln.strip() for ln in keys_text.splitlines()
+                       if ln.strip() and not ln.lstrip().startswith("#")),
+        user_script=values.get("user-script") or None,
+        provenance=provenance,
+    )
+
+
+def _text(values: dict[str, bytes | None], key: str) -> str | None:
+    raw = values.get(key)
+    if raw is None:
+        return None
+    try:
+        return raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise MetadataError(SOURCE, key, "is not UTF-8 text") from None
+
+
+def _json_list(values: dict[str, bytes | None], key: str) -> list[Any]:
+    text = _text(values, key)
+    if not text:
+        return []
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise MetadataError(SOURCE, key, f"is not valid JSON: {e}") from None
+    if not isinstance(doc, list):
+        raise MetadataError(SOURCE, key, f"must be a JSON list, not {_kind(doc)}")
+    return doc
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
+            type(None): "null"}.get(type(value), "a number")
+
+
+def _field(key: str, where: str, obj: dict[str, Any], name: str, want: type,
+           default: Any = None) -> Any:
+    value = obj.get(name, default)
+    if value is not default and (not isinstance(value, want) or isinstance(value, bool)
+                                 and want is not bool):
+        raise MetadataError(SOURCE, key, f"{where}.{name} must be {_kind(want())}, "
+                                         f"not {_kind(value)}")
+    return value
+
+
+def _ip(key: str, where: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise MetadataError(SOURCE, key, f"{where} must be a string, not {_kind(value)}")
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        raise MetadataError(SOURCE, key, f"{where}: {value!r} is not an IP address") from None
+
+
+def _nic(index: int, obj: Any) -> Nic:
+    key, where = "sdc:nics", f"[{index}]"
+    if not isinstance(obj, dict):
+        raise MetadataError(SOURCE, key, f"{where} must be an object, not {_kind(obj)}")
+    mac = _field(key, where, obj, "mac", str)
+    if mac is None:
+        raise MetadataError(SOURCE, key, f"{where}.mac is missing")
+    try:
+        mac = normalise_mac(mac)
+    except ValueError:
+        raise MetadataError(SOURCE, key, f"{where}.mac {mac!r} is not a MAC address") from None
+    ips = _field(key, where, obj, "ips", list)
+    if ips is None:  # older hosts give one `ip` (or "dhcp") and a `netmask`
+        legacy = _field(key, where, obj, "ip", str)
+        ips = [] if legacy is None else [_legacy_cidr(where, legacy, obj)]
+    addresses: list[str] = []
+    dhcp4 = addrconf = False
+    for i, ip in enumerate(ips):
+        if not isinstance(ip, str):
+            raise MetadataError(SOURCE, key, f"{where}.ips[{i}] must be a string, "
+                                             f"not {_kind(ip)}")
+        if ip == "dhcp":
+            dhcp4 = True
+        elif ip == "addrconf":
+            addrconf = True
+        else:
+            addresses.append(_cidr(key, f"{where}.ips[{i}]", ip))
+    gateways = _field(key, where, obj, "gateways", list)
+    if gateways is None:
+        legacy_gw = _field(key, where, obj, "gateway", str)
+        gateways = [] if legacy_gw is None else [legacy_gw]
+    return Nic(mac=mac, addresses=tuple(addresses), dhcp4=dhcp4, addrconf=addrconf,
+               gateways=tuple(_ip(key, f"{where}.gateways[{i}]", g)
+                              for i, g in enumerate(gateways)),
+               primary=_field(key, where, obj, "primary", bool, False),
+               name=_field(key, where, obj, "interface", str))
+
+
+def _cidr(key: str, where: str, text: str) -> str:
+    if "/" not in text:
+        raise MetadataError(SOURCE, key, f"{where}: {text!r} has no prefix length")
+    try:
+        return str(ipaddress.ip_interface(text.strip()))
+    except ValueError:
+        raise MetadataError(SOURCE, key, f"{where}: {text!r} is not an address/prefix") from None
+
+
+def _legacy_cidr(where: str, ip: str, obj: dict[str, Any]) -> str:
+    if ip in ("dhcp", "addrconf"):
+        return ip
+    netmask = _field("sdc:nics", where, obj, "netmask", str)
+    if netmask is None:
+        raise MetadataError(SOURCE, "sdc:nics", f"{where}: ip {ip!r} without netmask or ips")
+    try:
+        prefix = ipaddress.IPv4Network(f"0.0.0.0/{netmask}").prefixlen
+    except ValueError:
+        raise MetadataError(SOURCE, "sdc:nics", f"{where}.netmask {netmask!r} is not a "
+                                                "contiguous netmask") from None
+    return f"{ip}/{prefix}"
+
+
+def _route(index: int, obj: Any) -> Route:
+    key, where = "sdc:routes", f"[{index}]"
+    if not isinstance(obj, dict):
+        raise MetadataError(SOURCE, key, f"{where} must be an object, not {_kind(obj)}")
+    dst = _field(key, where, obj, "dst", str)
+    if dst is None:
+        raise MetadataError(SOURCE, key, f"{where}.dst is missing")
+    _field(key, where, obj, "linklocal", bool, False)
+    try:
+        destination = "default" if dst == "default" else str(
+            ipaddress.ip_network(dst.strip(), strict=False))
+    except ValueError:
+        raise MetadataError(SOURCE, key, f"{where}.dst {dst!r} is not a network") from None
+    gateway = obj.get("gateway")
+    if gateway is None:
+        raise MetadataError(SOURCE, key, f"{where}.gateway is missing")
+    return Route(destination=destination, gateway=_ip(key, f"{where}.gateway", gateway))
