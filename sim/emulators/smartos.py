@@ -124,6 +124,7 @@ class SmartOSServer:
         self.device = os.ttyname(self.slave)
         self.endpoint = {"smartos": {"device": self.device}}
         self.requests: list[str] = []  # what was asked, for tests: "GET sdc:uuid", ...
+        self.lines_received = 0         # every line, requests or not (a probe's reset too)
         self._stop = threading.Event()
         self._wake_r, self._wake_w = os.pipe()
         self._thread = threading.Thread(target=self._loop, name="smartos-emulator", daemon=True)
@@ -154,6 +155,7 @@ class SmartOSServer:
                 self._answer(line.rstrip(b"\r"))
 
     def _answer(self, line: bytes) -> None:
+        self.lines_received += 1
         if self.faults.silent:
             return
         if line == b"NEGOTIATE V2" and not self.faults.v1_only:
