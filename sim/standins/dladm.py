@@ -1,0 +1,108 @@
+"""dladm(8) stand-in: the read-only link listings the agent uses.
+
+Documented forms accepted (illumos dladm(8), usr/src/man/man8/dladm.8):
+  dladm show-phys [-P] [-m] [[-p] -o field[,...]] [link]
+  dladm show-ether [-x] [-P] [[-p] -o field[,...]] [etherlink]
+  dladm show-link [-P] [[-p] -o field[,...]] [link]
+
+Fields are those dladm.c defines: show-phys `link,media,state,speed,duplex,device`;
+show-phys -m `link,slot,address,inuse,client`; show-ether
+`link,ptype,state,auto,speed-duplex,pause`; show-link `link,class,mtu,state,bridge,over`.
+`-p` needs `-o` and prints fields joined by `:`, a `:` inside a field as `\\:`, empty fields
+kept; without `-p` a header and space-padded columns. MAC addresses are printed the dladm
+way, octets without leading zeros (`2:8:20:a:b:c`). Links live in `state["links"]`.
+"""
+
+from __future__ import annotations
+
+from sim.standins.base import Invocation, parse_opts
+
+PHYS_FIELDS = {"link": 12, "media": 20, "state": 10, "speed": 6, "duplex": 9, "device": 12}
+PHYS_M_FIELDS = {"link": 12, "slot": 8, "address": 18, "inuse": 4, "client": 12}
+ETHER_FIELDS = {"link": 11, "ptype": 9, "state": 8, "auto": 5, "speed-duplex": 13, "pause": 6}
+LINK_FIELDS = {"link": 11, "class": 8, "mtu": 5, "state": 7, "bridge": 10, "over": 10}
+
+FORMS = {  # subcommand -> (flags, options with a value)
+    "show-phys": ("Pmp", "o"),
+    "show-ether": ("xPp", "o"),
+    "show-link": ("Pp", "o"),
+}
+
+
+def dladm_mac(mac: str) -> str:
+    """`02:08:20:0a:0b:0c` -> `2:8:20:a:b:c`, as dladm prints MAC addresses."""
+    return ":".join(format(int(octet, 16), "x") for octet in mac.split(":"))
+
+
+def escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace(":", "\\:")
+
+
+def select_fields(inv: Invocation, spec: str | None, known: dict[str, int]) -> list[str]:
+    if spec is None:
+        return list(known)
+    names = [n.strip().lower() for n in spec.split(",")]
+    if names == ["all"]:
+        return list(known)
+    for name in names:
+        if name not in known:
+            inv.fail(f"dladm: invalid field(s) specified: {name}")
+    return names
+
+
+def emit(inv: Invocation, rows: list[dict[str, str]], fields: list[str], widths: dict[str, int],
+         parseable: bool) -> None:
+    if parseable:
+        for row in rows:
+            inv.out(":".join(escape(row.get(f, "")) for f in fields))
+        return
+    inv.out(" ".join(f.upper().ljust(widths[f]) for f in fields).rstrip())
+    for row in rows:
+        inv.out(" ".join((row.get(f, "") or "--").ljust(widths[f]) for f in fields).rstrip())
+
+
+def main(inv: Invocation) -> int:
+    if not inv.argv or inv.argv[0] not in FORMS:
+        inv.usage(f"unknown subcommand '{inv.argv[0]}'" if inv.argv else "")
+    sub = inv.argv[0]
+    flags, with_value = FORMS[sub]
+    opts, rest = parse_opts(inv, inv.argv[1:], flags, with_value)
+    if len(rest) > 1:
+        inv.usage(f"{sub} takes at most one link")
+    parseable = bool(opts.get("p"))
+    if parseable and "o" not in opts:
+        inv.fail("dladm: -p requires -o")
+    links = inv.state.get("links", [])
+    if rest:
+        links = [lk for lk in links if lk["link"] == rest[0]]
+        if not links:
+            inv.fail(f"dladm: invalid link name '{rest[0]}'")
+    if sub == "show-phys" and opts.get("m"):
+        fields = select_fields(inv, opts.get("o"), PHYS_M_FIELDS)
+        rows = [{"link": lk["link"], "slot": "primary", "address": dladm_mac(lk["mac"]),
+                 "inuse": "yes" if lk["link"] in inv.state.get("interfaces", []) else "no",
+                 "client": lk["link"]} for lk in links]
+        emit(inv, rows, fields, PHYS_M_FIELDS, parseable)
+    elif sub == "show-phys":
+        fields = select_fields(inv, opts.get("o"), PHYS_FIELDS)
+        rows = [{"link": lk["link"], "media": lk.get("media", "Ethernet"),
+                 "state": lk.get("state", "up"), "speed": str(lk.get("speed", 0)),
+                 "duplex": "full", "device": lk["link"]} for lk in links]
+        emit(inv, rows, fields, PHYS_FIELDS, parseable)
+    elif sub == "show-ether":
+        fields = select_fields(inv, opts.get("o"), ETHER_FIELDS)
+        rows = [{"link": lk["link"], "ptype": "current", "state": lk.get("state", "up"),
+                 "auto": "yes", "speed-duplex": _speed_duplex(lk.get("speed", 0)),
+                 "pause": "bi"}
+                for lk in links if lk.get("media", "Ethernet") == "Ethernet"]
+        emit(inv, rows, fields, ETHER_FIELDS, parseable)
+    else:
+        fields = select_fields(inv, opts.get("o"), LINK_FIELDS)
+        rows = [{"link": lk["link"], "class": "phys", "mtu": str(lk.get("mtu", 1500)),
+                 "state": lk.get("state", "up"), "bridge": "", "over": ""} for lk in links]
+        emit(inv, rows, fields, LINK_FIELDS, parseable)
+    return 0
+
+
+def _speed_duplex(speed_mbps: int) -> str:
+    return f"{speed_mbps // 1000}G-f" if speed_mbps >= 1000 else f"{speed_mbps}M-f"
