@@ -129,3 +129,19 @@ def _release_stale_mount(system: System) -> None:
                 system.run([UMOUNT, MOUNT_POINT])
             except CommandError as e:
                 log.warning("could not unmount %s: %s", MOUNT_POINT, e)
+
+
+def read_device_head(system: System, device: str, size: int) -> bytes:
+    """Up to `size` bytes from the start of a device, for seeds written raw to a disk.
+
+    Raw disk devices only accept whole-sector reads, so callers ask for multiples of 512.
+    `System.read_bytes` refuses a file larger than its limit, which every disk is; until
+    the system layer has a bounded head read, this is its one stand-in, resolved under the
+    same root (device nodes are symbolic links into /devices on illumos, so they are
+    followed here, as the kernel would).
+    """
+    read_head = getattr(system, "read_head", None)
+    if read_head is not None:
+        return read_head(device, size)
+    with open(system.path(device), "rb") as f:
+        return f.read(size)

@@ -24,8 +24,7 @@ from sim.hardware import hardware
 SECTOR = 2048
 SEED_MAC = "52:54:00:ab:cd:ef"
 DEFAULT_KEYS = (
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHxqk2w1N8yJg4bGZxq9Q0m8Wq1pX3vLr7nYb5TsUe2c "
-    "admin@nocloud",
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMoGdtovFc12Wy/u7HbSjCuUa/smTUJyBouwKcRA6h0+ admin@nocloud",
 )
 
 
