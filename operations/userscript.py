@@ -1,16 +1,71 @@
-"""USERSCRIPT phase steps (placeholder until the operations issue lands)."""
+"""USERSCRIPT: install the metadata's first-boot script for the userscript service.
+
+The agent never runs the script itself: it writes it to /var/metadata/userscript (0700,
+root) and enables svc:/system/illumos/userscript:default, whose method (smf/) runs it once,
+records success and disables itself. So a script is started by SMF, with SMF's logging and
+restart rules, after the metadata service is online. The script may hold secrets: it is
+never logged, only its size; and nothing about it enters the checkpoint.
+"""
 
 from __future__ import annotations
 
+import logging
+
 from fsm.steps import Context, Frequency, Outcome, Step
+from operations.sshkeys import needs_fixing, read_regular_file
+from operations.validate import MAX_SCRIPT_BYTES, validate_script
+
+log = logging.getLogger(__name__)
+
+SCRIPT_PATH = "/var/metadata/userscript"
+USERSCRIPT_FMRI = "svc:/system/illumos/userscript:default"
+SVCADM = "/usr/sbin/svcadm"
+SVCPROP = "/usr/bin/svcprop"
 
 
-def _pending(ctx: Context) -> Outcome:
-    return Outcome(warnings=["not implemented yet"])
+def _service_enabled(ctx: Context) -> bool:
+    """general/enabled of the instance, in the composed (immediate) view, as svcprop(1)
+    recommends for this property."""
+    result = ctx.system.run([SVCPROP, "-c", "-p", "general/enabled", USERSCRIPT_FMRI],
+                            check=False)
+    return result.returncode == 0 and result.stdout.strip() == "true"
+
+
+def install(ctx: Context) -> Outcome:
+    """USERSCRIPT/install: write the script if it differs, enable the service if it is not."""
+    outcome = Outcome()
+    md = ctx.metadata
+    if md is None or md.user_script is None:
+        log.info("no user script in the metadata: nothing to install")
+        return outcome
+    script = validate_script(md.user_script, md.origin("user_script"))
+    system = ctx.system
+    present, present_st = read_regular_file(system, SCRIPT_PATH, MAX_SCRIPT_BYTES)
+    same = (present is not None and present.encode("utf-8", "surrogateescape") == script
+            and present_st is not None and not needs_fixing(present_st, 0o700))
+    if not same:
+        system.write_file(SCRIPT_PATH, script, mode=0o700, owner=(0, 0))
+        outcome.changed(f"{SCRIPT_PATH} installed ({len(script)} bytes, mode 0700, owner root)")
+    if not _service_enabled(ctx):
+        system.apply([SVCADM, "enable", USERSCRIPT_FMRI])
+        outcome.changed(f"{USERSCRIPT_FMRI} enabled: it runs the script once")
+    if not outcome.changes:
+        log.info("user script already installed and its service enabled")
+    return outcome
 
 
 STEPS: tuple[Step, ...] = (
-    Step("USERSCRIPT", "install", Frequency.PER_INSTANCE, _pending,
-         changes="/var/metadata/userscript; enables the userscript service",
-         fails_when="script lacks #!", on_failure="recorded"),
+    Step("USERSCRIPT", "install", Frequency.PER_INSTANCE, install,
+         changes=f"writes the metadata's first-boot script to {SCRIPT_PATH} (mode 0700, "
+                 f"owner root; rewritten only when different) and runs `svcadm enable "
+                 f"{USERSCRIPT_FMRI}` unless `svcprop -c -p general/enabled` already says "
+                 f"true; that service runs the script once, records success and disables "
+                 f"itself. No script in the metadata: nothing. The script is never logged "
+                 f"(only its size) nor checkpointed",
+         fails_when="the script does not begin with `#!` and an absolute interpreter path, "
+                    "its `#!` line ends in CR-LF or exceeds 1023 bytes, it is over 16 MiB "
+                    "(exit 96, nothing installed); a link or non-regular file at "
+                    f"{SCRIPT_PATH} (exit 95); svcadm fails",
+         on_failure="recorded; the machine holds at USERSCRIPT so `svcadm clear` retries; "
+                    "networking, identity and storage are already done"),
 )

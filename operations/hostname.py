@@ -1,0 +1,120 @@
+"""The guest's name: /etc/nodename, the loopback lines of /etc/inet/hosts, the live name.
+
+The name comes from the metadata, else from the DHCP lease the NETWORK phase recorded in
+`ctx.facts["dhcp"]["hostname"]`; with neither, nothing changes. It is validated before
+anything is written (operations/validate.py), so a hostile name changes nothing at all.
+
+/etc/nodename and the live name (`hostname NAME`, what `uname -n` prints) get the node
+name, the first label: that is what svc:/system/identity:node sets from /etc/nodename on
+the next boot, so live and persistent names agree. In /etc/inet/hosts only the first
+`127.0.0.1` line and the first `::1` line are the agent's; they become
+
+    ::1         FQDN NODE localhost
+    127.0.0.1   FQDN NODE localhost loghost
+
+(FQDN only when the name has a domain; `loghost` only where the line had it, as illumos
+ships it on 127.0.0.1 for syslog). Any other name on those two lines is dropped: in
+practice it is a previous instance's name, which must not keep resolving to this host.
+Every other line, comment and trailing comment is kept as it was, further loopback lines
+included: an operator's own aliases for 127.0.0.1 belong on a line of their own.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from typing import Any
+
+from fsm.steps import Context, Outcome
+from operations.sshkeys import read_regular_file
+from operations.validate import node_name, validate_hostname
+
+log = logging.getLogger(__name__)
+
+NODENAME_PATH = "/etc/nodename"
+HOSTS_PATH = "/etc/inet/hosts"
+HOSTNAME_CMD = "/usr/bin/hostname"
+LOOPBACKS = ("::1", "127.0.0.1")
+KEPT_ALIASES = ("localhost", "loghost")
+MAX_ETC_BYTES = 1024 * 1024
+
+
+def wanted_name(ctx: Context) -> tuple[str, str] | None:
+    """(raw name, origin) from the metadata, else the DHCP lease, else None."""
+    md = ctx.metadata
+    if md is not None and md.hostname is not None:
+        return md.hostname, md.origin("hostname")
+    leased = (ctx.facts.get("dhcp") or {}).get("hostname")
+    if leased is not None:
+        return leased, "dhcp:Hostname"
+    return None
+
+
+def loopback_line(addr: str, fqdn: str, old_names: list[str]) -> str:
+    node = node_name(fqdn)
+    names = [fqdn] if fqdn == node else [fqdn, node]
+    names.append("localhost")
+    if "loghost" in old_names:
+        names.append("loghost")
+    return f"{addr}\t{' '.join(names)}"
+
+
+def rewrite_hosts(text: str, fqdn: str) -> str:
+    """The hosts file with its first 127.0.0.1 and ::1 lines naming `fqdn` (pure)."""
+    lines = text.split("\n")
+    trailing_newline = bool(lines) and lines[-1] == ""
+    if trailing_newline:
+        lines.pop()
+    done: set[str] = set()
+    for i, line in enumerate(lines):
+        body, hash_, comment = line.partition("#")
+        fields = body.split()
+        if not fields or fields[0] not in LOOPBACKS or fields[0] in done:
+            continue
+        done.add(fields[0])
+        new = loopback_line(fields[0], fqdn, fields[1:])
+        lines[i] = f"{new}\t{hash_}{comment}" if hash_ else new
+    for addr in LOOPBACKS:
+        if addr not in done:
+            lines.append(loopback_line(addr, fqdn, ["loghost"] if addr == "127.0.0.1" else []))
+    return "\n".join(lines) + "\n"
+
+
+def _keep_mode(st: os.stat_result | None) -> dict[str, Any]:
+    """A rewritten /etc file keeps its mode and owner (illumos ships hosts as root:sys)."""
+    if st is None:
+        return {"mode": 0o644, "owner": (0, 0)}
+    return {"mode": stat.S_IMODE(st.st_mode), "owner": (st.st_uid, st.st_gid)}
+
+
+def set_hostname(ctx: Context) -> Outcome:
+    """IDENTITY/hostname: validate, then /etc/nodename, /etc/inet/hosts, the live name."""
+    outcome = Outcome()
+    found = wanted_name(ctx)
+    if found is None:
+        log.info("no hostname in the metadata nor from DHCP: the name is left as it is")
+        return outcome
+    raw, origin = found
+    fqdn = validate_hostname(raw, origin)   # raises before anything is written
+    node = node_name(fqdn)
+    system = ctx.system
+
+    nodename_text, nodename_st = read_regular_file(system, NODENAME_PATH, MAX_ETC_BYTES)
+    hosts_text, hosts_st = read_regular_file(system, HOSTS_PATH, MAX_ETC_BYTES)
+    new_hosts = rewrite_hosts(hosts_text or "", fqdn)
+
+    if nodename_text != node + "\n":
+        system.write_file(NODENAME_PATH, node + "\n", **_keep_mode(nodename_st))
+        outcome.changed(f"{NODENAME_PATH}: {node}")
+    if hosts_text != new_hosts:
+        system.write_file(HOSTS_PATH, new_hosts.encode("utf-8", "surrogateescape"),
+                          **_keep_mode(hosts_st))
+        outcome.changed(f"{HOSTS_PATH}: 127.0.0.1 and ::1 name {fqdn}")
+    live = system.run([HOSTNAME_CMD]).stdout.strip()
+    if live != node:
+        system.apply([HOSTNAME_CMD, node])
+        outcome.changed(f"live hostname: {node} (was {live or 'unset'})")
+    if not outcome.changes:
+        log.info("hostname already %s (from %s)", fqdn, origin)
+    return outcome
