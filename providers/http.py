@@ -123,10 +123,10 @@ class HttpClient:
                         raise ServiceError(f"{self.source}: {method} {url}: answer larger than "
                                            f"{MAX_BODY_BYTES} bytes")
                     if time.monotonic() - started > timeout_s:
-                        raise _Transient(f"answer took longer than {timeout_s:g} s")
+                        raise _Transient(f"answer took longer than {timeout_s:.3g} s")
                 status, reply_headers = resp.status_code, dict(resp.headers)
         except requests.exceptions.Timeout:
-            raise _Transient(f"no answer within {timeout_s:g} s") from None
+            raise _Transient(f"no answer within {timeout_s:.3g} s") from None
         except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError,
                 requests.exceptions.ContentDecodingError) as e:
             raise _Transient(f"connection failed: {_reason(e)}") from None
