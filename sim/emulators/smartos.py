@@ -131,6 +131,9 @@ class SmartOSServer:
         self._thread.start()
 
     def close(self) -> None:
+        """Stop answering and release the pty; a second call does nothing."""
+        if self._stop.is_set():
+            return
         self._stop.set()
         os.write(self._wake_w, b"x")
         self._thread.join(timeout=10)
