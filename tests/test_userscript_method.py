@@ -169,8 +169,14 @@ def test_no_script_disables_the_service_and_succeeds(guest):
     assert record(guest, "started") is None
 
 
-def test_non_executable_script_is_a_configuration_error(guest):
-    os.chmod(guest.path("/var/metadata/userscript"), 0o600)
+@pytest.mark.parametrize("problem", ["not executable", "symlink"])
+def test_script_that_is_not_an_executable_file_is_a_configuration_error(guest, problem):
+    script = guest.path("/var/metadata/userscript")
+    if problem == "symlink":
+        os.rename(script, guest.path("/var/tmp/elsewhere"))
+        os.symlink(guest.path("/var/tmp/elsewhere"), script)
+    else:
+        os.chmod(script, 0o600)
     proc = start(guest)
     assert proc.returncode == SMF_EXIT_ERR_CONFIG
     assert runs(guest) == 0
