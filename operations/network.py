@@ -1,16 +1,123 @@
-"""NETWORK phase steps (placeholder until the operations issue lands)."""
+"""NETWORK phase: links and IP interfaces, addresses (static, DHCP, IPv6), routes, DNS.
+
+Every step runs on every boot and compares what the metadata wants with what ipadm, route
+and the files say is there, so a second run makes no change. The steps share what they
+learn through `ctx.facts` (`links`, `nic_links`, `dhcp`), each rediscovering it when a
+resumed start skipped the step that found it first.
+"""
 
 from __future__ import annotations
 
+import logging
+
+from fsm.errors import AgentError
 from fsm.steps import Context, Frequency, Outcome, Step
+from operations import addresses, dns, routes
+from operations.dhcp import dhcp_addrobj, ensure_dhcp
+from operations.netlinks import nic_links, primary_nic, raise_nic_problems
+
+log = logging.getLogger(__name__)
 
 
-def _pending(ctx: Context) -> Outcome:
-    return Outcome(warnings=["not implemented yet"])
+def configure_interfaces(ctx: Context) -> Outcome:
+    outcome = Outcome()
+    pairs = nic_links(ctx)
+    log.info("links: %s", ", ".join(f"{link} {mac}" for link, mac in ctx.facts["links"]) or "none")
+    for _nic, link in pairs:
+        addresses.ensure_interface(ctx.system, link, outcome)
+    _report_partial(outcome, raise_nic_problems, ctx)
+    return outcome
 
+
+def configure_addresses(ctx: Context) -> Outcome:
+    outcome = Outcome()
+    md = ctx.metadata
+    pairs = nic_links(ctx)
+    if md is None or not pairs:
+        _report_partial(outcome, raise_nic_problems, ctx)
+        return outcome
+    wanted = {link: addresses.wanted_addresses(ctx, nic, link) for nic, link in pairs}
+    dhcp_links = {link for nic, link in pairs if nic.dhcp4}
+    _report_partial(outcome, addresses.reconcile, ctx, wanted, dhcp_links, outcome)
+    primary = primary_nic(md)
+    ordered = sorted(pairs, key=lambda pair: pair[0] is not primary)
+    failures: list[AgentError] = []
+    for nic, link in ordered:
+        if not nic.dhcp4:
+            continue
+        before = {a.addrobj for a in addresses.show_addresses(ctx.system)}
+        try:
+            ensure_dhcp(ctx, link, primary=nic is primary)
+        except AgentError as e:
+            log.error("%s", e)
+            failures.append(e)
+        if dhcp_addrobj(link) not in before:
+            outcome.changed(f"started DHCP on {link} ({dhcp_addrobj(link)})")
+    if failures:
+        _log_changes(outcome)
+        raise failures[0]
+    _report_partial(outcome, raise_nic_problems, ctx)
+    return outcome
+
+
+def configure_routes(ctx: Context) -> Outcome:
+    return routes.apply_routes(ctx)
+
+
+def configure_dns(ctx: Context) -> Outcome:
+    return dns.apply_dns(ctx)
+
+
+def _report_partial(outcome: Outcome, func, *args) -> None:
+    """Run `func`; if it raises, log the changes made so far (the machine only logs the
+    changes of a step that succeeded) before the error propagates."""
+    try:
+        func(*args)
+    except Exception:
+        _log_changes(outcome)
+        raise
+
+
+def _log_changes(outcome: Outcome) -> None:
+    for change in outcome.changes:
+        log.info("changed before the failure: %s", change)
+
+
+_RETRY = "recorded as failed; IDENTITY, STORAGE and USERSCRIPT still run; the next start (or " \
+         "`svcadm clear`) runs it again"
 
 STEPS: tuple[Step, ...] = (
-    Step("NETWORK", "interfaces", Frequency.PER_BOOT, _pending,
-         changes="IP interfaces (`ipadm create-if`)", fails_when="ipadm fails",
-         on_failure="recorded; later phases run; retried next start"),
+    Step("NETWORK", "interfaces", Frequency.PER_BOOT, configure_interfaces,
+         changes="IP interfaces (`ipadm create-if LINK`) on the links the metadata's NICs name "
+                 "(matched by MAC from `dladm show-phys -m` / `show-ether`; a NIC without a MAC "
+                 "means the first Ethernet link); nothing when they exist",
+         fails_when="dladm or ipadm fails or prints unparseable output (exit 95); a NIC's MAC "
+                    "is on no link of this guest (exit 96, after the other NICs are done)",
+         on_failure=_RETRY),
+    Step("NETWORK", "addresses", Frequency.PER_BOOT, configure_addresses,
+         changes="address objects via `ipadm create-addr`: static IPv4 `LINK/v4`, "
+                 "`LINK/v4nN`; IPv6 addrconf `LINK/v6` and static `LINK/v6s`, `LINK/v6snN`; "
+                 "DHCP `LINK/dhcp` (`-T dhcp -1 -w N`, the lease awaited for at most "
+                 "`timeouts.dhcp` s with backoff). An object with the wrong address or type, or "
+                 "a wanted address on another link, is deleted and created again; our own "
+                 "objects no longer wanted are deleted; other objects are never touched",
+         fails_when="no DHCP lease within `timeouts.dhcp` (exit 95, the other NICs are still "
+                    "configured); an address in the metadata is not ADDRESS/PREFIX (exit 96); "
+                    "ipadm fails (exit 95)",
+         on_failure=_RETRY),
+    Step("NETWORK", "routes", Frequency.PER_BOOT, configure_routes,
+         changes="persistent default route per address family (`route -p add default GW`: the "
+                  "primary NIC's first gateway), static routes from the metadata, "
+                  "`/etc/defaultrouter`; a different persistent default is deleted; nothing "
+                  "for DHCP-only NICs (dhcpagent installs the lease's router)",
+         fails_when="a gateway or destination is not an IP address (exit 96); route fails "
+                    "other than `entry exists` (exit 95)",
+         on_failure=_RETRY),
+    Step("NETWORK", "dns", Frequency.PER_BOOT, configure_dns,
+         changes="`/etc/resolv.conf` nameserver and search lines (from the metadata, else the "
+                 "DHCP lease; other lines kept), `dns` on the `hosts:` and `ipnodes:` lines "
+                 "of `/etc/nsswitch.conf` when missing",
+         fails_when="a resolver or search domain is malformed (exit 96); a file cannot be "
+                    "written (exit 95)",
+         on_failure=_RETRY),
 )
