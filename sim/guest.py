@@ -10,8 +10,9 @@ import sys
 from typing import Any
 
 from sim import etcfiles, state
+from sim import hardware as hwmod
 from sim.commands import COMMAND_PATHS, OPTIONAL_COMMAND_PATHS
-from sim.hardware import IMAGE_POOL_BYTES, hardware
+from sim.hardware import hardware
 
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 METADATA_FILE = "var/sim/metadata.json"
@@ -33,8 +34,13 @@ def _write(root: str, rel: str, text: str | bytes, mode: int = 0o644) -> None:
     os.chmod(path, mode)
 
 
+# Stand-ins the storage steps need that sim/commands.py does not list yet.
+STORAGE_EXTRA_PATHS = {"zdb": "/usr/sbin/zdb"}
+
+
 def install_standin(root: str, command: str) -> None:
-    path = COMMAND_PATHS.get(command) or OPTIONAL_COMMAND_PATHS[command]
+    path = (COMMAND_PATHS.get(command) or OPTIONAL_COMMAND_PATHS.get(command)
+            or STORAGE_EXTRA_PATHS[command])
     _write(root, path.lstrip("/"), WRAPPER.format(
         command=command, root=shlex.quote(os.path.abspath(root)),
         project=shlex.quote(PROJECT_DIR), python=shlex.quote(sys.executable)), 0o755)
@@ -43,12 +49,19 @@ def install_standin(root: str, command: str) -> None:
 def install_standins(root: str) -> None:
     for command in COMMAND_PATHS:
         install_standin(root, command)
+    for command in STORAGE_EXTRA_PATHS:
+        if command not in COMMAND_PATHS:
+            install_standin(root, command)
 
 
-def _disk_nodes(root: str, name: str, size: int) -> None:
-    """Whole-disk and slice nodes as illumos names them; p0 is the whole disk."""
+def _disk_nodes(root: str, name: str, size: int, labelled_efi: bool) -> None:
+    """Whole-disk and slice nodes as illumos names them; p0 is the whole disk, and an
+    EFI-labelled disk also has the bare `cXtYdZ` whole-disk ("wd") node."""
+    suffixes = [f"s{i}" for i in range(9)] + [f"p{i}" for i in range(5)]
+    if labelled_efi:
+        suffixes.append("")
     for kind in ("dsk", "rdsk"):
-        for suffix in [f"s{i}" for i in range(9)] + [f"p{i}" for i in range(5)]:
+        for suffix in suffixes:
             path = os.path.join(root, "dev", kind, name + suffix)
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(path, "wb") as f:
@@ -56,11 +69,48 @@ def _disk_nodes(root: str, name: str, size: int) -> None:
                     f.truncate(min(size, 1 << 20))  # sparse: enough to hold a seed archive
 
 
+def storage_state(platform: str, *, sector_size: int | None = None, esp: bool | None = None,
+                  image_disk_bytes: int | None = None, disk_bytes: int | None = None,
+                  label_disk: str | None = None, expanded: bool = False) -> dict[str, Any]:
+    """The "disks", "pools", "datasets" and "swap" keys of a fresh guest of `platform`.
+
+    The root disk carries the EFI label and pool the image builder made on a disk of
+    `image_disk_bytes`; the virtual disk is `disk_bytes` (larger: the pool can grow).
+    `expanded=True` gives a guest whose label, slice and pool already fill the disk.
+    `label_disk` is the name the pool's label records (stale when it differs from the
+    root disk's name). Tests pass the result to `Guest.set_state`.
+    """
+    hw = hardware(platform)
+    root_name = hw["root_disk"]
+    ss = sector_size or hw["sector_size"]
+    with_esp = hw["esp"] if esp is None else esp
+    disks: dict[str, dict[str, Any]] = {}
+    for i, (name, size) in enumerate(hw["disks"].items()):
+        disks[name] = {"size_bytes": size, "sector_size": 512, "label": None,
+                       "physpath": f"/devices/pci@0,0/pci1af4,2@{i + 4}/blkdev@0,0"}
+    root = disks[root_name]
+    if disk_bytes is not None:
+        root["size_bytes"] = disk_bytes
+    root["sector_size"] = ss
+    built_on = root["size_bytes"] if expanded else (image_disk_bytes or hw["image_disk_bytes"])
+    root["label"] = hwmod.efi_label(min(built_on, root["size_bytes"]), ss, with_esp)
+    data_slice = "1" if with_esp else "0"
+    root["zfs_label"] = {"pool": "rpool", "slice": data_slice}
+    minor = "b" if with_esp else "a"
+    pool = {"guid": hwmod.POOL_GUID, "vdev_guid": hwmod.VDEV_GUID, "disk": root_name,
+            "label_disk": label_disk or hw["rpool_label_disk"], "slice": f"s{data_slice}",
+            "size_bytes": hwmod.vdev_asize(hwmod.slice_bytes(root, data_slice)),
+            "alloc_bytes": hwmod.POOL_ALLOC_BYTES, "physpath": f"{root['physpath']}:{minor}",
+            "refresh_on_status": False, "health": "ONLINE"}
+    datasets = {name: {"type": "filesystem"} for name in
+                ("rpool", "rpool/ROOT", "rpool/ROOT/omnios", "rpool/export",
+                 "rpool/export/home")}
+    return {"disks": disks, "pools": {"rpool": pool}, "datasets": datasets, "swap": []}
+
+
 def initial_state(platform: str) -> dict[str, Any]:
     hw = hardware(platform)
-    disks = {name: {"size_bytes": size, "sector_size": 512,
-                    "physpath": f"/devices/pci@0,0/pci1af4,2@{i + 4}/blkdev@0,0"}
-             for i, (name, size) in enumerate(hw["disks"].items())}
+    storage = storage_state(platform)
     return {
         "platform": platform,
         "smbios": hw["smbios"],
@@ -75,12 +125,7 @@ def initial_state(platform: str) -> dict[str, Any]:
         ],
         "routes": [],
         "dhcp": {"mode": "answer", "delay_s": 0.0, "leases": {}},
-        "disks": disks,
-        "pools": {"rpool": {"guid": "14823094716624589123", "disk": hw["root_disk"],
-                            "label_disk": hw["rpool_label_disk"], "size_bytes": IMAGE_POOL_BYTES,
-                            "physpath": disks[hw["root_disk"]]["physpath"]}},
-        "datasets": {},
-        "swap": [],
+        **storage,
         "services": {
             METADATA_FMRI: {"enabled": True, "state": "online", "properties": {}},
             USERSCRIPT_FMRI: {"enabled": False, "state": "disabled", "properties": {}},
@@ -103,7 +148,7 @@ def create(root: str, platform: str, metadata: dict[str, Any] | None = None) -> 
     os.makedirs(os.path.join(root, "var/metadata"), exist_ok=True)
     st = initial_state(platform)
     for name, disk in st["disks"].items():
-        _disk_nodes(root, name, disk["size_bytes"])
+        _disk_nodes(root, name, disk["size_bytes"], bool(disk.get("label")))
     install_standins(root)
     os.makedirs(os.path.join(root, state.STATE_DIR), exist_ok=True)
     state.save(root, st)

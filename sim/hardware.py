@@ -1,10 +1,18 @@
-"""The virtual hardware of each simulated platform: SMBIOS identity, links, disks, memory.
+"""The virtual hardware of each simulated platform: SMBIOS identity, links, disks, memory,
+and the root disk's EFI label and ZFS pool as the image builder left them.
 
 Names follow what illumos gives each hypervisor's devices (vioif for virtio-net, ena for
-EC2's ENA, vmxnet3s for VMware). `rpool.label_disk` is the device name recorded in the root
+EC2's ENA, vmxnet3s for VMware). `rpool_label_disk` is the device name recorded in the root
 pool's label when the image was built; where it differs from the disk present (the
 DigitalOcean case: built under bhyve as c1t0d0, booted as c3t0d0) the guest reproduces the
 renamed-root-disk report in shared/seeds.
+
+The EFI arithmetic below is shared by the guest layout and the disk stand-ins (standard
+library only). It follows libefi and `zpool create`: the GPT entry array is 16 KiB (so the
+first usable LBA is 34 with 512-byte sectors, 6 with 4096-byte ones), the backup header sits
+on the last LBA, ZFS starts its slice at sector 256, rounds the slice down to 2048 sectors
+and puts an 8 MiB reserved slice 8 (tag 11) right after it; `zpool create -B` adds a 256 MiB
+EFI system partition (tag 12) as slice 0 and moves the pool to slice 1.
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 GIB = 1 << 30
+MIB = 1 << 20
 
 _UUIDS = {
     "qemu": "3f1a2b4c-5d6e-4f70-8192-a3b4c5d6e7f8",
@@ -46,6 +55,7 @@ PLATFORMS: dict[str, dict[str, Any]] = {
                    "version": "7.20230301T000238Z"},
         "links": [("vioif0", "90:b8:d0:1:2:3"), ("vioif1", "90:b8:d0:4:5:6")],
         "disks": {"c1t0d0": 20 * GIB},
+        "esp": False,  # a BIOS-booted image: the pool on slice 0, no EFI system partition
     },
     "digitalocean": {
         "smbios": {"manufacturer": "DigitalOcean", "product": "Droplet", "version": "20171212"},
@@ -72,8 +82,69 @@ PLATFORMS: dict[str, dict[str, Any]] = {
     },
 }
 
-IMAGE_POOL_BYTES = 8 * GIB  # the pool as the image builder made it, before expansion
+IMAGE_DISK_BYTES = 8 * GIB   # the disk the image was built on; its label and pool fit it
 MEMORY_MB = 2048
+POOL_GUID = "14823094716624589123"
+VDEV_GUID = "9038117450218412207"
+
+# ---- EFI (GPT) label arithmetic, after libefi and zpool_label_disk() -----------------------
+EFI_ENTRY_ARRAY_BYTES = 16384   # 128 entries of 128 bytes
+ZFS_START_SECTOR = 256          # NEW_START_BLOCK
+ZFS_END_ALIGN_SECTORS = 2048    # PARTITION_END_ALIGNMENT
+RESERVED_BYTES = 8 * MIB        # slice 8, "Solaris reserved" (tag 11)
+ESP_BYTES = 256 * MIB           # `zpool create -B` default boot partition size
+TAG_USR, TAG_RESERVED, TAG_SYSTEM = 4, 11, 12
+EFI_NPARTS = 9
+
+# ---- ZFS vdev sizing: labels and boot block, metaslabs of 512 MiB ---------------------------
+VDEV_LABEL_OVERHEAD = 4 * MIB + 512 * 1024
+METASLAB_BYTES = 512 * MIB
+POOL_ALLOC_BYTES = 1536 * MIB   # what a fresh OmniOS image has written to its pool
+
+
+def first_usable_lba(sector_size: int) -> int:
+    """Protective MBR, primary GPT header, then the entry array."""
+    return 2 + -(-EFI_ENTRY_ARRAY_BYTES // sector_size)
+
+
+def last_usable_lba(total_sectors: int, sector_size: int) -> int:
+    """The backup entry array and header take the end of the disk."""
+    return total_sectors - first_usable_lba(sector_size)
+
+
+def efi_label(label_disk_bytes: int, sector_size: int, esp: bool) -> dict[str, Any]:
+    """The label `zpool create [-B]` writes on a disk of `label_disk_bytes`.
+
+    Slices are keyed by number as strings (JSON); `altern_lba` is where the backup header
+    was written, which stays put when the virtual disk is grown later.
+    """
+    total = label_disk_bytes // sector_size
+    first, last = first_usable_lba(sector_size), last_usable_lba(total, sector_size)
+    resv = RESERVED_BYTES // sector_size
+    start = ZFS_START_SECTOR
+    parts: dict[str, dict[str, int]] = {}
+    data_slice = "0"
+    if esp:
+        esp_sectors = ESP_BYTES // sector_size
+        parts["0"] = {"tag": TAG_SYSTEM, "flag": 0, "start": start, "size": esp_sectors}
+        start += esp_sectors
+        data_slice = "1"
+    size = (last + 1 - resv - start) // ZFS_END_ALIGN_SECTORS * ZFS_END_ALIGN_SECTORS
+    parts[data_slice] = {"tag": TAG_USR, "flag": 0, "start": start, "size": size}
+    parts["8"] = {"tag": TAG_RESERVED, "flag": 0, "start": start + size, "size": resv}
+    return {"type": "efi", "first_u_lba": first, "last_u_lba": last, "altern_lba": total - 1,
+            "nparts": EFI_NPARTS, "parts": parts}
+
+
+def vdev_asize(slice_bytes: int) -> int:
+    """The pool size `zpool list` shows for a one-disk pool on a slice of this size."""
+    usable = max(0, slice_bytes - VDEV_LABEL_OVERHEAD)
+    return usable // METASLAB_BYTES * METASLAB_BYTES
+
+
+def slice_bytes(disk: dict[str, Any], slice_no: str) -> int:
+    part = (disk.get("label") or {}).get("parts", {}).get(slice_no)
+    return part["size"] * disk["sector_size"] if part else 0
 
 
 def hardware(platform: str) -> dict[str, Any]:
@@ -87,4 +158,31 @@ def hardware(platform: str) -> dict[str, Any]:
     hw["root_disk"] = root_disk
     hw["rpool_label_disk"] = hw.get("rpool_label_disk", root_disk)
     hw["memory_mb"] = MEMORY_MB
+    hw.setdefault("esp", True)
+    hw.setdefault("sector_size", 512)
+    hw.setdefault("image_disk_bytes", IMAGE_DISK_BYTES)
     return hw
+
+
+_CTD_SUFFIXES = tuple(f"s{i}" for i in range(16)) + tuple(f"p{i}" for i in range(5))
+
+
+def split_device(path: str) -> tuple[str, str, str] | None:
+    """`/dev/rdsk/c1t0d0s1` -> ("rdsk", "c1t0d0", "s1"); None for anything else."""
+    parts = path.split("/")
+    if len(parts) != 4 or parts[:2] != ["", "dev"] or parts[2] not in ("dsk", "rdsk"):
+        return None
+    name = parts[3]
+    for suffix in sorted(_CTD_SUFFIXES, key=len, reverse=True):
+        if name.endswith(suffix) and _is_ctd(name[: -len(suffix)]):
+            return parts[2], name[: -len(suffix)], suffix
+    return (parts[2], name, "") if _is_ctd(name) else None
+
+
+def _is_ctd(name: str) -> bool:
+    """cNtXdN or cNdN, as the disk driver names disks."""
+    if not name.startswith("c") or "d" not in name:
+        return False
+    ctl, _, unit = name[1:].rpartition("d")
+    ctl_no, _, target = ctl.partition("t")
+    return ctl_no.isdigit() and unit.isdigit() and (target == "" or target.isalnum())

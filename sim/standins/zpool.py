@@ -1,0 +1,212 @@
+"""zpool(8) stand-in: `list`, `status`, `get`, `online`, `reguid` for one-disk pools.
+
+- `zpool list [-Hpv] [-o property[,...]] [pool]...`: with -H, fields are tab-separated and
+  a vdev line begins with a tab (print_list_stats: `"\t%s"`); with -p, exact numbers.
+  Columns: NAME SIZE ALLOC FREE CKPOINT EXPANDSZ FRAG CAP DEDUP HEALTH ALTROOT.
+- `zpool status [-gPv] [pool]...`: the `config:` table; -g prints vdev GUIDs, -P full paths.
+- `zpool get [-Hp] [-o field[,...]] all|property[,...] pool`.
+- `zpool online [-et] pool device...`: the device as zpool names it, its path, or its GUID.
+  `-e` grows the vdev to fill its slice; anything else is "no such device in pool".
+- `zpool reguid pool`: a new random pool GUID.
+
+The vdev is shown by the name recorded in the pool's label (`label_disk`), which stays stale
+after the disk is renamed (the shared/seeds report); only when the pool has
+`refresh_on_status` (devid resolves, links present) does `status`/`list`, as root, update
+it to the live disk, as libzfs zpool_vdev_name() does. Messages follow libzfs.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from typing import Any
+
+from sim.hardware import slice_bytes, vdev_asize
+from sim.standins.base import Invocation, parse_opts
+
+LIST_COLUMNS = ("name", "size", "allocated", "free", "checkpoint", "expandsize",
+                "fragmentation", "capacity", "dedupratio", "health", "altroot")
+LIST_HEADERS = {"name": "NAME", "size": "SIZE", "allocated": "ALLOC", "free": "FREE",
+                "checkpoint": "CKPOINT", "expandsize": "EXPANDSZ", "fragmentation": "FRAG",
+                "capacity": "CAP", "dedupratio": "DEDUP", "health": "HEALTH",
+                "altroot": "ALTROOT", "guid": "GUID"}
+ALIASES = {"alloc": "allocated", "expandsz": "expandsize", "frag": "fragmentation",
+           "cap": "capacity", "dedup": "dedupratio", "ckpoint": "checkpoint"}
+GET_PROPERTIES = ("size", "capacity", "altroot", "health", "guid", "autoexpand", "free",
+                  "allocated", "expandsize", "fragmentation", "dedupratio", "name")
+
+
+def nicenum(n: int) -> str:
+    """zfs_nicenum(): 1024-based, at most three significant digits."""
+    units = "BKMGTPE"
+    i, value = 0, float(n)
+    while value >= 1024 and i < len(units) - 1:
+        value /= 1024
+        i += 1
+    if i == 0:
+        return str(n)
+    if value == int(value):
+        return f"{int(value)}{units[i]}"
+    text = f"{value:.2f}" if value < 10 else f"{value:.1f}" if value < 100 else f"{value:.0f}"
+    return f"{text}{units[i]}"
+
+
+def _pool(inv: Invocation, name: str) -> dict[str, Any]:
+    pool = inv.state.get("pools", {}).get(name)
+    if pool is None:
+        inv.fail(f"cannot open '{name}': no such pool")
+    return pool
+
+
+def _refresh_name(inv: Invocation, pool: dict[str, Any]) -> None:
+    live = pool["disk"]
+    if (pool.get("refresh_on_status") and pool["label_disk"] != live
+            and os.path.exists(os.path.join(inv.root, "dev/dsk", live + pool["slice"]))):
+        pool["label_disk"] = live
+
+
+def max_asize(inv: Invocation, pool: dict[str, Any]) -> int:
+    disk = inv.state.get("disks", {}).get(pool["disk"], {})
+    return vdev_asize(slice_bytes(disk, pool["slice"][1:])) if disk else pool["size_bytes"]
+
+
+def _values(inv: Invocation, name: str, pool: dict[str, Any], exact: bool) -> dict[str, str]:
+    size, alloc = pool["size_bytes"], pool.get("alloc_bytes", 0)
+    esize = max(0, max_asize(inv, pool) - size)
+    num = str if exact else nicenum
+    return {"name": name, "size": num(size), "allocated": num(alloc), "free": num(size - alloc),
+            "checkpoint": "-", "expandsize": num(esize) if esize else "-",
+            "fragmentation": "0" if exact else "0%",
+            "capacity": str(alloc * 100 // size) if exact else f"{alloc * 100 // size}%",
+            "dedupratio": "1.00" if exact else "1.00x", "health": pool.get("health", "ONLINE"),
+            "altroot": "-", "guid": pool["guid"], "autoexpand": "off"}
+
+
+def _emit(inv: Invocation, rows: list[list[str]], scripted: bool) -> None:
+    if scripted:
+        for row in rows:
+            inv.out("\t".join(row))
+        return
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        inv.out("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+
+
+def cmd_list(inv: Invocation, args: list[str]) -> int:
+    opts, names = parse_opts(inv, args, "HgLpPv", "oT")
+    columns = list(LIST_COLUMNS)
+    if "o" in opts:
+        if opts.get("v"):
+            inv.usage("-o with -v is not simulated")
+        columns = [ALIASES.get(c, c) for c in opts["o"].split(",")]
+        for c in columns:
+            if c not in LIST_HEADERS:
+                inv.usage(f"invalid property '{c}'")
+    names = names or sorted(inv.state.get("pools", {}))
+    rows: list[tuple[bool, list[str]]] = []
+    if not opts.get("H"):
+        rows.append((False, [LIST_HEADERS[c] for c in columns]))
+    for name in names:
+        pool = _pool(inv, name)
+        _refresh_name(inv, pool)
+        values = _values(inv, name, pool, bool(opts.get("p")))
+        rows.append((False, [values[c] for c in columns]))
+        if opts.get("v"):
+            vdev = (f"/dev/dsk/{pool['label_disk']}{pool['slice']}" if opts.get("P")
+                    else pool["label_disk"])
+            rows.append((True, [vdev] + [values[c] for c in columns[1:8]]
+                         + ["-", values["health"]]))
+    if opts.get("H"):
+        for is_vdev, row in rows:
+            inv.out(("\t" if is_vdev else "") + "\t".join(row))
+        return 0
+    width = len(rows[0][1])
+    _emit(inv, [(["  " + row[0]] + row[1:] + [""] * (width - len(row)) if is_vdev else row)
+                for is_vdev, row in rows], False)
+    return 0
+
+
+def cmd_status(inv: Invocation, args: list[str]) -> int:
+    opts, names = parse_opts(inv, args, "DgLpPstvx", "T")
+    for name in names or sorted(inv.state.get("pools", {})):
+        pool = _pool(inv, name)
+        _refresh_name(inv, pool)
+        if opts.get("g"):
+            vdev = pool["vdev_guid"]
+        elif opts.get("P"):
+            vdev = f"/dev/dsk/{pool['label_disk']}{pool['slice']}"
+        else:
+            vdev = pool["label_disk"]
+        health = pool.get("health", "ONLINE")
+        width = max(10, len(vdev) + 2, len(name))
+        inv.out(f"  pool: {name}")
+        inv.out(f" state: {health}")
+        inv.out("  scan: none requested")
+        inv.out("config:")
+        inv.out("")
+        inv.out(f"\t{'NAME':<{width}}  STATE     READ WRITE CKSUM")
+        inv.out(f"\t{name:<{width}}  {health:<8}     0     0     0")
+        inv.out(f"\t  {vdev:<{width - 2}}  {health:<8}     0     0     0")
+        inv.out("")
+        inv.out("errors: No known data errors")
+    return 0
+
+
+def cmd_get(inv: Invocation, args: list[str]) -> int:
+    opts, rest = parse_opts(inv, args, "Hp", "o")
+    if len(rest) < 2:
+        inv.usage("missing property or pool name")
+    wanted = list(GET_PROPERTIES) if rest[0] == "all" else [ALIASES.get(p, p) for p in rest[0].split(",")]
+    for prop in wanted:
+        if prop not in GET_PROPERTIES:
+            inv.usage(f"bad property list: invalid property '{prop}'")
+    fields = opts.get("o", "name,property,value,source").split(",")
+    for f in fields:
+        if f not in ("name", "property", "value", "source"):
+            inv.usage(f"invalid field '{f}'")
+    rows = [] if opts.get("H") else [[f.upper() for f in fields]]
+    for name in rest[1:]:
+        values = _values(inv, name, _pool(inv, name), bool(opts.get("p")))
+        for prop in wanted:
+            cell = {"name": name, "property": prop, "value": values[prop],
+                    "source": "default" if prop == "autoexpand" else "-"}
+            rows.append([cell[f] for f in fields])
+    _emit(inv, rows, bool(opts.get("H")))
+    return 0
+
+
+def cmd_online(inv: Invocation, args: list[str]) -> int:
+    opts, rest = parse_opts(inv, args, "et", "")
+    if len(rest) < 2:
+        inv.usage("missing pool name or device")
+    pool = _pool(inv, rest[0])
+    verb = "expand" if opts.get("e") else "online"
+    known = {pool["label_disk"], pool["label_disk"] + pool["slice"], pool["vdev_guid"],
+             f"/dev/dsk/{pool['label_disk']}{pool['slice']}"}
+    for device in rest[1:]:
+        if device not in known:
+            inv.fail(f"cannot {verb} {device}: no such device in pool")
+        if opts.get("e"):
+            pool["size_bytes"] = max(pool["size_bytes"], max_asize(inv, pool))
+    return 0
+
+
+def cmd_reguid(inv: Invocation, args: list[str]) -> int:
+    opts, rest = parse_opts(inv, args, "", "")
+    if len(rest) != 1:
+        inv.usage("missing pool name" if not rest else "too many arguments")
+    pool = _pool(inv, rest[0])
+    old = pool["guid"]
+    while pool["guid"] == old:
+        pool["guid"] = str(random.SystemRandom().getrandbits(64))
+    return 0
+
+
+SUBCOMMANDS = {"list": cmd_list, "status": cmd_status, "get": cmd_get, "online": cmd_online,
+               "reguid": cmd_reguid}
+
+
+def main(inv: Invocation) -> int:
+    if not inv.argv or inv.argv[0] not in SUBCOMMANDS:
+        inv.usage("unrecognized command" if inv.argv else "missing command")
+    return SUBCOMMANDS[inv.argv[0]](inv, inv.argv[1:])
