@@ -93,7 +93,12 @@ def file_line(words: list[str]) -> str:
 
 
 def main(inv: Invocation) -> int:
-    opts, rest = parse_opts(inv, inv.argv, "fnpqtv", "R")
+    # Options come before the command; `-inet6`, `-net`... after it are route keywords.
+    split = 0
+    while split < len(inv.argv) and inv.argv[split].startswith("-"):
+        split += 2 if inv.argv[split] == "-R" else 1
+    opts, leftover = parse_opts(inv, inv.argv[:split], "fnpqtv", "R")
+    rest = leftover + inv.argv[split:]
     if not rest:
         inv.usage("a command is required")
     cmd, words = rest[0], rest[1:]

@@ -1,0 +1,166 @@
+"""The network stand-ins behave as their illumos man pages and sources say."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+
+import pytest
+
+from guest import make_guest
+from operations.parseable import parse_records
+
+
+def run(guest, *argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([guest.path(argv[0]), *argv[1:]], capture_output=True, text=True,
+                          timeout=60)
+
+
+@pytest.fixture
+def guest(tmp_path):
+    return make_guest(tmp_path, "smartos")
+
+
+def test_dladm_prints_macs_without_leading_zeros_escaped(guest):
+    r = run(guest, "/usr/sbin/dladm", "show-phys", "-m", "-p", "-o", "link,address")
+    assert r.returncode == 0
+    assert r.stdout == "vioif0:90\\:b8\\:d0\\:1\\:2\\:3\nvioif1:90\\:b8\\:d0\\:4\\:5\\:6\n"
+    r = run(guest, "/usr/sbin/dladm", "show-ether", "-p", "-o", "link")
+    assert r.stdout.split() == ["vioif0", "vioif1"]
+    r = run(guest, "/usr/sbin/dladm", "show-phys", "-m")
+    assert r.stdout.splitlines()[0].split() == ["LINK", "SLOT", "ADDRESS", "INUSE", "CLIENT"]
+
+
+def test_dladm_refuses_undocumented_forms(guest):
+    assert run(guest, "/usr/sbin/dladm", "show-phys", "-p").returncode == 1  # -p needs -o
+    assert run(guest, "/usr/sbin/dladm", "create-vnic", "-l", "vioif0", "v0").returncode == 2
+    assert run(guest, "/usr/sbin/dladm", "show-phys", "-Z").returncode == 2
+    r = run(guest, "/usr/sbin/dladm", "show-phys", "-m", "-p", "-o", "link,bogus")
+    assert r.returncode == 1 and "bogus" in r.stderr
+
+
+def test_ipadm_create_fails_like_illumos(guest):
+    assert run(guest, "/usr/sbin/ipadm", "create-if", "vioif0").returncode == 0
+    r = run(guest, "/usr/sbin/ipadm", "create-if", "vioif0")
+    assert (r.returncode, r.stderr) == (1, "ipadm: Could not create vioif0 : Interface already exists\n")
+    args = ["/usr/sbin/ipadm", "create-addr", "-T", "static", "-a", "192.0.2.5/24", "vioif0/v4"]
+    assert run(guest, *args).returncode == 0
+    r = run(guest, *args)
+    assert (r.returncode, r.stderr) == (1, "ipadm: Could not create address: Address object already exists\n")
+    r = run(guest, "/usr/sbin/ipadm", "delete-addr", "vioif0/nope")
+    assert (r.returncode, r.stderr) == (1, "ipadm: could not delete address: Object not found\n")
+    r = run(guest, "/usr/sbin/ipadm", "show-addr", "-p")
+    assert r.returncode == 1 and "-p requires -o" in r.stderr
+    assert run(guest, "/usr/sbin/ipadm", "create-addr", "-T", "bogus", "vioif0/x").returncode == 1
+    assert run(guest, "/usr/sbin/ipadm", "frobnicate").returncode == 2
+
+
+def test_ipadm_create_addr_plumbs_a_missing_interface_and_escapes_ipv6(guest):
+    assert run(guest, "/usr/sbin/ipadm", "create-addr", "-T", "addrconf", "vioif1/v6").returncode == 0
+    assert run(guest, "/usr/sbin/ipadm", "create-addr", "-T", "static", "-a",
+               "2001:db8::5/64", "vioif1/v6s").returncode == 0
+    assert "vioif1" in guest.state()["interfaces"]
+    r = run(guest, "/usr/sbin/ipadm", "show-addr", "-p", "-o", "addrobj,type,state,addr", "vioif1/")
+    assert r.stdout.splitlines() == [
+        "vioif1/v6:addrconf:ok:fe80\\:\\:92b8\\:d0ff\\:fe04\\:506/10",
+        "vioif1/v6s:static:ok:2001\\:db8\\:\\:5/64",
+    ]
+    r = run(guest, "/usr/sbin/ipadm", "create-addr", "-T", "addrconf", "vioif1/v6b")
+    assert r.returncode == 1 and "Addrconf already in progress" in r.stderr
+
+
+def test_dhcp_wait_that_runs_out_warns_and_leaves_an_object_without_lease(guest):
+    guest.set_state(dhcp={"mode": "never", "delay_s": 0.0, "leases": {}})
+    started = time.monotonic()
+    r = run(guest, "/usr/sbin/ipadm", "create-addr", "-T", "dhcp", "-1", "-w", "1", "vioif0/dhcp")
+    took = time.monotonic() - started
+    assert r.returncode == 0
+    assert r.stderr == "ipadm: warning: Communication with dhcpagent timed out\n"
+    assert 1.0 <= took < 10
+    r = run(guest, "/usr/sbin/ipadm", "show-addr", "-p", "-o", "addrobj,type,state,addr", "vioif0/dhcp")
+    assert r.stdout == "vioif0/dhcp:dhcp:down:?\n"
+    r = run(guest, "/sbin/dhcpinfo", "-i", "vioif0", "Router")
+    assert r.returncode == 2 and "not in appropriate state" in r.stderr
+    assert guest.state()["routes"] == []
+
+
+def test_dhcp_delay_answers_within_the_wait_with_a_configured_lease(guest):
+    lease = {"address": "198.51.100.7/25", "router": ["198.51.100.1", "198.51.100.2"],
+             "dns": ["198.51.100.53", "198.51.100.54"], "hostname": "leased", "domain": "example.net"}
+    guest.set_state(dhcp={"mode": "delay", "delay_s": 0.5, "leases": {"vioif1": lease}})
+    started = time.monotonic()
+    r = run(guest, "/usr/sbin/ipadm", "create-addr", "-T", "dhcp", "-w", "10", "vioif1/dhcp")
+    took = time.monotonic() - started
+    assert r.returncode == 0 and r.stderr == ""
+    assert 0.5 <= took < 5
+    info = {code: run(guest, "/sbin/dhcpinfo", "-i", "vioif1", code) for code in
+            ("Router", "DNSserv", "Hostname", "DNSdmain", "Subnet")}
+    assert all(p.returncode == 0 for p in info.values())
+    assert info["Router"].stdout == "198.51.100.1\n198.51.100.2\n"  # granularity 1: a line each
+    assert info["DNSserv"].stdout == "198.51.100.53\n198.51.100.54\n"
+    assert info["Hostname"].stdout == "leased\n"
+    assert info["DNSdmain"].stdout == "example.net\n"
+    assert info["Subnet"].stdout == "255.255.255.128\n"
+    assert run(guest, "/sbin/dhcpinfo", "-i", "vioif1", "-n", "1", "Router").stdout == "198.51.100.1\n"
+    assert {"destination": "default", "gateway": "198.51.100.1"} in guest.state()["routes"]
+
+
+def test_dhcpinfo_errors_and_missing_options(guest):
+    r = run(guest, "/sbin/dhcpinfo", "-i", "vioif0", "Router")
+    assert (r.returncode, r.stderr) == (2, "dhcpinfo: interface is not under DHCP control\n")
+    assert run(guest, "/sbin/dhcpinfo", "-i", "vioif0", "NoSuchThing").returncode == 3
+    assert run(guest, "/sbin/dhcpinfo").returncode == 3
+    run(guest, "/usr/sbin/ipadm", "create-addr", "-T", "dhcp", "-w", "5", "vioif0/dhcp")
+    r = run(guest, "/sbin/dhcpinfo", "-i", "vioif0", "Hostname")  # default lease has none
+    assert (r.returncode, r.stdout) == (0, "")
+    assert run(guest, "/sbin/dhcpinfo", "-i", "vioif0", "3").stdout == "10.0.2.2\n"
+
+
+def test_delete_addr_releases_the_lease_and_its_route(guest):
+    run(guest, "/usr/sbin/ipadm", "create-addr", "-T", "dhcp", "-w", "5", "vioif0/dhcp")
+    assert guest.state()["routes"] == [{"destination": "default", "gateway": "10.0.2.2"}]
+    assert run(guest, "/usr/sbin/ipadm", "delete-addr", "-r", "vioif0/dhcp").returncode == 0
+    assert guest.state()["routes"] == []
+    assert run(guest, "/sbin/dhcpinfo", "-i", "vioif0", "Router").returncode == 2
+
+
+def test_route_persistent_add_and_entry_exists(guest):
+    r = run(guest, "/usr/sbin/route", "-p", "show")
+    assert r.stdout == "No persistent routes are defined\n"
+    r = run(guest, "/usr/sbin/route", "-p", "add", "default", "192.0.2.1")
+    assert (r.returncode, r.stdout) == (0, "add net default: gateway 192.0.2.1\n"
+                                           "add persistent net default: gateway 192.0.2.1\n")
+    with open(guest.path("/etc/inet/static_routes")) as f:
+        assert f.read() == "# File generated by route(1M) - do not edit.\ndefault 192.0.2.1\n"
+    r = run(guest, "/usr/sbin/route", "-p", "add", "default", "192.0.2.1")
+    assert r.returncode == 1
+    assert r.stdout == "add net default: gateway 192.0.2.1: entry exists\n"
+    assert r.stderr == "add persistent net default: gateway 192.0.2.1: entry exists\n"
+    r = run(guest, "/usr/sbin/route", "add", "default", "192.0.2.1")  # kernel only: errno
+    assert r.returncode == 17 and r.stdout.endswith(": entry exists\n")
+    r = run(guest, "/usr/sbin/route", "-p", "add", "-inet6", "default", "2001:db8::1")
+    assert r.returncode == 0
+    assert run(guest, "/usr/sbin/route", "-p", "show").stdout == (
+        "persistent: route add default 192.0.2.1\npersistent: route add -inet6 default 2001:db8::1\n")
+    r = run(guest, "/usr/sbin/route", "-p", "delete", "default", "192.0.2.1")
+    assert r.returncode == 0
+    assert guest.state()["routes"] == [{"destination": "default", "gateway": "2001:db8::1"}]
+
+
+def test_route_refuses_bad_forms(guest):
+    assert run(guest, "/usr/sbin/route", "show").returncode == 1  # show needs -p
+    r = run(guest, "/usr/sbin/route", "-p", "add", "default")
+    assert r.returncode == 1 and "gateway required" in r.stderr
+    assert run(guest, "/usr/sbin/route", "-p", "add", "default", "not-an-ip").returncode == 1
+    assert run(guest, "/usr/sbin/route", "-p", "frob").returncode == 2
+    assert not os.path.exists(guest.path("/etc/inet/static_routes"))
+
+
+def test_parseable_output_round_trips_through_our_parser(guest):
+    run(guest, "/usr/sbin/ipadm", "create-addr", "-T", "addrconf", "vioif0/v6")
+    r = run(guest, "/usr/sbin/ipadm", "show-addr", "-p", "-o", "addrobj,type,state,current,persistent,addr")
+    rows = parse_records(r.stdout, ["addrobj", "type", "state", "current", "persistent", "addr"],
+                         "ipadm show-addr")
+    assert {"addrobj": "lo0/v6", "type": "static", "state": "ok", "current": "U----",
+            "persistent": "U--", "addr": "::1/128"} in rows
