@@ -66,8 +66,13 @@ class Imds:
     def _new_token(self) -> None:
         url = self.base + "api/token"
         reply = self.client.request("PUT", url, {TTL_HEADER: str(TOKEN_TTL_S)})
-        if reply.status == 200 and reply.text().strip():
-            self.token = reply.text().strip()
+        token = reply.body.strip()
+        if reply.status == 200 and token:
+            # The token goes back in a header: anything but printable ASCII cannot be sent.
+            if not all(0x21 <= b <= 0x7e for b in token) or len(token) > 1024:
+                raise ServiceError(f"{SOURCE}: PUT {url}: the token is not a printable "
+                                   f"ASCII string ({len(token)} bytes)")
+            self.token = token.decode("ascii")
         elif reply.status == 403:
             raise ServiceError(f"{SOURCE}: PUT {url}: HTTP 403: the instance metadata service "
                                "is disabled for this instance (enable it with "
@@ -197,7 +202,7 @@ def _nic(imds: Imds, prefix: str, mac: str) -> tuple[int, Nic]:
         subnet_key = prefix + "subnet-ipv4-cidr-block"
         subnet_text = (imds.text(subnet_key) or "").strip()
         try:
-            prefix_len = ipaddress.IPv4Network(subnet_text).prefixlen
+            prefix_len = ipaddress.IPv4Network(subnet_text, strict=False).prefixlen
         except ValueError:
             raise MetadataError(SOURCE, subnet_key,
                                 f"expected an IPv4 CIDR block, got {subnet_text!r}") from None

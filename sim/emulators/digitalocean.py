@@ -34,7 +34,7 @@ def default_metadata() -> dict[str, Any]:
         "region": "ams3",
         "auth_key": "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
         "public_keys": [
-            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGRvYWRtaW5rZXlmb3J0ZXN0aW5nMDAwMDAwMDA0 admin@do",
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAID5PsmJg1T8Ua/HbVdurgy8w/wypA71iiWG1qH3Qmm7f admin@do",
         ],
         "interfaces": {
             "public": [{

@@ -57,8 +57,8 @@ def default_metadata() -> dict[str, Any]:
         "meta-data/placement/availability-zone": "us-east-1a",
         "meta-data/placement/region": "us-east-1",
         "meta-data/public-keys": {
-            "admin": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGVjMmFkbWlua2V5Zm9ydGVzdGluZzAwMDAw admin@ec2",
-            "deploy": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGVjMmRlcGxveWtleWZvcnRlc3RpbmcwMDAw deploy@ec2",
+            "admin": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILJBIgr8H8YauqRE0tOBjllu4po5zStRMFHAeUyHpuFO admin@ec2",
+            "deploy": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHZaGENoc29pzO58XQnoWf8DqqT6npHKEGG1QT/GQi33 deploy@ec2",
         },
         nic + "device-number": "0",
         nic + "interface-id": "eni-0a1b2c3d4e5f60718",
