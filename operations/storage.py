@@ -1,16 +1,47 @@
-"""STORAGE phase steps (placeholder until the operations issue lands)."""
+"""STORAGE phase: grow the root pool, give a cloned pool its own GUID, add swap.
+
+A failure in any of these is logged and recorded by the machine, and never stops the
+other phases (the original agent made pool expansion fatal, so a renamed root disk left the
+guest without network, hostname or keys). The root disk is found fresh on every boot
+(operations/rootdisk.py); no device name is ever read back from the checkpoint.
+"""
 
 from __future__ import annotations
 
-from fsm.steps import Context, Frequency, Outcome, Step
-
-
-def _pending(ctx: Context) -> Outcome:
-    return Outcome(warnings=["not implemented yet"])
-
+from fsm.steps import Frequency, Step
+from operations import expand, reguid, swap
 
 STEPS: tuple[Step, ...] = (
-    Step("STORAGE", "expand-pool", Frequency.PER_BOOT, _pending,
-         changes="root pool size", fails_when="disk commands fail",
-         on_failure="recorded; never stops other phases"),
+    Step("STORAGE", "expand-pool", Frequency.PER_BOOT, expand.expand_pool,
+         changes="the root disk's EFI label (`format -d DISK -f CMDFILE`: partition, expand, "
+                 "label), the pool's slice grown up to reserved slice 8 (`fmthard -d`), and "
+                 "the pool itself (`zpool online -e rpool VDEV`); nothing when the pool already "
+                 "fills the disk. The disk is the one whose ZFS label carries the pool's GUID, "
+                 "even when zpool still prints the name it had when the image was built",
+         fails_when="no disk under /dev/dsk carries the pool's label within the /dev link wait "
+                    "(timeouts.devlinks, default 10 s), a disk tool exits non-zero, or format "
+                    "leaves the label short. A mirrored or multi-vdev root pool, or a disk without "
+                    "an EFI label, is left alone with a warning, not a failure",
+         on_failure="recorded with the command's message; NETWORK, IDENTITY and USERSCRIPT are "
+                    "not affected; retried on the next boot or `svcadm clear` (each part is "
+                    "re-checked, so nothing is done twice)",
+         checkpointed="done record for this boot, with the pool size and how the disk was found "
+                      "(never its device name)"),
+    Step("STORAGE", "reguid", Frequency.PER_INSTANCE, reguid.reguid,
+         changes="the root pool's GUID (`zpool reguid rpool`), so pools of VMs cloned from one "
+                 "image do not share it",
+         fails_when="zpool reguid exits non-zero, or exits 0 leaving the GUID unchanged",
+         on_failure="recorded; other phases run; tried again on the next start for this instance",
+         checkpointed="started record with the GUID before (intent) ahead of the command, done "
+                      "record with the GUIDs before and after; on resume after a kill, a GUID "
+                      "different from the recorded one counts as done and reguid is not repeated",
+         intent=reguid.intent, took_effect=reguid.took_effect),
+    Step("STORAGE", "swap", Frequency.PER_INSTANCE, swap.ensure_swap,
+         changes="volume rpool/swap (`zfs create -V SIZE`, SIZE = min(memory from `prtconf -m`, "
+                 "1/4 of the pool's free space, 4 GiB)), one `/dev/zvol/dsk/rpool/swap - - swap "
+                 "- no -` line in /etc/vfstab (file rewritten atomically, duplicates removed), and "
+                 "`swap -a`; an existing swap area on another block device is left alone",
+         fails_when="rpool/swap exists but is not a volume, zfs create or swap -a exits non-zero",
+         on_failure="recorded; other phases run; tried again on the next start for this instance "
+                    "(volume, vfstab line and activation are each re-checked)"),
 )
