@@ -1,0 +1,147 @@
+"""The storage stand-ins behave as the illumos commands do: formats, failures, state."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+from guest import make_guest
+
+from sim import hardware
+from sim.guest import storage_state
+
+
+def run(g, command: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    path = {"zdb": "usr/sbin/zdb", "hostname": "usr/bin/hostname"}.get(command, f"usr/sbin/{command}")
+    return subprocess.run([g.path("/" + path), *args], capture_output=True, text=True,
+                          cwd=g.root, input=stdin, timeout=30)
+
+
+@pytest.fixture
+def do_guest(tmp_path):
+    return make_guest(tmp_path, "digitalocean")
+
+
+def test_prtvtoc_on_the_stale_name_fails_as_illumos_does(do_guest):
+    result = run(do_guest, "prtvtoc", "/dev/rdsk/c1t0d0")
+    assert result.returncode == 1
+    assert result.stderr == ("prtvtoc: /dev/rdsk/c1t0d0: failed to open device: "
+                             "No such file or directory\n")
+    assert run(do_guest, "prtvtoc", "/dev/dsk/c1t0d0").stderr.startswith("prtvtoc: /dev/dsk/c1t0d0:")
+
+
+def test_prtvtoc_prints_the_efi_label_with_the_grown_capacity(do_guest):
+    out = run(do_guest, "prtvtoc", "/dev/rdsk/c3t0d0").stdout.splitlines()
+    assert out[0] == "* /dev/rdsk/c3t0d0 partition map"
+    assert "*         512 bytes/sector" in out
+    assert f"* {25 * hardware.GIB // 512:11d} sectors" in out
+    rows = [ln.split() for ln in out if not ln.startswith("*")]
+    assert [r[:2] for r in rows] == [["0", "12"], ["1", "4"], ["8", "11"]]
+    assert all(int(r[3]) + int(r[4]) - 1 == int(r[5]) for r in rows)
+    free = run(do_guest, "prtvtoc", "-f", "/dev/rdsk/c3t0d0").stdout
+    assert free == "FREE_START=34 FREE_SIZE=222 FREE_COUNT=2 FREE_PART=34567\n"
+
+
+def test_zpool_prints_the_name_recorded_in_the_label(do_guest):
+    listing = run(do_guest, "zpool", "list", "-Hpv", "rpool").stdout.splitlines()
+    assert listing[0].split("\t")[0] == "rpool"
+    assert listing[1].split("\t")[:2] == ["", "c1t0d0"]
+    assert len(listing[1].split("\t")) == 11
+    status = run(do_guest, "zpool", "status", "rpool").stdout
+    assert "\t  c1t0d0" in status and "c3t0d0" not in status
+    assert do_guest.state()["pools"]["rpool"]["label_disk"] == "c1t0d0"
+
+
+def test_zpool_status_refreshes_the_name_when_the_devid_resolves(do_guest):
+    with_refresh = storage_state("digitalocean")
+    with_refresh["pools"]["rpool"]["refresh_on_status"] = True
+    do_guest.set_state(**with_refresh)
+    assert "\t  c3t0d0" in run(do_guest, "zpool", "status", "rpool").stdout
+    assert do_guest.state()["pools"]["rpool"]["label_disk"] == "c3t0d0"
+
+
+def test_zpool_online_knows_the_vdev_by_its_zpool_name_only(do_guest):
+    bad = run(do_guest, "zpool", "online", "-e", "rpool", "c3t0d0")
+    assert (bad.returncode, bad.stderr) == (1, "cannot expand c3t0d0: no such device in pool\n")
+    assert run(do_guest, "zpool", "online", "-e", "rpool", "c1t0d0").returncode == 0
+    missing = run(do_guest, "zpool", "list", "tank")
+    assert (missing.returncode, missing.stderr) == (1, "cannot open 'tank': no such pool\n")
+
+
+def test_zpool_reguid_changes_the_guid_in_every_label(do_guest):
+    before = run(do_guest, "zpool", "get", "-Hp", "-o", "value", "guid", "rpool").stdout.strip()
+    assert run(do_guest, "zpool", "reguid", "rpool").returncode == 0
+    after = run(do_guest, "zpool", "get", "-Hp", "-o", "value", "guid", "rpool").stdout.strip()
+    assert after.isdigit() and after != before
+    assert f"    pool_guid: {after}\n" in run(do_guest, "zdb", "-l", "/dev/dsk/c3t0d0s1").stdout
+
+
+def test_zdb_label_exit_codes(do_guest):
+    assert run(do_guest, "zdb", "-l", "/dev/dsk/c3t0d0s1").returncode == 0
+    none = run(do_guest, "zdb", "-l", "/dev/dsk/c3t0d0s0")   # the EFI system partition
+    assert none.returncode == 2 and "failed to unpack label 0" in none.stdout
+    gone = run(do_guest, "zdb", "-l", "/dev/dsk/c1t0d0s1")
+    assert gone.returncode == 1
+    assert gone.stdout == "cannot open '/dev/dsk/c1t0d0s1': No such file or directory\n"
+
+
+def test_format_expand_and_fmthard_grow_the_slice_then_online_grows_the_pool(do_guest, tmp_path):
+    do_guest.write("/tmp/cmd", "partition\nexpand\nlabel\nquit\nquit\n")
+    out = run(do_guest, "format", "-d", "c3t0d0", "-f", "/tmp/cmd")
+    assert out.returncode == 0
+    assert "The expanded capacity is added to the unallocated space." in out.stdout
+    label = do_guest.state()["disks"]["c3t0d0"]["label"]
+    total = 25 * hardware.GIB // 512
+    assert label["last_u_lba"] == total - 34 and label["altern_lba"] == total - 1
+    assert label["parts"]["8"]["start"] + label["parts"]["8"]["size"] - 1 <= total - 34
+    again = run(do_guest, "format", "-d", "c3t0d0", "-f", "/tmp/cmd")
+    assert "Warning: No expanded capacity is found." in again.stderr
+    data, resv = label["parts"]["1"], label["parts"]["8"]
+    size = resv["start"] - data["start"]
+    too_big = run(do_guest, "fmthard", "-d", f"1:4:00:{data['start']}:{size + 1}",
+                  "/dev/rdsk/c3t0d0s1")
+    assert too_big.returncode == 1 and "invalid entry exists in vtoc" in too_big.stderr
+    assert run(do_guest, "fmthard", "-d", f"1:4:00:{data['start']}:{size}",
+               "/dev/rdsk/c3t0d0s1").returncode == 0
+    esize = run(do_guest, "zpool", "list", "-Hpv", "rpool").stdout.splitlines()[1].split("\t")[6]
+    assert int(esize) > 0
+    assert run(do_guest, "zpool", "online", "-e", "rpool", "c1t0d0").returncode == 0
+    pool = do_guest.state()["pools"]["rpool"]
+    assert pool["size_bytes"] == hardware.vdev_asize(size * 512)
+    assert run(do_guest, "fmthard", "-d", "1:4:00:0:1", "/dev/rdsk/c1t0d0s1").stderr == \
+        "fmthard:  Cannot stat device /dev/rdsk/c1t0d0s1\n"
+    assert run(do_guest, "format", "-d", "c1t0d0", "-f", "/tmp/cmd").stderr == \
+        "Unable to find specified disk 'c1t0d0'.\n"
+
+
+def test_zfs_create_volume_and_its_failures(do_guest):
+    assert run(do_guest, "zfs", "create", "-V", "1G", "rpool/swap").returncode == 0
+    assert do_guest.state()["datasets"]["rpool/swap"]["volsize"] == hardware.GIB
+    dup = run(do_guest, "zfs", "create", "-V", "1G", "rpool/swap")
+    assert (dup.returncode, dup.stderr) == (1, "cannot create 'rpool/swap': dataset already exists\n")
+    assert "parent does not exist" in run(do_guest, "zfs", "create", "-V", "1G", "rpool/a/b").stderr
+    assert "out of space" in run(do_guest, "zfs", "create", "-V", "100G", "rpool/big").stderr
+    listed = run(do_guest, "zfs", "list", "-Hp", "-o", "name,type,volsize", "rpool/swap").stdout
+    assert listed == f"rpool/swap\tvolume\t{hardware.GIB}\n"
+    gone = run(do_guest, "zfs", "list", "rpool/nope")
+    assert gone.stderr == "cannot open 'rpool/nope': dataset does not exist\n"
+
+
+def test_swap_list_add_and_overlap(do_guest):
+    empty = run(do_guest, "swap", "-l")
+    assert (empty.returncode, empty.stderr) == (1, "No swap devices configured\n")
+    run(do_guest, "zfs", "create", "-V", "1G", "rpool/swap")
+    assert run(do_guest, "swap", "-a", "/dev/zvol/dsk/rpool/swap").returncode == 0
+    lines = run(do_guest, "swap", "-l").stdout.splitlines()
+    assert lines[0] == "swapfile             dev  swaplo blocks   free"
+    assert lines[1].split() == ["/dev/zvol/dsk/rpool/swap", "256,1", "8", "2097144", "2097144"]
+    dup = run(do_guest, "swap", "-a", "/dev/zvol/dsk/rpool/swap")
+    assert (dup.returncode, dup.stderr) == (
+        2, "/dev/zvol/dsk/rpool/swap: Overlapping swap files are not allowed\n")
+
+
+def test_undocumented_forms_are_usage_errors(do_guest):
+    assert run(do_guest, "prtvtoc", "-Z", "/dev/rdsk/c3t0d0").returncode == 2
+    assert run(do_guest, "zpool", "frobnicate").returncode == 2
+    assert run(do_guest, "swap").returncode == 2
+    assert run(do_guest, "prtconf", "-m").stdout == f"{hardware.MEMORY_MB}\n"
