@@ -192,8 +192,9 @@ def _ip(value: Any, field: str, version: int | None = None) -> str:
 
 def netmask_prefix(mask: Any, field: str) -> int:
     """`255.255.240.0` -> 20; a non-contiguous mask (`255.0.255.0`) is a MetadataError."""
-    if not isinstance(mask, str):
-        raise MetadataError(SOURCE, field, f"expected a dotted netmask string, got {_kind(mask)}")
+    if not isinstance(mask, str) or mask.strip().count(".") != 3:
+        raise MetadataError(SOURCE, field, f"expected a dotted netmask such as 255.255.255.0, "
+                                           f"got {mask!r}")
     try:
         return ipaddress.IPv4Network(f"0.0.0.0/{mask.strip()}").prefixlen
     except ValueError:

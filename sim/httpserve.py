@@ -97,7 +97,8 @@ class HttpServer:
     def __init__(self, answer: Callable[[Request], Answer], faults: Faults | None = None):
         self.answer = answer
         self.faults = faults or Faults(None)
-        self.log: list[tuple[str, str, int]] = []   # (method, raw path, status) per request
+        self.log: list[tuple[str, str, int]] = []   # (method, raw path, status) per answer
+        self.received = 0                            # requests read, answered or not
         self._closing = threading.Event()
         self._log_lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_class(self))
@@ -141,6 +142,8 @@ def _handler_class(server: HttpServer) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(length) if length > 0 else b""
             path, trailing = normalise_path(self.path)
             request = Request(self.command, path, trailing, self.headers, body)
+            with server._log_lock:
+                server.received += 1
             faulty = server.faults.applies(request)
             faults = server.faults
             if faulty and faults.delay_s and server._closing.wait(faults.delay_s):
