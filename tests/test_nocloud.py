@@ -1,0 +1,211 @@
+"""NoCloud: parsing of meta-data, user-data and network-config v1/v2, and the agent against a
+guest whose seed disk holds a real ISO 9660 `cidata` volume."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from fsm.errors import SMF_EXIT_ERR_CONFIG, MetadataError
+from providers.model import Nic, Route
+from providers.nocloud import parse_network_config, parse_seed
+from sim.emulators.nocloud import attach_volume, iso_image, seed_files
+from sim.standins.mount import iso_files
+from tests.guest import make_guest
+
+KEY1 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMoGdtovFc12Wy/u7HbSjCuUa/smTUJyBouwKcRA6h0+ one"
+KEY2 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOr7WwgAI1R6Mm7fYzKFKRSO1GMd8qwCLyoEyT8u4lqn two"
+
+
+@pytest.mark.parametrize("meta_data", [
+    f"instance-id: iid-1\nlocal-hostname: web-1\npublic-keys:\n  - {KEY1}\n  - {KEY2}\n",
+    json.dumps({"instance-id": "iid-1", "local-hostname": "web-1", "public-keys": [KEY1, KEY2]}),
+    json.dumps({"instance-id": "iid-1", "local-hostname": "web-1",
+                "public-keys": f"{KEY1}\n{KEY2}\n"}),
+    json.dumps({"instance-id": "iid-1", "local-hostname": "web-1",
+                "public-keys": {"alice": KEY1, "bob": [KEY2]}, "extra": {"ignored": True}}),
+])
+def test_meta_data_yaml_or_json_and_every_public_keys_shape(meta_data):
+    md = parse_seed({"meta-data": meta_data.encode()})
+    assert (md.instance_id, md.hostname, md.ssh_keys) == ("iid-1", "web-1", (KEY1, KEY2))
+    assert md.origin("hostname") == "nocloud:meta-data local-hostname"
+    # No network-config: DHCP on the first link.
+    assert md.nics == (Nic(mac=None, dhcp4=True, primary=True),)
+
+
+def test_empty_files_are_absent():
+    md = parse_seed({"meta-data": b"", "user-data": b"\n", "network-config": b"  \n"})
+    assert (md.instance_id, md.hostname, md.user_script) == (None, None, None)
+    assert md.nics[0].dhcp4
+
+
+def test_user_data_is_a_script_only_with_an_interpreter_line():
+    assert parse_seed({"user-data": b"#!/bin/sh\necho hi\n"}).user_script == b"#!/bin/sh\necho hi\n"
+    assert parse_seed({"user-data": b"#cloud-config\npackages: [vim]\n"}).user_script is None
+
+
+@pytest.mark.parametrize("files,field,problem", [
+    ({"meta-data": b"instance-id: [a\n"}, "meta-data", "not valid YAML at line"),
+    ({"meta-data": b"{\"instance-id\": }"}, "meta-data", "not valid JSON"),
+    ({"meta-data": b"- a\n- b\n"}, "meta-data", "must be a mapping"),
+    ({"meta-data": b"local-hostname: [x]\n"}, "meta-data local-hostname", "must be a string"),
+    ({"meta-data": b"public-keys: 5\n"}, "meta-data public-keys", "must be a list"),
+    ({"meta-data": b"public-keys: [1]\n"}, "meta-data public-keys[0]", "must be a string"),
+    ({"meta-data": b"\xff\xfe"}, "meta-data", "not UTF-8"),
+    ({"meta-data": b"a: !!python/object/apply:os.system [true]\n"}, "meta-data", "not valid YAML"),
+    ({"network-config": b"version: 3\n"}, "network-config version", "must be 1 or 2"),
+])
+def test_malformed_files_name_the_field(files, field, problem):
+    with pytest.raises(MetadataError) as info:
+        parse_seed(files)
+    assert info.value.field == field and problem in info.value.problem
+
+
+V1 = """
+version: 1
+config:
+  - type: physical
+    name: eth0
+    mac_address: "52:54:00:AB:CD:EF"
+    subnets:
+      - type: static
+        address: 192.168.1.10
+        netmask: 255.255.255.0
+        gateway: 192.168.1.1
+        dns_nameservers: [192.168.1.1]
+        dns_search: [lab.example]
+        routes:
+          - network: 10.20.0.0
+            netmask: 255.255.0.0
+            gateway: 192.168.1.254
+      - type: static6
+        address: 2001:db8::10/64
+        gateway: 2001:db8::1
+      - type: dhcp6
+  - type: physical
+    name: eth1
+    mac_address: "52:54:00:00:00:02"
+    subnets:
+      - type: dhcp
+  - type: nameserver
+    address: [9.9.9.9, "2620:fe::fe"]
+    search: [example.org]
+  - type: route
+    destination: 172.16.0.0/12
+    gateway: 192.168.1.253
+"""
+
+V2 = {
+    "version": 2,
+    "ethernets": {
+        "net0": {"match": {"macaddress": "52:54:00:ab:cd:ef"},
+                 "addresses": ["192.168.1.10/24", "2001:db8::10/64"],
+                 "gateway4": "192.168.1.1", "gateway6": "2001:db8::1",
+                 "routes": [{"to": "10.20.0.0/16", "via": "192.168.1.254"},
+                            {"to": "172.16.0.0/12", "via": "192.168.1.253"}],
+                 "nameservers": {"addresses": ["192.168.1.1", "9.9.9.9", "2620:fe::fe"],
+                                 "search": ["lab.example", "example.org"]},
+                 "dhcp6": True},
+        "net1": {"match": {"macaddress": "52:54:0:0:0:2"}, "dhcp4": True},
+    },
+}
+
+EXPECTED_NET0 = Nic(mac="52:54:00:ab:cd:ef", addresses=("192.168.1.10/24", "2001:db8::10/64"),
+                    addrconf=True, gateways=("192.168.1.1", "2001:db8::1"), primary=True)
+EXPECTED_NET1 = Nic(mac="52:54:00:00:00:02", dhcp4=True)
+
+
+@pytest.mark.parametrize("doc", [V1, f"network:\n  {V1.strip().replace(chr(10), chr(10) + '  ')}\n",
+                                 json.dumps(V2), json.dumps({"network": V2})])
+def test_network_config_v1_and_v2_wrapped_or_not(doc):
+    md = parse_seed({"network-config": doc.encode()})
+    net0, net1 = md.nics
+    assert (net0.mac, net0.addresses, net0.addrconf, net0.gateways, net0.primary) == (
+        EXPECTED_NET0.mac, EXPECTED_NET0.addresses, True, EXPECTED_NET0.gateways, True)
+    assert (net1.mac, net1.dhcp4, net1.primary) == (EXPECTED_NET1.mac, True, False)
+    assert set(md.routes) == {Route("10.20.0.0/16", "192.168.1.254"),
+                              Route("172.16.0.0/12", "192.168.1.253")}
+    assert set(md.resolvers) == {"192.168.1.1", "9.9.9.9", "2620:fe::fe"}
+    assert set(md.search_domains) == {"lab.example", "example.org"}
+
+
+@pytest.mark.parametrize("doc,field", [
+    ({"version": 2, "ethernets": {"n": {"match": {"macaddress": "zz"}}}},
+     "network-config ethernets.n.match.macaddress"),
+    ({"version": 2, "ethernets": {"n": {"addresses": ["10.0.0.1"]}}},
+     "network-config ethernets.n.addresses[0]"),
+    ({"version": 2, "ethernets": {"n": {"gateway4": "10.0.0"}}}, "network-config ethernets.n.gateway4"),
+    ({"version": 2, "ethernets": {"n": {"dhcp4": "maybe"}}}, "network-config ethernets.n.dhcp4"),
+    ({"version": 1, "config": [{"type": "physical", "subnets": [
+        {"type": "static", "address": "10.0.0.2", "netmask": "255.0.255.0"}]}]},
+     "network-config config[0].subnets[0].address"),
+    ({"version": 1, "config": [{"type": "physical", "subnets": [{"type": "manual6"}]}]},
+     "network-config config[0].subnets[0].type"),
+    ({"version": 2, "ethernets": {"a": {"dhcp4": True}, "b": {"dhcp4": True}}}, "network-config"),
+])
+def test_bad_network_config_names_the_field(doc, field):
+    with pytest.raises(MetadataError) as info:
+        parse_network_config(doc)
+    assert info.value.field == field
+
+
+# ---- the ISO volume and the agent ---------------------------------------------------------
+
+@pytest.mark.skipif(shutil.which("isoinfo") is None, reason="isoinfo (genisoimage) not installed")
+def test_our_volume_is_read_by_isoinfo(tmp_path):
+    image = tmp_path / "seed.iso"
+    image.write_bytes(iso_image("cidata", {"meta-data": b"instance-id: x\n", "user-data": b"#!/bin/sh\n"}))
+    info = subprocess.run(["isoinfo", "-d", "-i", str(image)], capture_output=True, text=True).stdout
+    listing = subprocess.run(["isoinfo", "-R", "-f", "-i", str(image)], capture_output=True,
+                             text=True).stdout
+    assert "Volume id: cidata" in info and set(listing.split()) == {"/meta-data", "/user-data"}
+
+
+@pytest.mark.skipif(shutil.which("genisoimage") is None, reason="genisoimage not installed")
+@pytest.mark.parametrize("flags", [["-joliet", "-rock"], ["-joliet"], ["-rock"]])
+def test_cloud_localds_style_volumes_are_read(tmp_path, flags):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "meta-data").write_text("instance-id: iid-genisoimage\n")
+    (src / "network-config").write_text("version: 2\nethernets: {}\n")
+    image = tmp_path / "seed.iso"
+    subprocess.run(["genisoimage", "-quiet", "-output", str(image), "-volid", "cidata", *flags,
+                    str(src)], check=True)
+    assert iso_files(image.read_bytes()) == {"meta-data": b"instance-id: iid-genisoimage\n",
+                                             "network-config": b"version: 2\nethernets: {}\n"}
+
+
+def test_nocloud_guest_end_to_end(tmp_path):
+    guest = make_guest(tmp_path, "nocloud")
+    result = guest.run()
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    assert "metadata from nocloud: instance iid-nocloud-0001" in out
+    assert "NoCloud volume 'cidata' (hsfs) on /dev/dsk/c2t0d0p0" in out
+    assert "first boot on nocloud" not in out        # user-data is never logged
+    cp = guest.checkpoint()
+    assert (cp.phase, cp.provider) == ("DONE", "nocloud")
+    assert guest.state().get("mounts") == [] and guest.read("/etc/mnttab") == ""
+
+
+def test_qemu_guest_with_a_nocloud_disk_uses_it(tmp_path):
+    """Unlike the original agent: a QEMU guest with no CPIO seed but a cidata disk."""
+    guest = make_guest(tmp_path, "qemu", {"format": "newc"})
+    attach_volume(guest.root, "c2t0d0", iso_image("CIDATA", seed_files(
+        {"meta-data": {"instance-id": "iid-qemu", "local-hostname": "q"}})).ljust(1 << 20, b"\0"))
+    result = guest.run()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert guest.checkpoint().provider == "nocloud"
+    assert "metadata from nocloud: instance iid-qemu" in result.stdout
+
+
+def test_malformed_network_config_on_the_volume_stops_at_fetch(tmp_path):
+    guest = make_guest(tmp_path, "nocloud", {"network-config": "version: 2\nethernets: [\n"})
+    result = guest.run()
+    out = result.stdout + result.stderr
+    assert result.returncode == SMF_EXIT_ERR_CONFIG, out
+    assert "nocloud: network-config: not valid YAML at line" in out and "Traceback" not in out
+    assert guest.state().get("mounts") == []           # unmounted even on failure
