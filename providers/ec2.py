@@ -255,6 +255,14 @@ def _bring_up_primary_link(ctx: Context) -> tuple[str | None, dict]:
     if link is None:
         raise ServiceError(f"{SOURCE}: no network link to reach the metadata service on")
     mac = dict(links)[link]
+    if ctx.system.dry_run:
+        # `metadata plan` changes nothing: use a lease already bound (a running instance),
+        # and otherwise read the service as it can be reached now.
+        from operations.dhcp import lease_facts
+
+        log.info("%s: plan: would bring up DHCP on %s; reading the service without it",
+                 SOURCE, link)
+        return mac, lease_facts(ctx, link) or {}
     log.info("%s: DHCP on %s to reach the metadata service", SOURCE, link)
     lease = ensure_dhcp(ctx, link, primary=True) or {}
     return mac, lease

@@ -14,10 +14,13 @@ from contextlib import contextmanager
 
 import pytest
 import requests
-from guest import PROJECT_DIR
+from guest import PROJECT_DIR, make_guest
 
+from fsm import settings as agent_settings
 from fsm.errors import MetadataError, ServiceError
-from providers.ec2 import Imds, choose_primary_link, is_ec2, read_imds
+from fsm.steps import Context
+from fsm.system import System
+from providers.ec2 import EC2Provider, Imds, choose_primary_link, is_ec2, read_imds
 from providers.http import HttpClient
 from providers.model import Nic
 from providers.smbios import SmbiosInfo
@@ -313,6 +316,19 @@ def test_emulator_works_with_the_ec2_metadata_client():
         assert client.user_data.startswith(b"#!/bin/sh")
         assert client.public_ipv4 is None
         assert service.tokens_issued == 1
+
+
+def test_plan_reads_the_service_without_starting_dhcp(tmp_path):
+    guest = make_guest(tmp_path, "ec2")
+    with imds() as service:
+        settings = agent_settings.parse(f'[ec2]\nendpoint = "{service.server.url}"\n'
+                                        '[timeouts]\nhttp = 0.2\nfetch = 1\n')
+        ctx = Context(system=System(guest.root, dry_run=True), settings=settings,
+                      checkpoint=None)
+        md = EC2Provider().fetch(ctx)
+    assert md.instance_id == "i-0a1b2c3d4e5f60718" and md.nics[0].mac == MAC
+    assert "ipadm create-addr" not in guest.calls()
+    assert guest.show()["addresses"] == []
 
 
 # ---- whole boots ------------------------------------------------------------------------
