@@ -231,7 +231,9 @@ class MetadataClient:
             except TransportError as e:
                 problems.append(str(e))
                 log.warning("%s (attempt %d of %d)", e, attempt, self.attempts)
-        raise TransportError(f"{what} failed after {self.attempts} attempts: {problems[-1]}")
+        told = problems[-1] if problems[0] == problems[-1] else \
+            f"{problems[0]}; then {problems[-1]}"
+        raise TransportError(f"{what} failed after {self.attempts} attempts: {told}")
 
     def _v2_once(self, command: str, arg: bytes | None) -> tuple[bool, bytes | None]:
         reqid = new_reqid()
