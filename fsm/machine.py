@@ -83,7 +83,7 @@ class BootMachine:
                 if phase == "FETCH":
                     self._adopt_instance()
                 self._leave(phase)
-            while self.state != "DONE":
+            while self.state != "DONE" and not self._holding:
                 phase = self.state
                 self._run_phase(phase)
                 self._leave(phase)
