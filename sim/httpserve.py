@@ -32,6 +32,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
 RESERVED_KEY = "_emulator"
+FAULT_KEYS = frozenset({"status", "retry_after", "delay_s", "reset", "body", "times", "flap",
+                        "paths"})
 
 
 @dataclass(frozen=True)
@@ -77,8 +79,18 @@ class Faults:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_metadata(cls, metadata: dict[str, Any]) -> Faults:
-        return cls(metadata.get(RESERVED_KEY))
+    def from_metadata(cls, metadata: dict[str, Any], own_keys: frozenset[str] = frozenset(),
+                      emulator: str = "emulator") -> Faults:
+        """The faults of `"_emulator"`; a key neither a fault nor the emulator's own is
+        refused, so a misspelt option cannot silently test the happy path instead."""
+        spec = metadata.get(RESERVED_KEY) or {}
+        if not isinstance(spec, dict):
+            raise ValueError(f"{emulator}: {RESERVED_KEY} must be an object")
+        unknown = sorted(set(spec) - FAULT_KEYS - own_keys)
+        if unknown:
+            raise ValueError(f"{emulator}: unknown {RESERVED_KEY} option(s) {', '.join(unknown)}; "
+                             f"known: {', '.join(sorted(FAULT_KEYS | own_keys))}")
+        return cls(spec)
 
     def applies(self, request: Request) -> bool:
         if not self.active or (self.paths and request.path not in self.paths):

@@ -217,6 +217,15 @@ def test_a_token_that_cannot_be_sent_back_is_a_service_error():
         service.close()
 
 
+def test_optional_tokens_allow_v1_gets_but_refuse_a_forged_token():
+    with imds(imds="optional") as service:
+        url = service.server.url + "/latest/meta-data/instance-id"
+        assert requests.get(url, timeout=2).text == "i-0a1b2c3d4e5f60718"
+        forged = {"X-aws-ec2-metadata-token": "forged"}
+        assert requests.get(url, headers=forged, timeout=2).status_code == 401
+        assert read(service).instance_id == "i-0a1b2c3d4e5f60718"
+
+
 def test_a_token_refused_even_when_fresh_is_a_service_error():
     with imds(token_uses=0) as service, pytest.raises(ServiceError, match="even with a fresh token"):
         read(service)

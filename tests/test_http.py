@@ -144,6 +144,12 @@ def test_retry_after_forms():
     assert 95 <= _retry_after_s(future) <= 100
 
 
+def test_unknown_emulator_options_are_refused():
+    with pytest.raises(ValueError, match=r"unknown _emulator option\(s\) stauts"):
+        Faults.from_metadata({"_emulator": {"stauts": 500}})
+    assert Faults.from_metadata({"_emulator": {"mine": 1}}, frozenset({"mine"})).active is False
+
+
 def test_paths_are_normalised():
     assert normalise_path("//latest//meta-data/") == ("/latest/meta-data", True)
     assert normalise_path("/latest/meta-data?x=1") == ("/latest/meta-data", False)

@@ -97,7 +97,9 @@ class DigitalOceanService:
     def __init__(self, metadata: dict[str, Any]):
         self.doc = document(metadata)
         self.tree = path_tree(self.doc)
-        self.server = HttpServer(self.answer, Faults.from_metadata(metadata))
+        faults = Faults.from_metadata(metadata, frozenset({"config_drive"}),
+                                      "digitalocean emulator")
+        self.server = HttpServer(self.answer, faults)
         self.endpoint = {"digitalocean": {"endpoint": self.server.url}}
 
     def close(self) -> None:

@@ -135,7 +135,8 @@ class Ec2Service:
         self._tokens: dict[str, list[float]] = {}   # token -> [expiry, GETs left]
         self._lock = threading.Lock()
         self.tokens_issued = 0
-        self.server = HttpServer(self.answer, Faults.from_metadata(metadata))
+        faults = Faults.from_metadata(metadata, frozenset({"imds", "token_uses"}), "ec2 emulator")
+        self.server = HttpServer(self.answer, faults)
         self.endpoint = {"ec2": {"endpoint": self.server.url}}
 
     def close(self) -> None:
