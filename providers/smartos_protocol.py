@@ -122,7 +122,6 @@ class SerialPort(Protocol):
 
     def read(self, size: int = 1) -> bytes: ...
     def write(self, data: bytes) -> int | None: ...
-    def flush(self) -> None: ...
     def reset_input_buffer(self) -> None: ...
     def close(self) -> None: ...
     @property
@@ -161,9 +160,10 @@ class MetadataClient:
         return line.rstrip(b"\r")
 
     def _send(self, data: bytes) -> None:
+        # pyserial's write returns once the kernel has the bytes (bounded by write_timeout);
+        # no flush(): tcdrain could wait forever on a port whose flow control never opens.
         try:
             self.port.write(data)
-            self.port.flush()
         except OSError as e:  # includes pyserial's write timeout
             raise TransportError(f"{self.where}: write failed: {e}") from None
 
@@ -202,7 +202,7 @@ class MetadataClient:
             line = self._readline(deadline)
             if line is None or wanted(line):
                 return line
-            log.debug("%s: skipping %r", self.where, line[:60])
+            log.debug("%s: skipping an unexpected line (%d bytes)", self.where, len(line))
 
     # -- requests
     def get(self, key: str) -> bytes | None:
@@ -245,7 +245,8 @@ class MetadataClient:
                 raise TransportError(f"{self.where}: no answer to {command} within "
                                      f"{self.timeout_s:g} s")
             if not line.startswith(b"V2 "):
-                log.debug("%s: skipping non-frame line %r", self.where, line[:60])
+                log.debug("%s: skipping a line that is not a frame (%d bytes)", self.where,
+                          len(line))
                 continue
             try:
                 frame = decode_frame(line)

@@ -101,6 +101,15 @@ def test_random_bytes_raise_only_protocol_error(data):
     assert isinstance(frame, Frame)
 
 
+@given(st.binary(max_size=200))
+def test_correctly_framed_random_bodies_raise_only_protocol_error(body):
+    try:
+        frame = decode_frame(_framed(body))
+    except ProtocolError:
+        return
+    assert decode_frame(encode_frame(frame)) == frame  # whatever decodes, re-encodes
+
+
 @given(reqids, st.binary(max_size=64), st.integers(min_value=0), st.integers(0, 255))
 def test_a_flipped_byte_is_caught(reqid, payload, position, value):
     wire = bytearray(encode_frame(Frame(reqid, "SUCCESS", payload))[:-1])
