@@ -7,8 +7,8 @@ import subprocess
 import time
 
 import pytest
-
 from guest import make_guest
+
 from operations.parseable import parse_records
 
 
