@@ -66,12 +66,12 @@ class Faults:
 
     def __init__(self, spec: dict[str, Any] | None):
         spec = dict(spec or {})
-        self.status: int | None = spec.get("status")
+        self.status = int(spec["status"]) if spec.get("status") is not None else None
         self.retry_after: Any = spec.get("retry_after")
         self.delay_s = float(spec.get("delay_s", 0) or 0)
         self.reset = bool(spec.get("reset", False))
-        self.body: str | None = spec.get("body")
-        self.times: int | None = spec.get("times")
+        self.body = str(spec["body"]) if spec.get("body") is not None else None
+        self.times = int(spec["times"]) if spec.get("times") is not None else None
         self.flap = bool(spec.get("flap", False))
         self.paths = {normalise_path(p)[0] for p in spec.get("paths", [])}
         self.active = any((self.status, self.delay_s, self.reset, self.body is not None))
@@ -162,7 +162,7 @@ def _handler_class(server: HttpServer) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
                 return
             if faulty and faults.status:
-                answer = Answer(int(faults.status), b"injected fault\n")
+                answer = Answer(faults.status, b"injected fault\n")
                 if faults.retry_after is not None:
                     answer.headers["Retry-After"] = str(faults.retry_after)
             else:
