@@ -56,10 +56,16 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 @dataclass(frozen=True)
 class Settings:
     values: dict[str, dict[str, Any]] = field(default_factory=lambda: defaults())
+    # `section.key` names set by the file (or SMF), as opposed to left at their defaults.
+    given: frozenset[str] = frozenset()
 
     def get(self, dotted: str) -> Any:
         section, _, key = dotted.partition(".")
         return self.values[section][key]
+
+    def explicit(self, dotted: str) -> bool:
+        """Whether the operator set this key (e.g. a serial device path on the host)."""
+        return dotted in self.given
 
 
 def defaults() -> dict[str, dict[str, Any]]:
@@ -72,6 +78,7 @@ def parse(text: str, source: str = SETTINGS_PATH) -> Settings:
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(source, "(file)", f"not valid TOML: {e}") from None
     values = defaults()
+    given: set[str] = set()
     for section, table in doc.items():
         if section not in SCHEMA:
             raise ConfigError(source, section, f"unknown section; known: {', '.join(SCHEMA)}")
@@ -82,9 +89,10 @@ def parse(text: str, source: str = SETTINGS_PATH) -> Settings:
             if key not in SCHEMA[section]:
                 raise ConfigError(source, dotted, f"unknown key; known: {', '.join(SCHEMA[section])}")
             values[section][key] = _coerce(source, dotted, SCHEMA[section][key][0], value)
+            given.add(dotted)
     if values["log"]["level"] not in LOG_LEVELS:
         raise ConfigError(source, "log.level", f"must be one of {', '.join(LOG_LEVELS)}")
-    return Settings(values)
+    return Settings(values, frozenset(given))
 
 
 def _coerce(source: str, dotted: str, want: type, value: Any) -> Any:
