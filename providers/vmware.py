@@ -110,7 +110,7 @@ def parse(meta_bytes: bytes, user_data: bytes | None) -> Metadata:
         if meta is None:
             meta = {}
         if not isinstance(meta, dict):
-            raise MetadataError(SOURCE, "metadata", "must be a mapping")
+            raise MetadataError(SOURCE, "guestinfo.metadata", "must be a mapping")
         base = nocloud.parse_seed({"meta-data": _without_network(meta)})
         network: dict[str, Any] = {"nics": (Nic(mac=None, dhcp4=True, primary=True),)}
         provenance = {**base.provenance, "nics": "(no network: DHCP on the first link)"}
@@ -121,7 +121,10 @@ def parse(meta_bytes: bytes, user_data: bytes | None) -> Metadata:
     except MetadataError as e:
         if e.source == SOURCE:
             raise
-        field = e.field.replace("meta-data ", "").replace("network-config", "network")
+        field = e.field
+        for prefix in ("meta-data", "metadata"):
+            field = field[len(prefix):].strip() if field.startswith(prefix) else field
+        field = field.replace("network-config", "network")
         raise MetadataError(SOURCE, f"guestinfo.metadata {field}".strip(), e.problem) from None
     provenance = {k: v.replace("meta-data", "guestinfo.metadata") for k, v in provenance.items()}
     script = None
