@@ -9,7 +9,14 @@ import shutil
 import pytest
 
 from fsm.errors import SMF_EXIT_ERR_CONFIG, ConfigError, MetadataError
+from fsm.settings import Settings
+from fsm.steps import Context
+from fsm.system import System
+from providers import smbios
+from providers.cpio import CpioProvider
 from providers.seedfiles import parse_config, read_seed
+from providers.smbios import SmbiosInfo
+from providers.vmware import VMwareProvider
 from sim.emulators import cpio as cpio_emulator
 from tests.guest import make_guest
 
@@ -85,27 +92,36 @@ def test_seed_disk_of_the_platform_is_used(tmp_path, platform, disk):
     assert "first boot from the cpio seed" not in result.stdout + result.stderr  # never logged
 
 
+def provider_context(guest, info=None):
+    """DETECT's context for a direct call: the provider reads the guest through System."""
+    info = smbios.read(System(guest.root)) if info is None else info
+    return Context(system=System(guest.root), settings=Settings(), checkpoint=None, smbios=info)
+
+
 @pytest.mark.parametrize("fmt", ["odc", "newc", "crc", "bin-swapped"])
 def test_every_format_on_the_disk(tmp_path, fmt):
     guest = make_guest(tmp_path, "qemu", {"format": fmt, "config.toml": {"network": {"skip": True}}})
-    assert_done(guest, guest.run(), "cpio")
+    provider = CpioProvider()
+    assert provider.detect(provider_context(guest))
+    md = provider.fetch(provider_context(guest))
+    assert (md.hostname, md.network_skip, md.nics) == ("cpio-seed-guest", True, ())
+    assert md.ssh_keys == tuple(cpio_emulator.DEFAULT_KEYS)
 
 
-def test_no_smbios_table_still_finds_the_seed_fast(tmp_path):
+def test_no_smbios_table_still_finds_the_seed(tmp_path):
     guest = make_guest(tmp_path, "qemu")
     guest.set_state(smbios=None)
-    result = guest.run()
-    assert_done(guest, result, "cpio")
-    assert "metadata source: cpio" in result.stdout + result.stderr
+    ctx = provider_context(guest)
+    assert ctx.smbios is None
+    assert CpioProvider().detect(ctx)
 
 
 def test_cloud_smbios_never_looks_at_disks(tmp_path):
     guest = make_guest(tmp_path, "qemu")
-    guest.set_state(smbios={"manufacturer": "Oxide", "product": "OxVM", "version": "1",
-                            "uuid": "0E7A3B2C-0000-4000-8000-000000000001"})
-    result = guest.run()
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert guest.checkpoint().provider != "cpio"
+    oxide = SmbiosInfo(manufacturer="Oxide", product="OxVM")
+    ec2 = SmbiosInfo(manufacturer="Xen", product="HVM domU", version="4.11.amazon")
+    for info in (oxide, ec2):
+        assert not CpioProvider().detect(provider_context(guest, info))
 
 
 def test_two_seed_disks_are_a_clear_error(tmp_path):
@@ -147,12 +163,12 @@ def test_vmware_without_open_vm_tools_uses_the_cpio_seed(tmp_path):
     """As the original did for VMware Fusion: no guestinfo tools, so the seed disk c1t1d0."""
     guest = make_guest(tmp_path, "qemu", name="vm")
     vmware_seed = cpio_emulator.make_archive({"nodename": b"fusion-guest\n"})
-    guest.set_state(smbios={"manufacturer": "VMware, Inc.", "product": "VMware7,1",
-                            "version": "None", "uuid": "564D0000-0000-0000-0000-000000000001"})
     for kind in ("dsk", "rdsk"):
         os.remove(guest.path(f"/dev/{kind}/c2t0d0p0"))
         with open(guest.path(f"/dev/{kind}/c1t1d0p0"), "wb") as f:
             f.write(vmware_seed)
-    result = guest.run()
-    assert_done(guest, result, "cpio")
-    assert "/dev/rdsk/c1t1d0p0" in result.stdout + result.stderr
+    ctx = provider_context(guest, SmbiosInfo(manufacturer="VMware, Inc.", product="VMware7,1"))
+    assert not VMwareProvider().detect(ctx)
+    provider = CpioProvider()
+    assert provider.detect(ctx) and provider.device == "/dev/rdsk/c1t1d0p0"
+    assert provider.fetch(ctx).hostname == "fusion-guest"
