@@ -78,6 +78,11 @@ class System:
             raise OSError(errno.EFBIG, f"larger than {limit} bytes", guest_path)
         return data
 
+    def read_head(self, guest_path: str, size: int) -> bytes:
+        """The first `size` bytes of a file or raw disk (which is larger than any limit)."""
+        with open(self.path(guest_path), "rb") as f:
+            return f.read(size)
+
     def read_text(self, guest_path: str, default: str | None = None,
                   limit: int | None = None) -> str:
         try:

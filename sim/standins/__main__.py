@@ -40,7 +40,7 @@ def main() -> int:
     faults = guest_state.load(root).get("faults", {})
     if key in faults.get("hang", []):
         _block_until_killed()
-    module = importlib.import_module(f"sim.standins.{command}")
+    module = importlib.import_module(f"sim.standins.{command.replace('-', '_')}")
     code = 0
     with guest_state.locked(root) as st:
         calls = st.setdefault("calls", {})
