@@ -126,7 +126,13 @@ def expand_label(ctx: Context, disk: str, vtoc: Vtoc) -> Vtoc:
     finally:
         system.remove(FORMAT_CMDFILE)
     if system.dry_run:
-        return vtoc
+        # What p_expand() will do: move slice 8 and the last usable LBA up by the growth.
+        delta = vtoc.full_last_usable - vtoc.last_usable
+        moved = dict(vtoc.slices)
+        old = moved[RESERVED_SLICE]
+        moved[RESERVED_SLICE] = Slice(old.number, old.tag, old.flag, old.start + delta, old.size)
+        return Vtoc(vtoc.device, vtoc.sector_size, vtoc.sectors, vtoc.accessible + delta,
+                    vtoc.efi, moved)
     after = read_vtoc(system, disk)
     if after.last_usable < after.full_last_usable:
         raise ExpandError(f"format expanded nothing on {disk}: the label still ends at sector "

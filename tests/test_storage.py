@@ -307,3 +307,15 @@ def test_rpool_swap_that_is_a_filesystem_is_an_error(tmp_path):
     with pytest.raises(swap.SwapError, match="is a filesystem"):
         swap.ensure_swap(context(g))
     assert g.show()["vfstab_swap"] == [] and g.show()["swap"] == []
+
+
+def test_a_plan_lists_every_expansion_command_and_changes_nothing(tmp_path):
+    g = make_guest(tmp_path, "qemu")
+    before = g.state()["disks"]["c1t0d0"]["label"]
+    ctx = context(g)
+    ctx.system = System(g.root, dry_run=True)
+    expand.expand_pool(ctx)
+    planned = [p.split()[1] for p in ctx.system.planned if p.startswith("run:")]
+    assert planned == ["/usr/sbin/format", "/usr/sbin/fmthard", "/usr/sbin/zpool"]
+    assert g.state()["disks"]["c1t0d0"]["label"] == before
+    assert "format" not in g.calls() and "zpool online" not in g.calls()
