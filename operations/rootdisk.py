@@ -177,9 +177,9 @@ def find_root_disk(system: System, wait_s: float = DEFAULT_LINK_WAIT_S, pool: st
         log.info("root pool %s is on %s (as zpool reports it, label verified)", pool, disk)
         return RootDisk(pool, name, disk, slice_hint, found, False, "zpool list")
 
-    log.warning("zpool reports root pool %s on %s, but %s/%s%s %s; looking for the live disk",
-                pool, name, DEV_DSK, disk, slice_hint or "*",
-                "carries no label of this pool" if system.exists(f"{DEV_DSK}/{disk}{slice_hint or 's0'}")
+    named = f"{DEV_DSK}/{disk}{slice_hint or ''}"
+    log.warning("zpool reports root pool %s on %s, but %s %s; looking for the live disk",
+                pool, name, named, "carries no label of this pool" if system.exists(named)
                 else "does not exist")
     # libzfs refreshes a stale path from the devid when zpool runs as root.
     system.run([ZPOOL, "status", pool])
