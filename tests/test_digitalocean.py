@@ -298,6 +298,16 @@ def test_broken_service_is_a_bounded_service_error(tmp_path, faults, message):
     assert str(err.value).startswith("digitalocean: GET http://127.0.0.1:")
 
 
+def test_malformed_json_from_the_service_names_the_url(tmp_path):
+    guest = make_guest(tmp_path, "digitalocean", {"_emulator": {"config_drive": False}})
+    truncated = json.dumps(doc())[:-30]
+    with service(body=truncated, paths=["/metadata/v1.json"]) as server:
+        with pytest.raises(MetadataError) as err:
+            DigitalOceanProvider().fetch(context(guest.root, server.server.url))
+    assert err.value.field == server.server.url + "/metadata/v1.json"
+    assert "not valid JSON" in str(err.value) and AUTH_KEY not in str(err.value)
+
+
 def test_emulator_per_key_paths():
     with service() as server:
         url = server.server.url
