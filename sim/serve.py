@@ -8,6 +8,7 @@ settings (written into `<root>/etc/metadata-agent.toml`) and `.close()`; it is r
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -18,14 +19,34 @@ from sim import guest, platforms
 SETTINGS_FILE = "etc/metadata-agent.toml"
 
 
-def write_endpoint(root: str, settings: dict[str, dict[str, Any]]) -> None:
+def write_endpoint(root: str, endpoint: dict[str, dict[str, Any]]) -> None:
+    """Merge the emulator's endpoint into the guest's settings file, keeping what a test or
+    a person already put there (e.g. short `[timeouts]` for a fault test)."""
+    from fsm.settings import tomllib
+
+    path = os.path.join(root, SETTINGS_FILE)
+    try:
+        with open(path, "rb") as f:
+            settings: dict[str, dict[str, Any]] = tomllib.load(f)
+    except FileNotFoundError:
+        settings = {}
+    for section, values in endpoint.items():
+        settings.setdefault(section, {}).update(values)
     lines: list[str] = []
     for section, values in settings.items():
         lines.append(f"[{section}]")
         for key, value in values.items():
-            lines.append(f"{key} = {value!r}" if not isinstance(value, str) else f'{key} = "{value}"')
+            lines.append(f"{key} = {_toml_value(value)}")
         lines.append("")
     guest._write(root, SETTINGS_FILE, "\n".join(lines))
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(value)
 
 
 @contextlib.contextmanager
