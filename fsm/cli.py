@@ -77,7 +77,7 @@ def _open_guest(root: str, dry_run: bool = False):
     from fsm.system import System
 
     system = System(root, dry_run=dry_run)
-    settings = settings_mod.load(system)
+    settings = settings_mod.load(system, os.environ.get("SMF_FMRI") if not dry_run else None)
     logsetup.setup(settings.get("log.level"), "" if dry_run else settings.get("log.console"))
     system.command_timeout_s = settings.get("timeouts.command")
     return system, settings

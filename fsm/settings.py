@@ -105,12 +105,26 @@ def _coerce(source: str, dotted: str, want: type, value: Any) -> Any:
     raise ConfigError(source, dotted, f"must be a {want.__name__}, not {type(value).__name__}")
 
 
-def load(system: System) -> Settings:
-    """Settings from the guest's TOML file, or the defaults when there is none."""
+def load(system: System, smf_fmri: str | None = None) -> Settings:
+    """Defaults < the guest's TOML file < the SMF instance's `config/*` properties.
+
+    SMF properties come last because `svccfg setprop` + `svcadm refresh` is how an operator
+    adjusts an installed image, while the TOML file is usually baked into it; the manifest
+    declares the properties without values, so the file applies wherever nobody set one.
+    They are read only under SMF (`smf_fmri` given).
+    """
     try:
         text = system.read_text(SETTINGS_PATH, limit=1 << 20)
     except FileNotFoundError:
-        return Settings()
+        settings = Settings()
     except (OSError, UnicodeError) as e:
         raise ConfigError(SETTINGS_PATH, "(file)", f"cannot be read: {e}") from None
-    return parse(text)
+    else:
+        settings = parse(text)
+    if smf_fmri:
+        from fsm.smfprops import merged, read_smf_settings
+
+        overrides = read_smf_settings(system, smf_fmri)
+        given = settings.given | {f"{s}.{k}" for s, keys in overrides.items() for k in keys}
+        settings = Settings(merged(settings.values, overrides), frozenset(given))
+    return settings

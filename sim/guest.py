@@ -9,7 +9,7 @@ import shlex
 import sys
 from typing import Any
 
-from sim import etcfiles, state
+from sim import etcfiles, smffiles, state
 from sim import hardware as hwmod
 from sim.commands import COMMAND_PATHS, OPTIONAL_COMMAND_PATHS
 from sim.hardware import hardware
@@ -150,6 +150,7 @@ def create(root: str, platform: str, metadata: dict[str, Any] | None = None) -> 
     for name, disk in st["disks"].items():
         _disk_nodes(root, name, disk["size_bytes"], bool(disk.get("label")))
     install_standins(root)
+    smffiles.lay_out(root)
     os.makedirs(os.path.join(root, state.STATE_DIR), exist_ok=True)
     state.save(root, st)
     from sim import platforms
