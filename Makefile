@@ -25,5 +25,17 @@ docs: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# dist/metadata: the agent and its pure-Python dependencies in one executable zipapp
+# (#!/usr/bin/python3), installed on an image as /usr/lib/metadata. See tools/build_dist.py.
+dist: $(STAMP)
+	$(BIN)/python tools/build_dist.py --output dist/metadata
+
+# Time the agent on the simulated guest and rewrite docs/performance.md (a few minutes).
+bench: $(STAMP)
+	$(BIN)/python -m sim.bench --output docs/performance.md
+
+fuzz: $(STAMP)
+	bash fuzz/run.sh
+
 clean:
 	rm -rf $(VENV) dist build *.egg-info
