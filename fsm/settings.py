@@ -44,6 +44,7 @@ SCHEMA: dict[str, dict[str, tuple[type, Any, str]]] = {
         "fetch": (float, 60.0, "seconds FETCH may spend in retries, in all"),
         "probe": (float, 0.25, "seconds a local probe (serial port) may take in DETECT"),
         "dhcp": (float, 60.0, "seconds to wait for a DHCP lease"),
+        "devlinks": (float, 10.0, "seconds to wait for the root disk's /dev links at boot"),
     },
     "network": {
         "skip": (bool, False, "skip the NETWORK phase (as the metadata's network.skip)"),

@@ -7,6 +7,7 @@ COMMAND_PATHS = {
     "route": "/usr/sbin/route",
     "zpool": "/usr/sbin/zpool",
     "zfs": "/usr/sbin/zfs",
+    "zdb": "/usr/sbin/zdb",
     "prtvtoc": "/usr/sbin/prtvtoc",
     "format": "/usr/sbin/format",
     "fmthard": "/usr/sbin/fmthard",

@@ -34,13 +34,8 @@ def _write(root: str, rel: str, text: str | bytes, mode: int = 0o644) -> None:
     os.chmod(path, mode)
 
 
-# Stand-ins the storage steps need that sim/commands.py does not list yet.
-STORAGE_EXTRA_PATHS = {"zdb": "/usr/sbin/zdb"}
-
-
 def install_standin(root: str, command: str) -> None:
-    path = (COMMAND_PATHS.get(command) or OPTIONAL_COMMAND_PATHS.get(command)
-            or STORAGE_EXTRA_PATHS[command])
+    path = COMMAND_PATHS.get(command) or OPTIONAL_COMMAND_PATHS[command]
     _write(root, path.lstrip("/"), WRAPPER.format(
         command=command, root=shlex.quote(os.path.abspath(root)),
         project=shlex.quote(PROJECT_DIR), python=shlex.quote(sys.executable)), 0o755)
@@ -49,9 +44,6 @@ def install_standin(root: str, command: str) -> None:
 def install_standins(root: str) -> None:
     for command in COMMAND_PATHS:
         install_standin(root, command)
-    for command in STORAGE_EXTRA_PATHS:
-        if command not in COMMAND_PATHS:
-            install_standin(root, command)
 
 
 def _disk_nodes(root: str, name: str, size: int, labelled_efi: bool) -> None:
