@@ -65,8 +65,11 @@ STEPS: tuple[Step, ...] = (
          on_failure="-", checkpointed="nothing (hardware facts are re-read every start)"),
     Step("DETECT", "provider", Frequency.PER_BOOT, choose_provider,
          changes="nothing (SMBIOS and local devices; a serial probe only when SMBIOS is unknown)",
-         fails_when="never: no source found selects `none` (DHCP on the first link)",
-         on_failure="-", checkpointed="provider name", stops_machine=True),
+         fails_when="a local source is unreadable or ambiguous (e.g. two CPIO seed disks): "
+                    "exit 96; no source at all is not a failure, it selects `none` "
+                    "(DHCP on the first link)",
+         on_failure="the next start detects again",
+         checkpointed="provider name", stops_machine=True),
     Step("FETCH", "metadata", Frequency.PER_BOOT, fetch_metadata,
          changes="nothing, except DHCP on the primary link on EC2 to reach its service",
          fails_when="the service is unreachable within its bounded retries (exit 95), "
