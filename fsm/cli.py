@@ -51,13 +51,62 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run DETECT and FETCH, then print what every later step "
                        "would change, without changing the guest or the checkpoint.")
     _add_root(p)
+    p.add_argument("--seed", metavar="FILE",
+                   help="instead of a guest: boot a simulated QEMU guest with this seed (CPIO "
+                   "image, NoCloud ISO or directory) attached and plan it; needs sim/")
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("reset", help="move the checkpoint aside so the next run starts fresh",
                        description="Move the checkpoint aside; the next run is a first boot.")
     _add_root(p)
     p.set_defaults(func=cmd_reset)
+
+    _add_seed_parsers(sub)
     return parser
+
+
+def _add_seed_parsers(sub) -> None:
+    """`metadata seed cpio|nocloud|inspect`: the image builders' tools (fsm/seed/)."""
+    seed = sub.add_parser("seed", help="make or check a seed disk for QEMU, bhyve or VMware",
+                          description="Make a seed image the agent reads (a raw CPIO disk or "
+                          "a NoCloud ISO), or check one. Inputs are checked with the agent's "
+                          "own validators: a refused input writes nothing and exits 96.")
+    kinds = seed.add_subparsers(dest="seed_command", metavar="KIND")
+    kinds.required = True
+
+    p = kinds.add_parser("cpio", help="write a CPIO seed disk image (attach it as a raw disk)",
+                         description="Write the seed files (nodename, authorized_keys, "
+                         "config.toml, firstboot.sh) as a CPIO archive at offset 0 of a disk "
+                         "image, padded to 8192 bytes as illumos cpio pads.")
+    p.add_argument("-o", "--output", required=True, metavar="IMAGE")
+    p.add_argument("--hostname", metavar="NAME", help="written to nodename")
+    p.add_argument("--authorized-keys", metavar="FILE", help="root's SSH keys, one per line")
+    p.add_argument("--firstboot", metavar="FILE",
+                   help="a script run once on first boot; must start with #!")
+    p.add_argument("--network-skip", action="store_true",
+                   help="config.toml [network] skip = true: configure no interface")
+    p.add_argument("--format", choices=("bin", "odc", "newc"), default="bin",
+                   help="bin (default: what illumos cpio -o writes, little-endian), odc, newc")
+    p.set_defaults(func=cmd_seed_cpio)
+
+    p = kinds.add_parser("nocloud", help="write a NoCloud ISO 9660 volume labelled cidata",
+                         description="Write meta-data, user-data and network-config on an "
+                         "ISO 9660 volume labelled cidata, as cloud-localds makes.")
+    p.add_argument("-o", "--output", required=True, metavar="ISO")
+    p.add_argument("--instance-id", metavar="ID", help="default: iid-local01, as cloud-localds")
+    p.add_argument("--hostname", metavar="NAME", help="meta-data local-hostname")
+    p.add_argument("--authorized-keys", metavar="FILE", help="meta-data public-keys")
+    p.add_argument("--user-data", metavar="FILE",
+                   help="run once on first boot when it starts with #!")
+    p.add_argument("--network-config", metavar="FILE", help="network-config v1 or v2 (YAML)")
+    p.set_defaults(func=cmd_seed_nocloud)
+
+    p = kinds.add_parser("inspect", help="show what the agent would read from a seed",
+                         description="Print what the agent would read from a seed (CPIO "
+                         "image, NoCloud ISO, or a directory), field by field, with every "
+                         "problem. Exit 0 when the agent would accept it, 96 when not.")
+    p.add_argument("file", metavar="FILE")
+    p.set_defaults(func=cmd_seed_inspect)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,8 +171,61 @@ def cmd_states(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     from fsm.plan import run_plan
 
+    if args.seed is not None:
+        if os.path.abspath(args.root) != "/":
+            print("metadata: plan: --seed boots its own simulated guest; it does not take "
+                  "--root", file=sys.stderr)
+            return SMF_EXIT_ERR_CONFIG
+        from fsm.plan import seeded_guest
+
+        with seeded_guest(args.seed) as root:
+            system, settings = _open_guest(root, dry_run=True)
+            return run_plan(system, settings, summary=True)
     system, settings = _open_guest(args.root, dry_run=True)
     return run_plan(system, settings)
+
+
+def _seed_written(written) -> int:
+    for warning in written.warnings:
+        print(f"metadata: warning: {warning}", file=sys.stderr)
+    print(f"wrote {written.path} ({written.size} bytes)")
+    return 0
+
+
+def _seed_refused(error, output: str) -> int:
+    for problem in error.problems:
+        print(f"metadata: {problem}", file=sys.stderr)
+    print(f"metadata: nothing written to {output}", file=sys.stderr)
+    return error.exit_code
+
+
+def cmd_seed_cpio(args: argparse.Namespace) -> int:
+    from fsm.seed.build import SeedRefused, build_cpio
+
+    try:
+        return _seed_written(build_cpio(args.output, args.hostname, args.authorized_keys,
+                                        args.firstboot, args.network_skip, args.format))
+    except SeedRefused as e:
+        return _seed_refused(e, args.output)
+
+
+def cmd_seed_nocloud(args: argparse.Namespace) -> int:
+    from fsm.seed.build import SeedRefused, build_nocloud
+
+    try:
+        return _seed_written(build_nocloud(args.output, args.instance_id, args.hostname,
+                                           args.authorized_keys, args.user_data,
+                                           args.network_config))
+    except SeedRefused as e:
+        return _seed_refused(e, args.output)
+
+
+def cmd_seed_inspect(args: argparse.Namespace) -> int:
+    from fsm.seed.inspect import inspect_seed
+
+    inspection = inspect_seed(args.file)    # NotASeed is an AgentError: main prints it
+    sys.stdout.write(inspection.text())
+    return 0 if inspection.evaluation.accepted else SMF_EXIT_ERR_CONFIG
 
 
 def cmd_reset(args: argparse.Namespace) -> int:

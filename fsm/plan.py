@@ -1,13 +1,24 @@
 """`metadata plan`: DETECT and FETCH for real, then every later step against a dry-run
 System, which records instead of performing each write and each command that changes the
-guest. Nothing is written, not even the checkpoint."""
+guest. Nothing is written, not even the checkpoint.
+
+`metadata plan --seed FILE` is the image builder's dry run: it lays out a throwaway
+simulated QEMU guest (sim/) in a temporary directory, writes the seed at offset 0 of its
+seed disk as a hypervisor would present it, and plans that guest, so the host running the
+command is never touched. sim/ is imported only here and only then: it is a developer tool
+that the zipapp installed on guests does not ship.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from fsm.checkpoint import CheckpointStore
-from fsm.errors import SMF_EXIT_OK, AgentError
+from fsm.errors import SMF_EXIT_OK, AgentError, ConfigError
 from fsm.phases import GATHER_PHASES, PHASES
 from fsm.settings import Settings
 from fsm.steps import PHASE_NAMES, Context
@@ -16,7 +27,45 @@ from fsm.system import System
 log = logging.getLogger(__name__)
 
 
-def run_plan(system: System, settings: Settings) -> int:
+SEED_PLATFORM = "qemu"
+
+
+@contextmanager
+def seeded_guest(seed: str) -> Iterator[str]:
+    """The root of a fresh simulated QEMU guest whose seed disk holds `seed`; removed after."""
+    from fsm.seed.inspect import attachable_image
+
+    try:
+        from sim import guest as sim_guest
+        from sim.emulators import cpio as cpio_emulator
+    except ImportError:
+        raise ConfigError("plan --seed", "sim", "needs the simulated guest (the sim/ "
+                          "package), which this build of the agent does not ship; run "
+                          "`metadata plan --seed` from a source checkout, or check the seed "
+                          "with `metadata seed inspect`") from None
+    what, image = attachable_image(seed)
+    with tempfile.TemporaryDirectory(prefix="metadata-plan-seed-") as tmp:
+        root = os.path.join(tmp, "guest")
+        sim_guest.create(root, SEED_PLATFORM)
+        disk = cpio_emulator.seed_disk(SEED_PLATFORM)
+        for kind in ("dsk", "rdsk"):   # drop the emulator's default seed, keep the node
+            os.truncate(os.path.join(root, "dev", kind, f"{disk}p0"), 0)
+        cpio_emulator.write_seed(root, disk, image)
+        print(f"seed: {seed} ({what}, {len(image)} bytes) attached as the seed disk {disk} "
+              f"of a simulated {SEED_PLATFORM} guest")
+        yield root
+
+
+def _summary(ctx: Context) -> None:
+    from fsm.seed.render import describe
+
+    if ctx.metadata is not None:
+        print("\nthe configuration the agent would apply")
+        for line in describe(ctx.metadata):
+            print(f"  {line}")
+
+
+def run_plan(system: System, settings: Settings, summary: bool = False) -> int:
     store = CheckpointStore(System(system.root, dry_run=True))
     ctx = Context(system=system, settings=settings, checkpoint=store.load())
     for phase in GATHER_PHASES:
@@ -25,6 +74,8 @@ def run_plan(system: System, settings: Settings) -> int:
     md = ctx.metadata
     print(f"platform: {ctx.provider.name if ctx.provider else '-'}; "
           f"instance: {md.instance_id if md and md.instance_id else 'unknown'}")
+    if summary:
+        _summary(ctx)
     for phase in PHASE_NAMES:
         if phase in GATHER_PHASES or not PHASES[phase]:
             continue
