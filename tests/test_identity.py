@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import os
 import struct
+import subprocess
 
 import pytest
 from guest import make_guest
@@ -349,3 +350,21 @@ def test_a_symlink_at_the_hosts_file_is_refused_before_any_write(guest, tmp_path
     assert target.read_text() == "127.0.0.1 localhost\n"
     assert guest.read("/etc/nodename") == "unknown\n"
     assert "hostname" not in guest.calls()
+
+
+# ---- the hostname(1) stand-in -----------------------------------------------------------
+
+def test_hostname_standin_follows_hostname_1(guest):
+    def run(*args):
+        r = subprocess.run([guest.path("/usr/bin/hostname"), *args], capture_output=True,
+                           text=True)
+        return r.returncode, r.stdout, r.stderr
+
+    assert run("web1.example.com") == (0, "", "")
+    assert run() == (0, "web1.example.com\n", "")
+    assert run("-s") == (0, "web1\n", "")
+    assert run("-x") == (1, "", "usage: hostname [-s] [system_name]\n")
+    assert run("a", "b") == (1, "", "usage: hostname [-s] [system_name]\n")
+    assert run("x" * 257) == (1, "", "hostname: error in setting name: Invalid argument\n")
+    assert run("--", "-s") == (0, "", "")
+    assert guest.state()["hostname"] == "-s"

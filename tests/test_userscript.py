@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 
 import pytest
 from guest import make_guest
@@ -132,3 +133,33 @@ def test_the_step_is_declared_per_instance():
     (step,) = userscript.STEPS
     assert step.key == "USERSCRIPT/install" and step.frequency.value == "per-instance"
     assert SCRIPT_PATH in step.changes and "never logged" in step.changes
+
+
+# ---- the svcadm(8) and svcprop(1) stand-ins ---------------------------------------------
+
+def test_svcadm_and_svcprop_standins_follow_their_man_pages(guest):
+    def run(command, *args):
+        r = subprocess.run([guest.path(command), *args], capture_output=True, text=True)
+        return r.returncode, r.stdout, r.stderr
+
+    svcadm, svcprop = "/usr/sbin/svcadm", "/usr/bin/svcprop"
+    assert run(svcprop, "-c", "-p", "general/enabled", "userscript") == (0, "false\n", "")
+    assert run(svcadm, "-v", "enable", "illumos/userscript") == (
+        0, f"{USERSCRIPT_FMRI} enabled.\n", "")
+    assert run(svcprop, "-p", "restarter/state", USERSCRIPT_FMRI) == (0, "online\n", "")
+    assert run(svcadm, "disable", "-c", "done; ran once", "userscript:default")[0] == 0
+    assert run(svcprop, "-p", "general", "userscript") == (0, (
+        "general/comment astring done\\;\\ ran\\ once\n"
+        "general/enabled boolean false\n"), "")
+    assert run(svcprop, "-p", "general/nope", "userscript") == (1, "", (
+        f"svcprop: Couldn't find property `general/nope' for instance `{USERSCRIPT_FMRI}'.\n"))
+    assert run(svcprop, "-q", "-p", "general/nope", "userscript") == (1, "", "")
+    assert run(svcadm, "enable", "nosuch") == (
+        1, "", "svcadm: Pattern 'nosuch' doesn't match any instances\n")
+    assert run(svcadm, "enable", "system/*") == (0, "", "")  # a pattern: every match
+    assert run(svcprop, "-p", "general/enabled", "svc:/system/*") == (0, (
+        "svc:/system/illumos/metadata:default/:properties/general/enabled boolean true\n"
+        f"{USERSCRIPT_FMRI}/:properties/general/enabled boolean true\n"), "")
+    assert run(svcadm, "mark", "bogus", "userscript")[0] == 2
+    assert run(svcadm, "frobnicate", "userscript")[0] == 2
+    assert run(svcprop, "-C", "-c", "-p", "general/enabled", "userscript")[0] == 2
