@@ -42,6 +42,9 @@ def wanted_dns(ctx: Context) -> tuple[list[str], list[str], str]:
     resolvers = list(md.resolvers)
     search = list(md.search_domains)
     source = md.source
+    # Who to blame for a bad value: the metadata, or the DHCP server whose lease gave it.
+    resolvers_from = (md.origin("resolvers"), "resolvers")
+    search_from = (md.origin("search_domains"), "search_domains")
     if not resolvers or not search:
         pairs = nic_links(ctx)
         primary = primary_nic(md)
@@ -51,18 +54,18 @@ def wanted_dns(ctx: Context) -> tuple[list[str], list[str], str]:
         if lease:
             if not resolvers and lease["dns"]:
                 resolvers, source = list(lease["dns"]), f"the DHCP lease on {lease['link']}"
+                resolvers_from = (f"dhcp lease on {lease['link']}", "DNSserv")
             if not search and lease["domain"]:
                 search = [lease["domain"]]
+                search_from = (f"dhcp lease on {lease['link']}", "DNSdmain")
     for server in resolvers:
         try:
             ipaddress.ip_address(server)
         except ValueError:
-            raise MetadataError(md.origin("resolvers"), "resolvers",
-                                f"{server!r} is not an IP address") from None
+            raise MetadataError(*resolvers_from, f"{server!r} is not an IP address") from None
     for domain in search:
         if not DOMAIN_RE.match(domain) or len(domain) > 253:
-            raise MetadataError(md.origin("search_domains"), "search_domains",
-                                f"{domain!r} is not a domain name")
+            raise MetadataError(*search_from, f"{domain!r} is not a domain name")
     return _unique(resolvers), _unique(search), source
 
 
