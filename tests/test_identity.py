@@ -10,6 +10,7 @@ import struct
 import subprocess
 
 import pytest
+from crashkit import boot_until_done, comparable, crash_guest, one_shot_counts
 from guest import make_guest
 
 from fsm.checkpoint import Checkpoint, CheckpointStore
@@ -20,7 +21,7 @@ from fsm.steps import PHASE_NAMES, Context
 from fsm.system import System
 from operations import identity
 from operations.hostname import rewrite_hosts, set_hostname
-from operations.sshkeys import MANAGED_PATH, UnsafeFileError, install_keys, merge
+from operations.sshkeys import MANAGED_HEADER, MANAGED_PATH, UnsafeFileError, install_keys, merge
 from providers.model import Metadata
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="asserts root ownership")
@@ -368,3 +369,47 @@ def test_hostname_standin_follows_hostname_1(guest):
     assert run("x" * 257) == (1, "", "hostname: error in setting name: Invalid argument\n")
     assert run("--", "-s") == (0, "", "")
     assert guest.state()["hostname"] == "-s"
+
+
+# ---- kill and resume (a real agent process, a CPIO seed) --------------------------------
+
+SEED = {"nodename": "web1.example.com", "authorized_keys": [KEY_A, KEY_B],
+        "firstboot.sh": "#!/bin/sh\necho first boot\n",
+        "config.toml": {"network": {"skip": True}}}  # fewer commands: a faster matrix
+
+
+@pytest.fixture(scope="module")
+def seeded_baseline(tmp_path_factory):
+    g = crash_guest(tmp_path_factory.mktemp("baseline"), "qemu")
+    _seed(g)
+    assert boot_until_done(g) == [0]
+    shown = comparable(g)
+    assert shown["hostname"]["live"] == "web1"
+    assert shown["ssh"]["authorized_keys"] == [KEY_A, KEY_B]
+    assert shown["userscript"]["service"] == "online"
+    return shown, one_shot_counts(g)
+
+
+def _seed(g) -> None:
+    from sim.emulators import cpio
+    cpio.lay_out(g.root, SEED)
+
+
+@pytest.mark.parametrize("crash_at", [
+    "after:IDENTITY/hostname", "write-rename:/etc/inet/hosts",
+    "write-rename:/root/.ssh/authorized_keys", f"write-mid:{MANAGED_PATH}#2",
+    "after:IDENTITY/ssh-keys", "write-mid:/var/metadata/userscript", "after:USERSCRIPT/install",
+])
+def test_killed_in_identity_or_userscript_resumes_to_the_same_guest(tmp_path, seeded_baseline,
+                                                                   crash_at):
+    shown, counts = seeded_baseline
+    g = crash_guest(tmp_path, "qemu")
+    _seed(g)
+    codes = boot_until_done(g, crash_at=crash_at)
+    assert codes[0] == -9 and codes[-1] == 0, codes
+    assert comparable(g) == shown
+    assert g.read(MANAGED_PATH) == "".join(
+        ln + "\n" for ln in [MANAGED_HEADER.rstrip("\n"), *sorted([KEY_A, KEY_B])])
+    got = one_shot_counts(g)
+    assert got["svcadm enable"] == counts["svcadm enable"] == 1
+    assert got["hostname NAME"] == counts["hostname NAME"] == 1
