@@ -14,6 +14,7 @@ import errno
 import logging
 import os
 import secrets
+import stat
 import subprocess
 from dataclasses import dataclass
 
@@ -147,6 +148,7 @@ class System:
         parent, name = _split(guest_path)
         dfd = self._open_dir(parent, create=True)
         try:
+            _remove_stale_temps(dfd, name)
             tmp = f".{name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode,
                          dir_fd=dfd)
@@ -166,12 +168,22 @@ class System:
                 os.unlink(tmp, dir_fd=dfd)
                 raise
             os.close(fd)
-            if keep_previous and _exists_at(dfd, name):
-                link_tmp = f"{tmp}.prev"
-                os.link(name, link_tmp, src_dir_fd=dfd, dst_dir_fd=dfd, follow_symlinks=False)
-                os.replace(link_tmp, name + keep_previous, src_dir_fd=dfd, dst_dir_fd=dfd)
-            crashpoints.reached(f"write-rename:{guest_path}")
-            os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+            try:
+                if keep_previous and _exists_at(dfd, name):
+                    link_tmp = f"{tmp}.prev"
+                    os.link(name, link_tmp, src_dir_fd=dfd, dst_dir_fd=dfd,
+                            follow_symlinks=False)
+                    try:
+                        os.replace(link_tmp, name + keep_previous, src_dir_fd=dfd,
+                                   dst_dir_fd=dfd)
+                    except BaseException:
+                        _unlink_quietly(dfd, link_tmp)
+                        raise
+                crashpoints.reached(f"write-rename:{guest_path}")
+                os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+            except BaseException:
+                _unlink_quietly(dfd, tmp)
+                raise
             os.fsync(dfd)
         finally:
             os.close(dfd)
@@ -255,6 +267,48 @@ def _split(guest_path: str) -> tuple[str, str]:
     if not name or name in (".", ".."):
         raise UnsafePathError(errno.EINVAL, "not a file path", guest_path)
     return parent or "/", name
+
+
+def _remove_stale_temps(dfd: int, name: str) -> None:
+    """Delete temp files an earlier write of `name` left when its process was killed.
+
+    A SIGKILL or power cut between creating the temp file and renaming it leaves
+    `.NAME.tmp-PID-HEX` (or its `.prev` link) behind: never read, but a half-written
+    file an operator could mistake for something. Only temps of a process that no
+    longer runs are removed (the agent's lock already excludes a second agent), only
+    regular files, never through a link.
+    """
+    prefix = f".{name}.tmp-"
+    for entry in os.listdir(dfd):
+        if not entry.startswith(prefix):
+            continue
+        pid = entry[len(prefix):].split("-", 1)[0]
+        if not pid.isdigit() or (int(pid) != os.getpid() and _process_exists(int(pid))):
+            continue
+        try:
+            st = os.stat(entry, dir_fd=dfd, follow_symlinks=False)
+        except FileNotFoundError:
+            continue
+        if stat.S_ISREG(st.st_mode):
+            _unlink_quietly(dfd, entry)
+            log.debug("removed %s, left by an interrupted write", entry)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _unlink_quietly(dfd: int, name: str) -> None:
+    try:
+        os.unlink(name, dir_fd=dfd)
+    except OSError:
+        pass
 
 
 def _exists_at(dfd: int, name: str) -> bool:
