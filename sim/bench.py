@@ -1,0 +1,367 @@
+"""`make bench`: time the agent on the simulated guest and write docs/performance.md.
+
+What is timed is the agent, not the simulation. Every boot runs the real agent as its own
+process through a small launcher (`LAUNCHER`) that records, inside that process, its own
+CPU time and peak RSS (`RUSAGE_SELF`: the stand-ins it spawns are not counted), the wall
+time of every command it runs and the time it sleeps. The stand-ins are part of the simulated guest (a Python
+start per `zpool` call, where illumos runs a native binary), so
+
+    agent time = wall time of the run - wall time spent waiting for commands.
+
+The launcher wraps `subprocess.run` (the one call `fsm.system` makes) and `time.sleep` to
+time them: it observes and changes nothing. Sleeps stay in the agent's share (they are its
+own bounded waits), but are reported apart. The HTTP and pty emulators answer with zero latency in this
+process's threads; the little time they take is left in the agent's share (pessimistic).
+
+Each figure sits beside a bare baseline measured in the same run, a Python process that
+only imports the agent's dependencies and exits, as a ratio: the absolute figures move with
+the machine's load, the ratios much less.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform as pyplatform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+from sim import guest as sim_guest
+from sim.serve import serving
+
+PROJECT_DIR = sim_guest.PROJECT_DIR
+PLATFORMS = ("smartos", "digitalocean", "ec2", "qemu", "bhyve", "vmware", "nocloud", "none")
+HEADLINE_PLATFORM = "qemu"       # second boot, resume, dist/metadata and checkpoint use it
+CRASH_POINT = "after:STORAGE/reguid"
+DEPENDENCY_IMPORTS = "import transitions, requests, serial, msgpack, yaml, tomli"
+
+# Runs inside the agent's process: records what only that process can know, then runs
+# `python -m fsm` unchanged (same module, same argv handling, same exit code).
+LAUNCHER = r"""
+import atexit, json, os, resource, runpy, subprocess, sys, time
+report_path = os.environ.pop("SIM_BENCH_REPORT")
+archive = os.environ.pop("SIM_BENCH_ARCHIVE", "")
+if archive:
+    sys.path.insert(0, archive)
+commands = []
+real_run = subprocess.run
+def timed_run(*args, **kwargs):
+    start = time.time()
+    try:
+        return real_run(*args, **kwargs)
+    finally:
+        commands.append((start, time.time()))
+subprocess.run = timed_run
+sleeps = []
+real_sleep = time.sleep
+def timed_sleep(seconds):
+    sleeps.append(seconds)
+    real_sleep(seconds)
+time.sleep = timed_sleep
+def report():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    with open(report_path, "w") as f:
+        json.dump({"commands": commands, "cpu_s": usage.ru_utime + usage.ru_stime,
+                   "maxrss_kib": usage.ru_maxrss,
+                   "sleep_s": sum(sleeps), "http_stack": "requests" in sys.modules}, f)
+atexit.register(report)
+sys.argv = ["metadata"] + sys.argv[1:]
+runpy.run_module("fsm", run_name="__main__", alter_sys=True)
+"""
+
+
+@dataclass
+class Run:
+    """One agent process, as the harness and the launcher saw it."""
+    exit_code: int
+    wall_s: float
+    command_s: float = 0.0
+    commands: int = 0
+    cpu_s: float = 0.0
+    maxrss_kib: int = 0
+    sleep_s: float = 0.0                   # in time.sleep (bounded waits, backoff)
+    http_stack: bool = False
+    detect_s: float | None = None          # the DETECT phase, from the checkpoint
+    detect_commands_s: float | None = None
+    to_detect_end_s: float | None = None   # from the spawn to the end of DETECT
+
+    @property
+    def agent_s(self) -> float:
+        return self.wall_s - self.command_s
+
+
+@dataclass
+class Bench:
+    runs: int
+    platform_runs: int
+    workdir: str
+    first_boot: dict[str, list[Run]] = field(default_factory=dict)
+    results: dict[str, Any] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    _serial: int = 0
+
+    def fresh_root(self, platform: str) -> str:
+        self._serial += 1
+        root = os.path.join(self.workdir, f"{platform}-{self._serial}")
+        sim_guest.create(root, platform)
+        return root
+
+
+def run_agent(root: str, *args: str, crash_at: str | None = None,
+              archive: str | None = None, log_path: str | None = None) -> Run:
+    """`metadata run --root ROOT` through the launcher; the archive on a clean Python."""
+    report_path = os.path.join(root, "var", "sim", "bench-report.json")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("METADATA_AGENT_", "SIM_"))}
+    env.update(SIM_BENCH_REPORT=report_path, PYTHONPATH=PROJECT_DIR)
+    python = [sys.executable]
+    if archive:
+        # Nothing but the standard library: -I (no PYTHON* variables, no script
+        # directory), -S (no site-packages, so not the venv's), an empty environment.
+        env = {"SIM_BENCH_REPORT": report_path, "SIM_BENCH_ARCHIVE": archive}
+        python = [sys.executable, "-I", "-S"]
+    if crash_at:
+        env["METADATA_AGENT_CRASH_AT"] = crash_at
+    argv = [*python, "-c", LAUNCHER, "run", "--root", root, *args]
+    with open(log_path or os.devnull, "ab") as log:
+        spawned = time.time()
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                env=env, cwd=PROJECT_DIR if not archive else "/")
+        code = proc.wait()
+        wall = time.perf_counter() - start
+    run = Run(exit_code=code, wall_s=wall)
+    with contextlib.suppress(OSError, ValueError):
+        with open(report_path, encoding="utf-8") as f:
+            report = json.load(f)
+        os.unlink(report_path)
+        spans = report["commands"]
+        run.command_s = sum(end - begin for begin, end in spans)
+        run.commands = len(spans)
+        run.cpu_s, run.maxrss_kib = report["cpu_s"], report["maxrss_kib"]
+        run.http_stack, run.sleep_s = report["http_stack"], report["sleep_s"]
+        _read_detect(root, run, spans, spawned)
+    return run
+
+
+def _read_detect(root: str, run: Run, spans: list[list[float]], spawned: float) -> None:
+    from fsm.checkpoint import CHECKPOINT_PATH, decode
+
+    with open(os.path.join(root, CHECKPOINT_PATH.lstrip("/")), "rb") as f:
+        rec = decode(f.read()).phases.get("DETECT") or {}
+    if rec.get("duration") is None:
+        return
+    begin, end = rec["start"], rec["start"] + rec["duration"]
+    run.detect_s = rec["duration"]
+    run.detect_commands_s = sum(max(0.0, min(e, end) - max(b, begin)) for b, e in spans)
+    run.to_detect_end_s = end - spawned
+
+
+def _boot(bench: Bench, platform: str, **kwargs: Any) -> tuple[str, Run]:
+    root = bench.fresh_root(platform)
+    with serving(root):
+        run = run_agent(root, log_path=os.path.join(bench.workdir, "agent.log"), **kwargs)
+    if run.exit_code != 0:
+        bench.failures.append(f"{platform} first boot{' (dist)' if kwargs else ''}: "
+                              f"exit {run.exit_code} (see {bench.workdir}/agent.log)")
+    return root, run
+
+
+def bench_first_boots(bench: Bench) -> None:
+    for platform in PLATFORMS:
+        runs = bench.runs if platform in (HEADLINE_PLATFORM, "none") else bench.platform_runs
+        bench.first_boot[platform] = []
+        for _ in range(runs):
+            root, run = _boot(bench, platform)
+            bench.first_boot[platform].append(run)
+            if platform == HEADLINE_PLATFORM and "checkpoint" not in bench.results:
+                bench.results["checkpoint_bytes"] = _checkpoint_bytes(root)
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _checkpoint_bytes(root: str) -> bytes:
+    from fsm.checkpoint import CHECKPOINT_PATH
+
+    with open(os.path.join(root, CHECKPOINT_PATH.lstrip("/")), "rb") as f:
+        return f.read()
+
+
+def bench_second_boot(bench: Bench) -> None:
+    root, first = _boot(bench, HEADLINE_PLATFORM)
+    log = os.path.join(bench.workdir, "agent.log")
+    runs = [run_agent(root, log_path=log) for _ in range(bench.runs)]
+    bench.results["second_boot"] = runs
+    bench.failures += [f"second boot: exit {r.exit_code}" for r in runs if r.exit_code]
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def bench_resume(bench: Bench) -> None:
+    runs = []
+    log = os.path.join(bench.workdir, "agent.log")
+    for _ in range(bench.runs):
+        root = bench.fresh_root(HEADLINE_PLATFORM)
+        crashed = run_agent(root, crash_at=CRASH_POINT, log_path=log)
+        if crashed.exit_code != -9:
+            bench.failures.append(f"resume: the crash at {CRASH_POINT} did not happen "
+                                  f"(exit {crashed.exit_code})")
+        runs.append(run_agent(root, log_path=log))
+        shutil.rmtree(root, ignore_errors=True)
+    bench.failures += [f"resume: exit {r.exit_code}" for r in runs if r.exit_code]
+    bench.results["resume"] = runs
+
+
+def bench_dist(bench: Bench) -> None:
+    """The shipped form: dist/metadata (built here) on a Python without site-packages."""
+    archive = os.path.join(bench.workdir, "metadata")
+    subprocess.run([sys.executable, os.path.join(PROJECT_DIR, "tools", "build_dist.py"),
+                    "--output", archive], check=True, capture_output=True)
+    runs = []
+    for _ in range(bench.runs):
+        root, run = _boot(bench, HEADLINE_PLATFORM, archive=archive)
+        runs.append(run)
+        shutil.rmtree(root, ignore_errors=True)
+    bench.results["dist_first_boot"] = runs
+    startup = [sys.executable, "-I", "-S", archive, "--version"]
+    bench.results["startup_dist"] = timed_process(startup, 2 * bench.runs)
+
+
+def timed_process(argv: list[str], runs: int) -> list[dict[str, float]]:
+    """Wall time and peak RSS of a process with no children, `runs` times."""
+    out = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                cwd=PROJECT_DIR, env={**os.environ, "PYTHONPATH": PROJECT_DIR})
+        _, status, usage = os.wait4(proc.pid, 0)
+        out.append({"wall_s": time.perf_counter() - start, "maxrss_kib": usage.ru_maxrss,
+                    "exit_code": os.waitstatus_to_exitcode(status)})
+        proc.returncode = out[-1]["exit_code"]
+    return out
+
+
+def bench_startup_and_baseline(bench: Bench) -> None:
+    n = 2 * bench.runs  # cheap: twice the runs of the headline figures
+    bench.results["baseline"] = timed_process([sys.executable, "-c", DEPENDENCY_IMPORTS], n)
+    bench.results["interpreter"] = timed_process([sys.executable, "-c", "pass"], n)
+    bench.results["startup"] = timed_process([sys.executable, "-m", "fsm", "--version"], n)
+    # Which third-party packages `--version` loads (lazy imports: it should be none).
+    probe = ("import sys, runpy\nsys.argv = ['metadata', '--version']\ntry:\n"
+             "    runpy.run_module('fsm', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+             "sys.stderr.write(' '.join(sorted({m.split('.')[0] for m in sys.modules} & "
+             "{'requests', 'urllib3', 'yaml', 'msgpack', 'serial', 'transitions', 'six'})))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          cwd=PROJECT_DIR, env={**os.environ, "PYTHONPATH": PROJECT_DIR})
+    bench.results["startup_imports"] = done.stderr.split()
+
+
+def bench_checkpoint(bench: Bench) -> None:
+    """CheckpointStore.save of the checkpoint a real first boot left, on the bench's disk."""
+    import msgpack.fallback
+
+    from fsm.checkpoint import CheckpointStore, decode, encode
+    from fsm.system import System
+
+    cp = decode(bench.results.pop("checkpoint_bytes"))
+    root = os.path.join(bench.workdir, "checkpoint")
+    os.makedirs(os.path.join(root, "var", "metadata"), exist_ok=True)
+    store = CheckpointStore(System(root))
+    writes, encodes = [], []
+    for _ in range(5 * bench.runs):
+        start = time.perf_counter()
+        assert store.save(cp), store.last_save_error
+        writes.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        msgpack.fallback.Packer(use_bin_type=True).pack(cp.to_map())
+        encodes.append(time.perf_counter() - start)
+    bench.results["checkpoint"] = {"write_s": writes, "fallback_encode_s": encodes,
+                                   "bytes": len(encode(cp)), "filesystem": _filesystem(root)}
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _filesystem(path: str) -> str:
+    """The type of the filesystem holding `path` (fsync costs nothing on tmpfs)."""
+    best, fstype = "", "unknown"
+    with contextlib.suppress(OSError), open("/proc/mounts", encoding="utf-8") as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) > 2 and os.path.realpath(path).startswith(fields[1]) and \
+                    len(fields[1]) > len(best):
+                best, fstype = fields[1], fields[2]
+    return fstype
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as f:
+        model = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "")
+    return {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "nproc": os.cpu_count(), "cpu": model, "python": pyplatform.python_version(),
+            "os": f"{pyplatform.system()} {pyplatform.release()}",
+            "load": [round(x, 2) for x in os.getloadavg()]}
+
+
+SCENARIOS: tuple[Callable[[Bench], None], ...] = (
+    bench_startup_and_baseline, bench_first_boots, bench_checkpoint, bench_second_boot,
+    bench_resume, bench_dist)
+
+
+def run_all(runs: int, platform_runs: int, workdir: str,
+            progress: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+    bench = Bench(runs=runs, platform_runs=platform_runs, workdir=workdir)
+    host = machine()
+    started = time.perf_counter()
+    for scenario in SCENARIOS:
+        progress(scenario.__name__)
+        scenario(bench)
+    host["load_after"] = [round(x, 2) for x in os.getloadavg()]
+    host["bench_s"] = round(time.perf_counter() - started, 1)
+    results = {k: ([asdict(r) | {"agent_s": r.agent_s} for r in v]
+                   if isinstance(v, list) and v and isinstance(v[0], Run) else v)
+               for k, v in bench.results.items()}
+    results["first_boot"] = {p: [asdict(r) | {"agent_s": r.agent_s} for r in rs]
+                             for p, rs in bench.first_boot.items()}
+    return {"machine": host, "runs": runs, "crash_point": CRASH_POINT, "platform_runs": platform_runs,
+            "failures": bench.failures, **results}
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sim.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=10,
+                        help="runs per headline figure (the median is reported; default 10)")
+    parser.add_argument("--platform-runs", type=int, default=None,
+                        help="first boots per other platform (default: --runs)")
+    parser.add_argument("--output", default=os.path.join(PROJECT_DIR, "docs", "performance.md"))
+    parser.add_argument("--json", metavar="PATH", help="also write the raw figures as JSON")
+    parser.add_argument("--workdir", help="where the guests go (default: a temporary directory)")
+    args = parser.parse_args(argv)
+    from sim import benchdoc
+
+    with contextlib.ExitStack() as stack:
+        workdir = args.workdir or stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-"))
+        os.makedirs(workdir, exist_ok=True)
+        data = run_all(args.runs, args.platform_runs or args.runs, workdir,
+                       progress=lambda s: print(f"bench: {s}", file=sys.stderr, flush=True))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=1)
+    with open(args.output, "w", encoding="utf-8") as f:
+        f.write(benchdoc.render(data))
+    print(f"bench: wrote {args.output} in {data['machine']['bench_s']} s", file=sys.stderr)
+    for failure in data["failures"]:
+        print(f"bench: FAILED: {failure}", file=sys.stderr)
+    return 1 if data["failures"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
