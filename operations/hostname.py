@@ -1,7 +1,8 @@
 """The guest's name: /etc/nodename, the loopback lines of /etc/inet/hosts, the live name.
 
 The name comes from the metadata, else from the DHCP lease the NETWORK phase recorded in
-`ctx.facts["dhcp"]["hostname"]`; with neither, nothing changes. It is validated before
+`ctx.facts["dhcp"]["hostname"]` (re-read with dhcpinfo when a start resumed past NETWORK);
+with neither, nothing changes. It is validated before
 anything is written (operations/validate.py), so a hostile name changes nothing at all.
 
 /etc/nodename and the live name (`hostname NAME`, what `uname -n` prints) get the node
@@ -26,7 +27,9 @@ import os
 import stat
 from typing import Any
 
+from fsm.errors import AgentError
 from fsm.steps import Context, Outcome
+from operations.dhcp import lease_facts
 from operations.sshkeys import read_regular_file
 from operations.validate import node_name, validate_hostname
 
@@ -45,7 +48,13 @@ def wanted_name(ctx: Context) -> tuple[str, str] | None:
     md = ctx.metadata
     if md is not None and md.hostname is not None:
         return md.hostname, md.origin("hostname")
-    leased = (ctx.facts.get("dhcp") or {}).get("hostname")
+    try:
+        # This run's lease, or (a start resumed past NETWORK) the lease already bound.
+        lease = lease_facts(ctx) or {}
+    except AgentError as e:
+        log.warning("cannot read the DHCP lease for a hostname: %s", e)
+        lease = {}
+    leased = lease.get("hostname")
     if leased is not None:
         return leased, "dhcp:Hostname"
     return None

@@ -413,3 +413,15 @@ def test_killed_in_identity_or_userscript_resumes_to_the_same_guest(tmp_path, se
     got = one_shot_counts(g)
     assert got["svcadm enable"] == counts["svcadm enable"] == 1
     assert got["hostname NAME"] == counts["hostname NAME"] == 1
+
+
+def test_a_start_resumed_past_network_still_finds_the_leased_hostname(guest):
+    link = guest.state()["links"][0]["link"]
+    guest.set_state(dhcp={"mode": "answer", "delay_s": 0.0, "leases": {link: {
+        "address": "10.0.2.15/24", "router": "10.0.2.2", "dns": ["10.0.2.3"],
+        "hostname": "leased-host", "domain": None}}})
+    for argv in (["create-if", link], ["create-addr", "-T", "dhcp", "-1", "-w", "10", f"{link}/dhcp"]):
+        subprocess.run([guest.path("/usr/sbin/ipadm"), *argv], check=True, capture_output=True)
+    set_hostname(context(guest))  # no metadata hostname, no facts: NETWORK did not run now
+    assert guest.state()["hostname"] == "leased-host"
+    assert guest.read("/etc/nodename") == "leased-host\n"
