@@ -81,7 +81,7 @@ def test_every_module_comes_from_the_archive(artefact):
     the archive for ours and the dependencies, the standard library for the rest; msgpack
     and PyYAML on their pure-Python code, since zipimport cannot load extensions."""
     probe = (
-        "import json, sys\n"
+        "import json, sys, sysconfig\n"
         f"sys.path.insert(0, {artefact!r})\n"
         f"for name in {THIRD_PARTY!r} + ('fsm.cli', 'fsm.machine', 'providers.registry',"
         " 'operations.storage', 'charset_normalizer.md'):\n"
@@ -89,7 +89,8 @@ def test_every_module_comes_from_the_archive(artefact):
         "import msgpack, yaml\n"
         "print(json.dumps({'files': {n: getattr(m, '__file__', None) for n, m in"
         " sys.modules.items()}, 'packer': msgpack.Packer.__module__,"
-        " 'libyaml': yaml.__with_libyaml__, 'prefix': sys.prefix}))\n"
+        " 'libyaml': yaml.__with_libyaml__,"
+        " 'stdlib': [sysconfig.get_path('stdlib'), sysconfig.get_path('platstdlib')]}))\n"
     )
     done = subprocess.run([*_clean_python(), "-c", probe], capture_output=True, text=True,
                           env={}, cwd="/", timeout=60)
@@ -100,9 +101,9 @@ def test_every_module_comes_from_the_archive(artefact):
     ours = {n: f for n, f in report["files"].items()
             if n.split(".")[0] in THIRD_PARTY + ("fsm", "providers", "operations")}
     assert ours and all(f.startswith(artefact + os.sep) for f in ours.values()), ours
-    stdlib = os.path.join(report["prefix"], "lib")
+    allowed = tuple([artefact + os.sep] + [d + os.sep for d in report["stdlib"]])
     strays = {n: f for n, f in report["files"].items()
-              if f and not f.startswith((artefact + os.sep, stdlib))}
+              if f and not f.startswith(allowed)}
     assert not strays, f"imported from outside the archive and the standard library: {strays}"
 
 
