@@ -23,6 +23,7 @@ from fsm.phases import GATHER_PHASES, PHASES
 from fsm.settings import Settings
 from fsm.steps import PHASE_NAMES, Context
 from fsm.system import System
+from providers.localdisk import MOUNT_POINT
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,10 @@ def seeded_guest(seed: str) -> Iterator[str]:
         for kind in ("dsk", "rdsk"):   # drop the emulator's default seed, keep the node
             os.truncate(os.path.join(root, "dev", kind, f"{disk}p0"), 0)
         cpio_emulator.write_seed(root, disk, image)
+        # A dry run records the agent's mkdir of the volume mount point instead of doing it,
+        # so the NoCloud mount would fail on this fresh guest; an earlier boot would have
+        # left the directory, and this guest is ours to prepare.
+        os.makedirs(os.path.join(root, MOUNT_POINT.lstrip("/")), mode=0o700, exist_ok=True)
         print(f"seed: {seed} ({what}, {len(image)} bytes) attached as the seed disk {disk} "
               f"of a simulated {SEED_PLATFORM} guest")
         yield root
