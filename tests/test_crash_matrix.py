@@ -28,6 +28,7 @@ decode; every file the agent writes byte-identical to the uninterrupted boot's.
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 from crashkit import (
@@ -44,6 +45,7 @@ from crashkit import (
 )
 
 from fsm.checkpoint import CHECKPOINT_PATH, STARTED
+from fsm.settings import SCHEMA
 from fsm.steps import PHASE_NAMES
 from sim.hardware import PLATFORMS
 
@@ -194,3 +196,46 @@ def test_matrix_covers_every_step_and_point():
     for step in change_steps():
         for point in ("before", "after", "write-mid", "write-rename"):
             assert (step, point) in full
+
+
+# ---- docs/reliability.md says what this file runs ----------------------------------------
+DOC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                   "docs", "reliability.md")
+
+
+def _doc() -> str:
+    with open(DOC, encoding="utf-8") as f:
+        return f.read()
+
+
+def test_reliability_doc_names_tests_that_exist():
+    """Every `file::test` the doc cites is a test in that file (files still to be written
+    are in the doc's TO FILL IN list, and are only checked once they exist)."""
+    tests_dir = os.path.dirname(os.path.abspath(__file__))
+    cited = re.findall(r"`(test_\w+\.py)::(test_\w+)(?:\[[^\]]*\])?`", _doc())
+    assert len(cited) > 40
+    for file, name in cited:
+        path = os.path.join(tests_dir, file)
+        if not os.path.exists(path):
+            assert file in _doc().split("## TO FILL IN")[1], f"{file} is cited but missing"
+            continue
+        with open(path, encoding="utf-8") as f:
+            assert re.search(rf"^def {name}\(", f.read(), re.M), f"{file}::{name} not found"
+
+
+def test_reliability_doc_bounds_are_the_settings_defaults():
+    rows = dict(re.findall(r"^\| `timeouts\.(\w+)` \| ([\d.]+) s \|", _doc(), re.M))
+    assert {k: float(v) for k, v in rows.items()} == \
+        {k: spec[1] for k, spec in SCHEMA["timeouts"].items()}
+
+
+def test_reliability_doc_states_the_matrix_size():
+    others = [p for p in PLATFORMS if p != RICHEST]
+    per_other = {len(reduced_cases(p, i)) for i, p in enumerate(others)}
+    total = len(every_case(RICHEST)) + sum(len(reduced_cases(p, i)) for i, p in enumerate(others))
+    doc = " ".join(_doc().split())
+    assert f"runs every point of every step: {len(every_case(RICHEST))} cases" in doc
+    assert per_other == {8} and "Each other platform runs 8" in doc
+    assert f"{total} cases in all" in doc
+    full = sum(len(every_case(p)) for p in PLATFORMS)
+    assert f"`MATRIX=full` makes it about {round(full, -2)}" in doc, full
