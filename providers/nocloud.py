@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 LABEL = "cidata"
 FILES = ("meta-data", "user-data", "network-config")
 FILE_CAP = 1 << 20
+TOO_DEEP = "nested too deeply to be metadata"
 SOURCE = "nocloud"
 
 
@@ -116,8 +117,13 @@ def load_document(data: bytes, name: str) -> Any:
             return json.loads(text)
         except ValueError as e:
             raise MetadataError(SOURCE, name, f"not valid JSON: {e}") from None
+        except RecursionError:
+            raise MetadataError(SOURCE, name, TOO_DEEP) from None
     try:
         return yaml.safe_load(text)
+    except RecursionError:
+        # Both parsers recurse per level: a hostile `[[[[...` must be our error, not a crash.
+        raise MetadataError(SOURCE, name, TOO_DEEP) from None
     except yaml.YAMLError as e:
         where = getattr(e, "problem_mark", None)
         at = f" at line {where.line + 1}" if where is not None else ""

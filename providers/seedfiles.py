@@ -94,6 +94,8 @@ def parse_config(data: bytes, source: str = "cpio") -> tuple[bool, list[str]]:
         raise ConfigError(where, "(file)", "is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(where, "(file)", f"not valid TOML: {e}") from None
+    except RecursionError:  # the parser recurses per level of `a = [[[[...`
+        raise ConfigError(where, "(file)", "not valid TOML: nested too deeply") from None
     warnings = []
     for section, table in doc.items():
         if section not in CONFIG_SCHEMA:

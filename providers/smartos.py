@@ -194,6 +194,8 @@ def _json_list(values: dict[str, bytes | None], key: str) -> list[Any]:
         doc = json.loads(text)
     except json.JSONDecodeError as e:
         raise MetadataError(SOURCE, key, f"is not valid JSON: {e}") from None
+    except RecursionError:  # the decoder recurses per level: `[[[[...` from a hostile host
+        raise MetadataError(SOURCE, key, "is nested too deeply to be metadata") from None
     if not isinstance(doc, list):
         raise MetadataError(SOURCE, key, f"must be a JSON list, not {_kind(doc)}")
     return doc

@@ -58,11 +58,14 @@ def guestinfo(ctx: Context, key: str) -> str | None:
 def decode(value: str, encoding: str | None, key: str) -> bytes:
     """A guestinfo value in its declared encoding; a wrong one is an error naming the key."""
     enc = (encoding or "").strip().lower()
+    # base64 is 4/3 of the bytes it holds: anything longer cannot decode within the cap.
+    if len(value) > VALUE_CAP * 4 // 3 + 4:
+        raise MetadataError(SOURCE, f"guestinfo.{key}", f"larger than {VALUE_CAP} bytes")
     try:
         if enc in ("", "none"):
-            return value.encode("utf-8")
+            return _capped(value.encode("utf-8"), key)
         if enc in ("base64", "b64"):
-            return base64.b64decode(value, validate=False)
+            return _capped(base64.b64decode(value, validate=False), key)
         if enc in ("gzip+base64", "gz+b64"):
             raw = base64.b64decode(value, validate=False)
             with gzip.GzipFile(fileobj=io.BytesIO(raw)) as f:
@@ -75,6 +78,12 @@ def decode(value: str, encoding: str | None, key: str) -> bytes:
         raise MetadataError(SOURCE, f"guestinfo.{key}", f"not valid {enc}: {e}") from None
     raise MetadataError(SOURCE, f"guestinfo.{key}.encoding",
                         f"unknown encoding {encoding!r}; expected base64 or gzip+base64")
+
+
+def _capped(data: bytes, key: str) -> bytes:
+    if len(data) > VALUE_CAP:
+        raise MetadataError(SOURCE, f"guestinfo.{key}", f"larger than {VALUE_CAP} bytes")
+    return data
 
 
 class VMwareProvider(Provider):
