@@ -188,12 +188,15 @@ class System:
         finally:
             os.close(dfd)
 
-    def ensure_dir(self, guest_path: str, mode: int = 0o755, owner: tuple[int, int] = (0, 0)) -> bool:
+    def ensure_dir(self, guest_path: str, mode: int = 0o755, owner: tuple[int, int] = (0, 0),
+                   scratch: bool = False) -> bool:
         """Make a directory (and its parents) with this mode; True when anything changed.
 
-        A symbolic link at any component is refused rather than followed.
+        A symbolic link at any component is refused rather than followed. A `scratch`
+        directory (a transient mount point for reading metadata) is made even in a plan,
+        since the plan must read the metadata too.
         """
-        if self.dry_run:
+        if self.dry_run and not scratch:
             if not os.path.isdir(self.path(guest_path)):
                 self.planned.append(f"mkdir: {guest_path} (mode {mode:04o})")
                 return True

@@ -60,6 +60,10 @@ def ensure_dhcp(ctx: Context, link: str, primary: bool = True) -> dict[str, Any]
         argv += ["-w", str(wait_s), addrobj]
         log.info("starting DHCP on %s (waiting up to %g s for a lease)", link, budget_s)
         system.apply(argv, timeout_s=wait_s + ctx.settings.get("timeouts.command"))
+        if system.dry_run:
+            # A plan only records the create-addr; no lease will come, so do not wait.
+            return {"link": link, "address": None, "hostname": None, "routers": [],
+                    "dns": [], "domain": None}
     address = _wait_for_lease(ctx, link, deadline, budget_s)
     lease = read_lease(ctx, link, address)
     facts = ctx.facts.setdefault("dhcp_leases", {})

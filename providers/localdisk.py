@@ -93,7 +93,7 @@ def read_files(system: System, volume: Volume, names: list[str] | tuple[str, ...
     a MetadataError naming the device and the file: a seed we cannot trust is not ignored.
     """
     _release_stale_mount(system)
-    system.ensure_dir(MOUNT_POINT, mode=0o700)
+    system.ensure_dir(MOUNT_POINT, mode=0o700, scratch=True)
     system.run([MOUNT, "-F", volume.fstype, "-o", "ro", volume.device, MOUNT_POINT])
     try:
         return {name: data for name in names
