@@ -127,7 +127,8 @@ def _open_guest(root: str, dry_run: bool = False):
 
     system = System(root, dry_run=dry_run)
     settings = settings_mod.load(system, os.environ.get("SMF_FMRI") if not dry_run else None)
-    logsetup.setup(settings.get("log.level"), "" if dry_run else settings.get("log.console"))
+    logsetup.setup(settings.get("log.level"), "" if dry_run else settings.get("log.console"),
+                   to_stderr=dry_run)
     system.command_timeout_s = settings.get("timeouts.command")
     return system, settings
 

@@ -45,11 +45,12 @@ class _FlushingHandler(logging.StreamHandler):
         pass
 
 
-def setup(level: str = "info", console: str = "") -> None:
+def setup(level: str = "info", console: str = "", to_stderr: bool = False) -> None:
+    """Log to stdout (the SMF service log), or to stderr where stdout is a report."""
     root = logging.getLogger()
     for h in list(root.handlers):
         root.removeHandler(h)
-    handler = _FlushingHandler(sys.stdout)
+    handler = _FlushingHandler(sys.stderr if to_stderr else sys.stdout)
     handler.setFormatter(_Formatter())
     root.addHandler(handler)
     if console:
