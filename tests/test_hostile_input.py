@@ -191,6 +191,13 @@ def test_size_cap_smartos_value_longer_than_a_line_may_be(tmp_path, monkeypatch)
         server.close()
 
 
+def test_size_cap_digitalocean_config_drive(tmp_path):
+    guest = make_guest(tmp_path, "digitalocean", {"vendor_data": "x" * (2 << 20)})
+    ctx = context(tmp_path, "", root=guest.root)
+    with pytest.raises(MetadataError, match="digitalocean_meta_data.json: larger than 1048576"):
+        digitalocean.read_config_drive(ctx)
+
+
 @pytest.mark.xfail(strict=True, reason="reported: providers/digitalocean.py caps the config "
                    "drive's document at 1 MiB but not the HTTP service's (only http.py's 16 MiB)")
 def test_size_cap_digitalocean_service_document(tmp_path):
