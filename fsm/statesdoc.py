@@ -98,6 +98,11 @@ def markdown() -> str:
         "once) is recorded `started`, with its intent, before it runs and `done` after it; a",
         "start that finds it `started` asks the step whether the interrupted run took effect",
         "(where the step can tell) or runs it again. No metadata value is ever stored in it.",
+        "",
+        "A start that finds the previous boot DONE begins a new boot: the `boot` counter",
+        "counts agent starts after a finished boot, not kernel boots, so a kill during the",
+        "final save after DONE makes the next start boot 2, whose per-boot steps re-check",
+        "and change nothing.",
     ]
     for phase in data["phases"]:
         out += ["", f"## {phase['name']}", "", phase["purpose"] + "."]
