@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import platform as pyplatform
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,13 +41,15 @@ PROJECT_DIR = sim_guest.PROJECT_DIR
 PLATFORMS = ("smartos", "digitalocean", "ec2", "qemu", "bhyve", "vmware", "nocloud", "none")
 HEADLINE_PLATFORM = "qemu"       # second boot, resume, dist/metadata and checkpoint use it
 CRASH_POINT = "after:STORAGE/reguid"
-DEPENDENCY_IMPORTS = "import transitions, requests, serial, msgpack, yaml, tomli"
+DEPENDENCY_PACKAGES = "transitions requests serial msgpack yaml tomli"
+DEPENDENCY_IMPORTS = "import " + ", ".join(DEPENDENCY_PACKAGES.split())
 
 # Runs inside the agent's process: records what only that process can know, then runs
 # `python -m fsm` unchanged (same module, same argv handling, same exit code).
 LAUNCHER = r"""
 import atexit, json, os, resource, runpy, subprocess, sys, time
 report_path = os.environ.pop("SIM_BENCH_REPORT")
+dependencies = set(os.environ.pop("SIM_BENCH_DEPS", "").split())
 archive = os.environ.pop("SIM_BENCH_ARCHIVE", "")
 if archive:
     sys.path.insert(0, archive)
@@ -71,7 +73,9 @@ def report():
     with open(report_path, "w") as f:
         json.dump({"commands": commands, "cpu_s": usage.ru_utime + usage.ru_stime,
                    "maxrss_kib": usage.ru_maxrss,
-                   "sleep_s": sum(sleeps), "http_stack": "requests" in sys.modules}, f)
+                   "sleep_s": sum(sleeps), "http_stack": "requests" in sys.modules,
+                   "dependencies": sorted({m.split(".")[0] for m in sys.modules} & dependencies)},
+                  f)
 atexit.register(report)
 sys.argv = ["metadata"] + sys.argv[1:]
 runpy.run_module("fsm", run_name="__main__", alter_sys=True)
@@ -89,6 +93,8 @@ class Run:
     maxrss_kib: int = 0
     sleep_s: float = 0.0                   # in time.sleep (bounded waits, backoff)
     http_stack: bool = False
+    dependencies: list[str] = field(default_factory=list)  # third-party packages loaded
+    baseline_s: float | None = None        # the baseline process run just before
     detect_s: float | None = None          # the DETECT phase, from the checkpoint
     detect_commands_s: float | None = None
     to_detect_end_s: float | None = None   # from the spawn to the end of DETECT
@@ -103,10 +109,15 @@ class Bench:
     runs: int
     platform_runs: int
     workdir: str
+    archive: str = ""                      # dist/metadata, built for this run
     first_boot: dict[str, list[Run]] = field(default_factory=dict)
-    results: dict[str, Any] = field(default_factory=dict)
+    results: dict[str, Any] = field(default_factory=lambda: {"baseline": []})
     failures: list[str] = field(default_factory=list)
     _serial: int = 0
+
+    @property
+    def log(self) -> str:
+        return os.path.join(self.workdir, "agent.log")
 
     def fresh_root(self, platform: str) -> str:
         self._serial += 1
@@ -114,18 +125,34 @@ class Bench:
         sim_guest.create(root, platform)
         return root
 
+    def baseline(self) -> float:
+        """One bare baseline process; every sample is kept for the baseline's own figure."""
+        sample = timed_process([sys.executable, "-c", DEPENDENCY_IMPORTS])
+        self.results["baseline"].append(sample)
+        return sample["wall_s"]
+
+    def paired(self, measure: Callable[[], Run]) -> Run:
+        """Run a baseline just before `measure`, so each run has its own yardstick taken
+        under the same load: the ratio of the two is the figure that travels."""
+        baseline_s = self.baseline()
+        run = measure()
+        run.baseline_s = baseline_s
+        return run
+
 
 def run_agent(root: str, *args: str, crash_at: str | None = None,
               archive: str | None = None, log_path: str | None = None) -> Run:
     """`metadata run --root ROOT` through the launcher; the archive on a clean Python."""
     report_path = os.path.join(root, "var", "sim", "bench-report.json")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("METADATA_AGENT_", "SIM_"))}
-    env.update(SIM_BENCH_REPORT=report_path, PYTHONPATH=PROJECT_DIR)
+    env.update(SIM_BENCH_REPORT=report_path, SIM_BENCH_DEPS=DEPENDENCY_PACKAGES,
+               PYTHONPATH=PROJECT_DIR)
     python = [sys.executable]
     if archive:
         # Nothing but the standard library: -I (no PYTHON* variables, no script
         # directory), -S (no site-packages, so not the venv's), an empty environment.
-        env = {"SIM_BENCH_REPORT": report_path, "SIM_BENCH_ARCHIVE": archive}
+        env = {"SIM_BENCH_REPORT": report_path, "SIM_BENCH_ARCHIVE": archive,
+               "SIM_BENCH_DEPS": DEPENDENCY_PACKAGES}
         python = [sys.executable, "-I", "-S"]
     if crash_at:
         env["METADATA_AGENT_CRASH_AT"] = crash_at
@@ -147,6 +174,7 @@ def run_agent(root: str, *args: str, crash_at: str | None = None,
         run.commands = len(spans)
         run.cpu_s, run.maxrss_kib = report["cpu_s"], report["maxrss_kib"]
         run.http_stack, run.sleep_s = report["http_stack"], report["sleep_s"]
+        run.dependencies = report["dependencies"]
         _read_detect(root, run, spans, spawned)
     return run
 
@@ -164,24 +192,27 @@ def _read_detect(root: str, run: Run, spans: list[list[float]], spawned: float) 
     run.to_detect_end_s = end - spawned
 
 
-def _boot(bench: Bench, platform: str, **kwargs: Any) -> tuple[str, Run]:
+def _boot(bench: Bench, platform: str, what: str, **kwargs: Any) -> tuple[str, Run]:
+    """A first boot of a fresh guest, its emulator serving, paired with a baseline."""
     root = bench.fresh_root(platform)
     with serving(root):
-        run = run_agent(root, log_path=os.path.join(bench.workdir, "agent.log"), **kwargs)
+        run = bench.paired(lambda: run_agent(root, log_path=bench.log, **kwargs))
     if run.exit_code != 0:
-        bench.failures.append(f"{platform} first boot{' (dist)' if kwargs else ''}: "
-                              f"exit {run.exit_code} (see {bench.workdir}/agent.log)")
+        bench.failures.append(f"{what}: exit {run.exit_code} (see {bench.log})")
     return root, run
 
 
 def bench_first_boots(bench: Bench) -> None:
-    for platform in PLATFORMS:
-        runs = bench.runs if platform in (HEADLINE_PLATFORM, "none") else bench.platform_runs
-        bench.first_boot[platform] = []
-        for _ in range(runs):
-            root, run = _boot(bench, platform)
+    """Round-robin over the platforms, so a change in the machine's load during the run
+    falls on every platform alike rather than on whichever came last."""
+    wanted = {p: bench.runs if p in (HEADLINE_PLATFORM, "none") else bench.platform_runs
+              for p in PLATFORMS}
+    bench.first_boot = {p: [] for p in PLATFORMS}
+    for i in range(max(wanted.values())):
+        for platform in (p for p in PLATFORMS if i < wanted[p]):
+            root, run = _boot(bench, platform, f"{platform} first boot")
             bench.first_boot[platform].append(run)
-            if platform == HEADLINE_PLATFORM and "checkpoint" not in bench.results:
+            if platform == HEADLINE_PLATFORM and "checkpoint_bytes" not in bench.results:
                 bench.results["checkpoint_bytes"] = _checkpoint_bytes(root)
             shutil.rmtree(root, ignore_errors=True)
 
@@ -194,9 +225,9 @@ def _checkpoint_bytes(root: str) -> bytes:
 
 
 def bench_second_boot(bench: Bench) -> None:
-    root, first = _boot(bench, HEADLINE_PLATFORM)
-    log = os.path.join(bench.workdir, "agent.log")
-    runs = [run_agent(root, log_path=log) for _ in range(bench.runs)]
+    root, _ = _boot(bench, HEADLINE_PLATFORM, "first boot before the second boots")
+    runs = [bench.paired(lambda: run_agent(root, log_path=bench.log))
+            for _ in range(bench.runs)]
     bench.results["second_boot"] = runs
     bench.failures += [f"second boot: exit {r.exit_code}" for r in runs if r.exit_code]
     shutil.rmtree(root, ignore_errors=True)
@@ -204,53 +235,52 @@ def bench_second_boot(bench: Bench) -> None:
 
 def bench_resume(bench: Bench) -> None:
     runs = []
-    log = os.path.join(bench.workdir, "agent.log")
     for _ in range(bench.runs):
         root = bench.fresh_root(HEADLINE_PLATFORM)
-        crashed = run_agent(root, crash_at=CRASH_POINT, log_path=log)
+        crashed = run_agent(root, crash_at=CRASH_POINT, log_path=bench.log)
         if crashed.exit_code != -9:
             bench.failures.append(f"resume: the crash at {CRASH_POINT} did not happen "
                                   f"(exit {crashed.exit_code})")
-        runs.append(run_agent(root, log_path=log))
+        runs.append(bench.paired(functools.partial(run_agent, root, log_path=bench.log)))
         shutil.rmtree(root, ignore_errors=True)
     bench.failures += [f"resume: exit {r.exit_code}" for r in runs if r.exit_code]
     bench.results["resume"] = runs
 
 
 def bench_dist(bench: Bench) -> None:
-    """The shipped form: dist/metadata (built here) on a Python without site-packages."""
-    archive = os.path.join(bench.workdir, "metadata")
-    subprocess.run([sys.executable, os.path.join(PROJECT_DIR, "tools", "build_dist.py"),
-                    "--output", archive], check=True, capture_output=True)
+    """The shipped form: dist/metadata on a Python without site-packages."""
     runs = []
     for _ in range(bench.runs):
-        root, run = _boot(bench, HEADLINE_PLATFORM, archive=archive)
+        root, run = _boot(bench, HEADLINE_PLATFORM, "dist/metadata first boot",
+                          archive=bench.archive)
         runs.append(run)
         shutil.rmtree(root, ignore_errors=True)
     bench.results["dist_first_boot"] = runs
-    startup = [sys.executable, "-I", "-S", archive, "--version"]
-    bench.results["startup_dist"] = timed_process(startup, 2 * bench.runs)
 
 
-def timed_process(argv: list[str], runs: int) -> list[dict[str, float]]:
-    """Wall time and peak RSS of a process with no children, `runs` times."""
-    out = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                cwd=PROJECT_DIR, env={**os.environ, "PYTHONPATH": PROJECT_DIR})
-        _, status, usage = os.wait4(proc.pid, 0)
-        out.append({"wall_s": time.perf_counter() - start, "maxrss_kib": usage.ru_maxrss,
-                    "exit_code": os.waitstatus_to_exitcode(status)})
-        proc.returncode = out[-1]["exit_code"]
-    return out
+def timed_process(argv: list[str]) -> dict[str, float]:
+    """Wall time and peak RSS of a process with no children."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            cwd=PROJECT_DIR, env={**os.environ, "PYTHONPATH": PROJECT_DIR})
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return {"wall_s": time.perf_counter() - start, "maxrss_kib": usage.ru_maxrss,
+            "exit_code": proc.returncode}
 
 
-def bench_startup_and_baseline(bench: Bench) -> None:
-    n = 2 * bench.runs  # cheap: twice the runs of the headline figures
-    bench.results["baseline"] = timed_process([sys.executable, "-c", DEPENDENCY_IMPORTS], n)
-    bench.results["interpreter"] = timed_process([sys.executable, "-c", "pass"], n)
-    bench.results["startup"] = timed_process([sys.executable, "-m", "fsm", "--version"], n)
+def bench_startup(bench: Bench) -> None:
+    """`metadata --version` from the source tree and from the archive, beside the bare
+    interpreter and the baseline, interleaved so that they share the machine's load."""
+    commands = {"interpreter": [sys.executable, "-c", "pass"],
+                "startup": [sys.executable, "-m", "fsm", "--version"],
+                "startup_dist": [sys.executable, "-I", "-S", bench.archive, "--version"]}
+    for key in commands:
+        bench.results[key] = []
+    for _ in range(2 * bench.runs):  # cheap: twice the runs of the headline figures
+        baseline_s = bench.baseline()
+        for key, argv in commands.items():
+            bench.results[key].append({**timed_process(argv), "baseline_s": baseline_s})
     # Which third-party packages `--version` loads (lazy imports: it should be none).
     probe = ("import sys, runpy\nsys.argv = ['metadata', '--version']\ntry:\n"
              "    runpy.run_module('fsm', run_name='__main__')\nexcept SystemExit:\n    pass\n"
@@ -308,13 +338,16 @@ def machine() -> dict[str, Any]:
 
 
 SCENARIOS: tuple[Callable[[Bench], None], ...] = (
-    bench_startup_and_baseline, bench_first_boots, bench_checkpoint, bench_second_boot,
-    bench_resume, bench_dist)
+    bench_startup, bench_first_boots, bench_checkpoint, bench_second_boot, bench_resume,
+    bench_dist)
 
 
 def run_all(runs: int, platform_runs: int, workdir: str,
             progress: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
-    bench = Bench(runs=runs, platform_runs=platform_runs, workdir=workdir)
+    bench = Bench(runs=runs, platform_runs=platform_runs, workdir=workdir,
+                  archive=os.path.join(workdir, "metadata"))
+    subprocess.run([sys.executable, os.path.join(PROJECT_DIR, "tools", "build_dist.py"),
+                    "--output", bench.archive], check=True, capture_output=True)
     host = machine()
     started = time.perf_counter()
     for scenario in SCENARIOS:
@@ -327,12 +360,8 @@ def run_all(runs: int, platform_runs: int, workdir: str,
                for k, v in bench.results.items()}
     results["first_boot"] = {p: [asdict(r) | {"agent_s": r.agent_s} for r in rs]
                              for p, rs in bench.first_boot.items()}
-    return {"machine": host, "runs": runs, "crash_point": CRASH_POINT, "platform_runs": platform_runs,
-            "failures": bench.failures, **results}
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values) if values else float("nan")
+    return {"machine": host, "runs": runs, "platform_runs": platform_runs,
+            "crash_point": CRASH_POINT, "failures": bench.failures, **results}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,6 +29,7 @@ def bench(tmp_path_factory) -> tuple[dict, str]:
 
 def _ok(run: dict) -> None:
     assert run["exit_code"] == 0
+    assert run["baseline_s"] > 0  # paired with a baseline run just before it
     assert run["wall_s"] > 0 and run["cpu_s"] > 0 and run["maxrss_kib"] > 0
     assert 0 < run["command_s"] < run["wall_s"] and run["commands"] > 0
 
@@ -44,6 +45,8 @@ def test_every_platform_boots_and_is_measured(bench):
     # has its config drive, read first).
     http = {p for p, runs in data["first_boot"].items() if runs[0]["http_stack"]}
     assert "ec2" in http and not {"qemu", "bhyve", "none", "smartos", "nocloud"} & http
+    assert "requests" in data["first_boot"]["ec2"][0]["dependencies"]
+    assert "requests" not in data["first_boot"]["qemu"][0]["dependencies"]
     none = data["first_boot"]["none"][0]
     assert 0 <= none["detect_commands_s"] <= none["detect_s"] < none["to_detect_end_s"]
 
