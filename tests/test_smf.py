@@ -107,7 +107,8 @@ def test_metadata_start_method_is_the_agent_itself_not_a_pipeline():
 def test_metadata_start_timeout_covers_the_bounded_waits():
     """The sum the manifest's comment states, recomputed from the defaults."""
     t = {key: spec[1] for key, spec in SCHEMA["timeouts"].items()}
-    needed = (DETECT_ALLOWANCE_S + t["fetch"] + t["dhcp"] + len(CHANGE_PHASES) * t["command"])
+    needed = (DETECT_ALLOWANCE_S + t["fetch"] + t["dhcp"] + len(CHANGE_PHASES) * t["command"]
+              + t["devlinks"])
     timeout = int(methods(manifest("metadata.xml"))["start"].get("timeout_seconds"))
     assert timeout >= needed, f"start timeout {timeout} s < {needed:g} s of bounded waits"
     assert timeout <= needed + 120, "keep the timeout near the stated sum"
