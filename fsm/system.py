@@ -19,7 +19,7 @@ import subprocess
 from dataclasses import dataclass
 
 from fsm import crashpoints
-from fsm.errors import CommandError
+from fsm.errors import AgentError, CommandError
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +35,11 @@ class CommandResult:
     stderr: str
 
 
-class UnsafePathError(OSError):
-    """A path would leave the root or pass through a symbolic link where that is refused."""
+class UnsafePathError(OSError, AgentError):
+    """A path would leave the root or pass through a symbolic link where that is refused.
+
+    Also an AgentError, so a step meeting one reports it plainly (exit 95), not as an
+    internal error with a traceback."""
 
 
 class System:

@@ -21,6 +21,9 @@ SCRIPT_PATH = "/var/metadata/userscript"
 USERSCRIPT_FMRI = "svc:/system/illumos/userscript:default"
 SVCADM = "/usr/sbin/svcadm"
 SVCPROP = "/usr/bin/svcprop"
+# The userscript method's records (smf/userscript.sh), keyed by the script's checksum.
+RUN_RECORDS = ("/var/metadata/userscript.done", "/var/metadata/userscript.started",
+               "/var/metadata/userscript.failed")
 
 
 def _service_enabled(ctx: Context) -> bool:
@@ -46,6 +49,13 @@ def install(ctx: Context) -> Outcome:
     if not same:
         system.write_file(SCRIPT_PATH, script, mode=0o700, owner=(0, 0))
         outcome.changed(f"{SCRIPT_PATH} installed ({len(script)} bytes, mode 0700, owner root)")
+    # This step runs once per instance, and always before the service can (it requires
+    # the metadata service online): a run record left by another instance (the image
+    # builder's VM, say) would make the same script skip this new instance, so drop it.
+    for record in RUN_RECORDS:
+        if system.exists(record) or system.is_symlink(record):
+            system.remove(record)
+            outcome.changed(f"{record} removed: it recorded another instance's run")
     if not _service_enabled(ctx):
         system.apply([SVCADM, "enable", USERSCRIPT_FMRI])
         outcome.changed(f"{USERSCRIPT_FMRI} enabled: it runs the script once")
@@ -60,12 +70,19 @@ STEPS: tuple[Step, ...] = (
                  f"owner root; rewritten only when different) and runs `svcadm enable "
                  f"{USERSCRIPT_FMRI}` unless `svcprop -c -p general/enabled` already says "
                  f"true; that service runs the script once, records success and disables "
-                 f"itself. No script in the metadata: nothing. The script is never logged "
-                 f"(only its size) nor checkpointed",
+                 f"itself. The method's run records (userscript.done/.started/.failed) "
+                 f"from an earlier instance are removed, so a new VM from the same image "
+                 f"runs its script too. No script in the metadata: nothing. The script is "
+                 f"never logged (only its size) nor checkpointed",
          fails_when="the script does not begin with `#!` and an absolute interpreter path, "
                     "its `#!` line ends in CR-LF or exceeds 1023 bytes, it is over 16 MiB "
                     "(exit 96, nothing installed); a link or non-regular file at "
                     f"{SCRIPT_PATH} (exit 95); svcadm fails",
          on_failure="recorded; the machine holds at USERSCRIPT so `svcadm clear` retries; "
-                    "networking, identity and storage are already done"),
+                    "networking, identity and storage are already done",
+         checkpointed="started record before it runs, done record after (per instance; "
+                      "never the script). The script itself is not run by the agent: the "
+                      "userscript service runs it once per instance, and a script cut short "
+                      "by a crash or power loss has no done record, so the service runs it "
+                      "again from the start: first-boot scripts must be idempotent"),
 )

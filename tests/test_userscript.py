@@ -163,3 +163,26 @@ def test_svcadm_and_svcprop_standins_follow_their_man_pages(guest):
     assert run(svcadm, "mark", "bogus", "userscript")[0] == 2
     assert run(svcadm, "frobnicate", "userscript")[0] == 2
     assert run(svcprop, "-C", "-c", "-p", "general/enabled", "userscript")[0] == 2
+
+
+def test_a_new_instance_clears_another_instances_run_records(tmp_path):
+    """The image builder's VM ran the same script: the new instance must run it too."""
+    from guest import make_guest
+
+    from fsm.checkpoint import Checkpoint
+    from fsm.settings import Settings
+    from fsm.steps import Context
+    from fsm.system import System
+    from operations.userscript import RUN_RECORDS, install
+    from providers.model import Metadata
+
+    g = make_guest(tmp_path, "qemu")
+    for record in RUN_RECORDS[:2]:
+        g.write(record, "0123abcd\n")
+    md = Metadata(source="test", instance_id="i-new", user_script=b"#!/bin/sh\necho hi\n")
+    ctx = Context(system=System(g.root), settings=Settings(), checkpoint=Checkpoint(),
+                  metadata=md)
+    outcome = install(ctx)
+    assert not any(os.path.exists(g.path(r)) for r in RUN_RECORDS)
+    assert any("another instance's run" in c for c in outcome.changes)
+    assert install(ctx).changes == []
