@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from fsm.errors import MetadataError
 from providers.base import Provider
 from providers.model import Metadata, Nic, normalise_mac
+from providers.model import netmask_prefix as dotted_netmask_prefix
 
 if TYPE_CHECKING:
     from fsm.steps import Context
@@ -195,10 +196,10 @@ def netmask_prefix(mask: Any, field: str) -> int:
     if not isinstance(mask, str) or mask.strip().count(".") != 3:
         raise MetadataError(SOURCE, field, f"expected a dotted netmask such as 255.255.255.0, "
                                            f"got {mask!r}")
-    try:
-        return ipaddress.IPv4Network(f"0.0.0.0/{mask.strip()}").prefixlen
-    except ValueError:
-        raise MetadataError(SOURCE, field, f"not a contiguous IPv4 netmask: {mask!r}") from None
+    prefix = dotted_netmask_prefix(mask)
+    if prefix is None:
+        raise MetadataError(SOURCE, field, f"not a contiguous IPv4 netmask: {mask!r}")
+    return prefix
 
 
 def _ipv6_prefix(cidr: Any, field: str) -> int:

@@ -8,6 +8,7 @@ value can name where it came from.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 
 
@@ -58,3 +59,16 @@ def normalise_mac(mac: str) -> str:
         return ":".join(f"{int(p, 16):02x}" for p in parts)
     except ValueError:
         raise ValueError(f"not a MAC address: {mac!r}") from None
+
+
+def netmask_prefix(mask: str) -> int | None:
+    """`255.255.240.0` -> 20; None for anything else. Python's ipaddress would also take a
+    host mask (`0.0.0.255` as /24): a netmask written backwards is an error, not a /24."""
+    try:
+        value = int(ipaddress.IPv4Address(mask.strip()))
+    except ValueError:
+        return None
+    host_bits = ~value & 0xFFFFFFFF
+    if host_bits & (host_bits + 1):
+        return None
+    return 32 - host_bits.bit_length()

@@ -26,7 +26,7 @@ from fsm.errors import MetadataError
 from providers import localdisk
 from providers.base import Provider
 from providers.cpio import known_cloud
-from providers.model import Metadata, Nic, Route, normalise_mac
+from providers.model import Metadata, Nic, Route, netmask_prefix, normalise_mac
 
 if TYPE_CHECKING:
     from fsm.steps import Context
@@ -231,7 +231,7 @@ def _cidr(address: Any, where: str, netmask: Any = None, prefix: Any = None) -> 
         text += f"/{netmask if netmask is not None else prefix}"
     host, _, suffix = text.partition("/")
     if "." in suffix:
-        dotted = _dotted_prefix(suffix)
+        dotted = netmask_prefix(suffix)
         if dotted is None:
             raise MetadataError(SOURCE, f"network-config {where}",
                                 f"{text!r} has no contiguous netmask")
@@ -244,19 +244,6 @@ def _cidr(address: Any, where: str, netmask: Any = None, prefix: Any = None) -> 
     if "/" not in text:
         raise MetadataError(SOURCE, f"network-config {where}", f"{text!r} has no prefix length")
     return str(iface)
-
-
-def _dotted_prefix(mask: str) -> int | None:
-    """`255.255.240.0` -> 20; None for anything else. Python's ipaddress would also take a
-    host mask (`0.0.0.255` as /24): a netmask written backwards is an error, not a /24."""
-    try:
-        value = int(ipaddress.IPv4Address(mask.strip()))
-    except ValueError:
-        return None
-    host_bits = ~value & 0xFFFFFFFF
-    if host_bits & (host_bits + 1):
-        return None
-    return 32 - host_bits.bit_length()
 
 
 def _mac(value: Any, where: str) -> str | None:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from fsm.errors import MetadataError, ServiceError
 from fsm.settings import SCHEMA
 from providers.base import Provider
-from providers.model import Metadata, Nic, Route, normalise_mac
+from providers.model import Metadata, Nic, Route, netmask_prefix, normalise_mac
 from providers.smartos_protocol import MetadataClient, TransportError, open_port
 
 if TYPE_CHECKING:
@@ -268,7 +268,7 @@ def _cidr(key: str, where: str, text: str) -> str:
         raise MetadataError(SOURCE, key, f"{where}: {text!r} has no prefix length")
     address, _, suffix = text.strip().partition("/")
     if "." in suffix:
-        prefix = _dotted_prefix(suffix)
+        prefix = netmask_prefix(suffix)
         if prefix is None:
             raise MetadataError(SOURCE, key, f"{where}: {text!r} has no contiguous netmask")
         text = f"{address}/{prefix}"
@@ -284,24 +284,11 @@ def _legacy_cidr(where: str, ip: str, obj: dict[str, Any]) -> str:
     netmask = _field("sdc:nics", where, obj, "netmask", str)
     if netmask is None:
         raise MetadataError(SOURCE, "sdc:nics", f"{where}: ip {ip!r} without netmask or ips")
-    prefix = _dotted_prefix(netmask)
+    prefix = netmask_prefix(netmask)
     if prefix is None:
         raise MetadataError(SOURCE, "sdc:nics", f"{where}.netmask {netmask!r} is not a "
                                                 "contiguous netmask")
     return f"{ip}/{prefix}"
-
-
-def _dotted_prefix(mask: str) -> int | None:
-    """`255.255.240.0` -> 20; None for anything else. Python's ipaddress would also take a
-    host mask (`0.0.0.255` as /24): a netmask written backwards is an error, not a /24."""
-    try:
-        value = int(ipaddress.IPv4Address(mask.strip()))
-    except ValueError:
-        return None
-    host_bits = ~value & 0xFFFFFFFF
-    if host_bits & (host_bits + 1):
-        return None
-    return 32 - host_bits.bit_length()
 
 
 def _route(index: int, obj: Any) -> Route:

@@ -103,13 +103,8 @@ def test_any_32_bit_mask_is_its_prefix_or_refused(value):
             smartos._cidr("sdc:nics", "[0]", f"10.1.2.3/{mask}")
 
 
-HOST_MASK_BUG = pytest.mark.xfail(strict=True, reason=(
-    "reported: providers/digitalocean.py netmask_prefix takes a host mask (0.0.0.255) as /24, "
-    "through ipaddress.IPv4Network"))
-
-
 @pytest.mark.parametrize("mask, prefix", [("255.255.255.0", 24), ("255.0.255.0", None),
-                                          pytest.param("0.0.0.255", None, marks=HOST_MASK_BUG)])
+                                          ("0.0.0.255", None)])
 def test_digitalocean_netmask_contiguous_or_refused(mask, prefix):
     if prefix is not None:
         assert digitalocean.netmask_prefix(mask, "f") == prefix
