@@ -259,7 +259,8 @@ class BootMachine:
         self.store.save(self.cp)
 
     def _step_failed(self, step: Step, error: Exception, took_s: float) -> None:
-        if isinstance(error, AgentError):
+        if isinstance(error, (AgentError, OSError)):
+            # OSError: the guest refused a write (full, read-only): a fact, not a bug.
             log.error("failed: %s", error)
         else:
             log.error("failed with an internal error: %s: %s\n%s", type(error).__name__, error,

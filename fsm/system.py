@@ -148,6 +148,15 @@ class System:
         if self.dry_run:
             self.planned.append(f"write: {guest_path} ({len(data)} bytes, mode {mode:04o})")
             return
+        try:
+            self._write_file(guest_path, data, mode, owner, keep_previous)
+        except UnsafePathError:
+            raise
+        except OSError as e:  # name the file the guest refused, not our temp file
+            raise OSError(e.errno, f"cannot write {guest_path}: {e.strerror}") from None
+
+    def _write_file(self, guest_path: str, data: bytes, mode: int, owner: tuple[int, int],
+                    keep_previous: str | None) -> None:
         parent, name = _split(guest_path)
         dfd = self._open_dir(parent, create=True)
         try:

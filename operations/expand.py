@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 PRTVTOC = "/usr/sbin/prtvtoc"
 FORMAT = "/usr/sbin/format"
 FMTHARD = "/usr/sbin/fmthard"
-FORMAT_CMDFILE = "/var/metadata/format-expand.cmd"
+# On /var/run, a tmpfs: a full or read-only /var must not stop the pool from growing.
+FORMAT_CMDFILE = "/var/run/metadata-agent/format-expand.cmd"
 FORMAT_EXPAND_COMMANDS = "partition\nexpand\nlabel\nquit\nquit\n"
 EFI_ENTRY_ARRAY_BYTES = 16384
 TAG_USR, TAG_RESERVED = 4, 11

@@ -190,8 +190,7 @@ def install_keys(ctx: Context) -> Outcome:
         if added:
             # The superset first: after a crash before the final record the next run
             # still knows both the lines just added and those being removed as ours.
-            system.write_file(MANAGED_PATH, _managed_text(sorted(managed_before | set(added))),
-                              mode=0o600, owner=ROOT_OWNER)
+            _write_record(system, _managed_text(sorted(managed_before | set(added))), outcome)
         content = "".join(line + "\n" for line in lines)
         system.write_file(AUTHORIZED_KEYS, content.encode("utf-8", "surrogateescape"),
                           mode=0o600, owner=ROOT_OWNER)
@@ -205,5 +204,20 @@ def install_keys(ctx: Context) -> Outcome:
         log.info("%s already holds the metadata's %d key(s)", AUTHORIZED_KEYS, len(wanted))
     managed_text = _managed_text(managed_now)
     if managed_text != managed_text_before and (managed_now or managed_text_before is not None):
-        system.write_file(MANAGED_PATH, managed_text, mode=0o600, owner=ROOT_OWNER)
+        _write_record(system, managed_text, outcome)
     return outcome
+
+
+def _write_record(system: System, text: str, outcome: Outcome) -> None:
+    """The record is bookkeeping: a full or read-only /var must not cost root its keys, so
+    failing to write it is a warning (the keys it would name are then kept as the
+    operator's on a later instance) rather than a failed step."""
+    try:
+        system.write_file(MANAGED_PATH, text, mode=0o600, owner=ROOT_OWNER)
+    except OSError as e:
+        if isinstance(e, AgentError):
+            raise
+        warning = (f"cannot record the agent's keys in {MANAGED_PATH} ({e.strerror or e}); "
+                   f"the keys are installed, but a later instance will keep them")
+        if warning not in outcome.warnings:
+            outcome.warnings.append(warning)

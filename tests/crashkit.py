@@ -335,7 +335,7 @@ def baseline(platform: str) -> Baseline:
 
 
 # ---- the checks every crash case makes ---------------------------------------------------
-VOLATILE_FILES = ("/var/metadata/format-expand.cmd",)  # rewritten by every boot's expand step
+VOLATILE_FILES = ("/var/run/metadata-agent/format-expand.cmd",)  # rewritten by every boot's expand step
 
 
 def assert_like_baseline(g: Guest, base: Baseline, codes: list[int],

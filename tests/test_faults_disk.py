@@ -125,15 +125,11 @@ def test_the_first_boot_script_on_the_same_disk_fails_and_the_agent_holds(boot):
     assert not os.path.isfile(boot.guest.path("/var/metadata/userscript"))
 
 
-# Two more files live in /var/metadata: sshkeys.py writes its record of managed keys
-# (authorized_keys.managed) BEFORE authorized_keys, and expand.py writes format(8)'s command
-# file there. So today a full or read-only /var costs the guest its SSH keys and its pool
-# expansion, and the OSError is logged as an internal error with a traceback. Reported; these
-# xfail (strict) until operations/sshkeys.py, operations/expand.py and fsm/ are fixed.
-KNOWN_BUG = "reported: a full /var/metadata costs the keys and the pool expansion"
+# sshkeys.py keeps its record of managed keys in /var/metadata and expand.py once wrote
+# format(8)'s command file there: a full or read-only /var must cost neither the keys nor
+# the pool expansion, and a refused write is a named failure, not an internal error.
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_BUG)
 def test_keys_are_installed_anyway(boot):
     keys = boot.guest.path("/root/.ssh/authorized_keys")
     assert os.path.isfile(keys)
@@ -141,12 +137,10 @@ def test_keys_are_installed_anyway(boot):
         assert len(f.read().splitlines()) == 2
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_BUG)
 def test_the_pool_is_expanded_anyway(boot):
     assert boot.guest.state()["pools"]["rpool"]["size_bytes"] > 8 << 30
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_BUG)
 def test_no_internal_error_or_traceback_and_the_failed_file_is_named(boot):
     assert "Traceback" not in boot.out and "internal error" not in boot.out
     failed = [ln for ln in boot.out.splitlines() if "[USERSCRIPT/install] failed" in ln]
