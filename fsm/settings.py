@@ -78,6 +78,8 @@ def parse(text: str, source: str = SETTINGS_PATH) -> Settings:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(source, "(file)", f"not valid TOML: {e}") from None
+    except RecursionError:
+        raise ConfigError(source, "(file)", "nested too deeply to be settings") from None
     values = defaults()
     given: set[str] = set()
     for section, table in doc.items():

@@ -64,6 +64,8 @@ def read_service(ctx: Context) -> tuple[bytes, str]:
         reply = client.request("GET", url)
     if reply.status != 200:
         raise ServiceError(f"{SOURCE}: GET {url}: unexpected HTTP {reply.status}")
+    if len(reply.body) > MAX_DOCUMENT_BYTES:  # the same cap as the config drive's
+        raise MetadataError(SOURCE, DOCUMENT_PATH, f"larger than {MAX_DOCUMENT_BYTES} bytes")
     return reply.body, url
 
 
@@ -76,6 +78,8 @@ def decode_document(raw: bytes, where: str) -> dict[str, Any]:
         # The position only: the text may hold auth_key or user_data.
         raise MetadataError(SOURCE, where, f"is not valid JSON (line {e.lineno}, "
                                            f"column {e.colno}: {e.msg})") from None
+    except RecursionError:
+        raise MetadataError(SOURCE, where, "is nested too deeply to be metadata") from None
     if not isinstance(doc, dict):
         raise MetadataError(SOURCE, where, f"must be a JSON object, not {_kind(doc)}")
     return doc

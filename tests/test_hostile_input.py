@@ -198,8 +198,6 @@ def test_size_cap_digitalocean_config_drive(tmp_path):
         digitalocean.read_config_drive(ctx)
 
 
-@pytest.mark.xfail(strict=True, reason="reported: providers/digitalocean.py caps the config "
-                   "drive's document at 1 MiB but not the HTTP service's (only http.py's 16 MiB)")
 def test_size_cap_digitalocean_service_document(tmp_path):
     guest = make_guest(tmp_path, "digitalocean", {"_emulator": {"config_drive": False},
                                                   "vendor_data": "x" * (2 << 20)})
@@ -287,16 +285,11 @@ def test_yaml_alias_bomb_is_cheap_and_refused():
         nocloud.parse_seed({"meta-data": bomb})
 
 
-@pytest.mark.xfail(strict=True, raises=RecursionError,
-                   reason="reported: providers/digitalocean.py decode_document lets "
-                          "RecursionError out of json.loads")
 def test_deeply_nested_digitalocean_document():
     with pytest.raises(MetadataError):
         digitalocean.decode_document(DEEP_OBJECT, "v1.json")
 
 
-@pytest.mark.xfail(strict=True, raises=RecursionError,
-                   reason="reported: fsm/settings.py parse lets RecursionError out of tomllib")
 def test_deeply_nested_settings_file():
     with pytest.raises(ConfigError):
         settings_mod.parse("[log]\nlevel = " + "[" * 100_000)
