@@ -20,8 +20,6 @@ import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from fsm.errors import MetadataError
 from providers import localdisk
 from providers.base import Provider
@@ -119,6 +117,8 @@ def load_document(data: bytes, name: str) -> Any:
             raise MetadataError(SOURCE, name, f"not valid JSON: {e}") from None
         except RecursionError:
             raise MetadataError(SOURCE, name, TOO_DEEP) from None
+    import yaml  # here, not at the top: only NoCloud guests pay for PyYAML
+
     try:
         return yaml.safe_load(text)
     except RecursionError:
