@@ -47,6 +47,11 @@ def transition_table() -> list[dict[str, Any]]:
     return rows
 
 
+class CheckpointUnwritable(AgentError):
+    """A one-shot step that must not repeat was not run, since its run could not be
+    recorded."""
+
+
 class _StopMachine(Exception):
     def __init__(self, error: BaseException):
         self.error = error
@@ -233,7 +238,14 @@ class BootMachine:
         if one_shot:
             intent = step.intent(self.ctx) if step.intent else {}
             self.cp.mark(step, iid, STARTED, intent=intent)
-            self.store.save(self.cp)
+            if not self.store.save(self.cp) and step.intent is not None:
+                # Its intent is what keeps a step like reguid from repeating: unrecorded,
+                # it would run again on every boot until the disk is fixed. Idempotent
+                # one-shot steps (hostname, keys) run anyway: they matter most.
+                self._step_failed(step, CheckpointUnwritable(
+                    f"not run: its intent could not be checkpointed "
+                    f"({self.store.last_save_error}), so it would repeat on every boot"), 0.0)
+                return
         crashpoints.reached(f"before:{step.key}")
         started = time.monotonic()
         try:

@@ -28,7 +28,7 @@ def _meta(root: str, rel: str) -> dict[str, Any] | None:
     path = os.path.join(root, rel)
     try:
         st = os.lstat(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
     return {"mode": f"{stat.S_IMODE(st.st_mode):04o}", "owner": f"{st.st_uid}:{st.st_gid}",
             "type": "symlink" if stat.S_ISLNK(st.st_mode) else
