@@ -22,7 +22,8 @@ USERSCRIPT_FMRI = "svc:/system/illumos/userscript:default"
 
 WRAPPER = """#!/bin/sh
 # Stand-in for illumos {command}: see sim/standins/{command}.py
-SIM_ROOT={root} PYTHONPATH={project} exec {python} -S -m sim.standins {command} "$@"
+SIM_ROOT={root} PYTHONPATH={project} exec {python} -S -c \
+  'import sys; from sim.standins.__main__ import main; sys.exit(main())' sim.standins {command} "$@"
 """
 
 

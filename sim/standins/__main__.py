@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import importlib
 import os
-import signal
 import sys
-import time
 
 from sim import state as guest_state
 from sim.standins.base import Exit, Invocation
@@ -29,12 +27,18 @@ def call_key(command: str, argv: list[str]) -> str:
 
 
 def _block_until_killed() -> None:
+    import signal  # only here: every simulated command would pay for it otherwise
+    import time
+
     while True:
         signal.pause() if hasattr(signal, "pause") else time.sleep(3600)
 
 
 def main() -> int:
-    command, argv = sys.argv[1], sys.argv[2:]
+    # The wrappers run `python -S -c ... sim.standins COMMAND ARGS` (no runpy to import);
+    # `python -m sim.standins COMMAND ARGS` works too.
+    args = sys.argv[2:] if sys.argv[1:2] == ["sim.standins"] else sys.argv[1:]
+    command, argv = args[0], args[1:]
     root = os.environ["SIM_ROOT"]
     key = call_key(command, argv)
     faults = guest_state.load(root).get("faults", {})
