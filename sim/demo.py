@@ -95,7 +95,8 @@ def demo_crash(workdir: str) -> list[str]:
 
 def main() -> int:
     workdir = tempfile.mkdtemp(prefix="metadata-demo-")
-    print(f"Booting a simulated illumos guest per platform in {workdir}")
+    print("Booting a simulated illumos guest per platform in")
+    print(f"  {workdir}")
     print("(each runs the real agent: `metadata run --root DIR`)\n")
     failures = 0
     for platform in ORDER:
@@ -109,8 +110,9 @@ def main() -> int:
         print("\n".join(report(platform, root, code)) + "\n")
     print("\n".join(demo_crash(workdir)) + "\n")
     print("The state machine, every step and what happens when it fails: docs/states.md")
-    print(f"Inspect a guest: .venv/bin/python -m sim show {workdir}/smartos")
-    print(f"                 .venv/bin/metadata status --root {workdir}/smartos")
+    print(f"Inspect a guest (all are in {workdir}):")
+    print("  .venv/bin/python -m sim show DIR/smartos")
+    print("  .venv/bin/metadata status --root DIR/smartos")
     return 1 if failures else 0
 
 
