@@ -76,3 +76,38 @@ def parse_opts(inv: Invocation, args: list[str], flags: str, with_value: str) ->
             rest.append(a)
             i += 1
     return opts, rest
+
+
+class BadOption(Exception):
+    """An option getopt(3C) would refuse: unknown, or missing its argument."""
+
+
+def posix_getopt(args: list[str], flags: str, with_value: str) -> tuple[list[tuple[str, Any]], list[str]]:
+    """getopt(3C) as illumos commands use it: options end at the first operand or `--`;
+    returns the (letter, value-or-True) pairs in order, so repeated options are kept, and
+    the operands. Raises BadOption; each command prints its own usage for it."""
+    pairs: list[tuple[str, Any]] = []
+    i = 0
+    while i < len(args) and args[i].startswith("-") and args[i] != "-":
+        if args[i] == "--":
+            i += 1
+            break
+        j = 1
+        while j < len(args[i]):
+            letter = args[i][j]
+            if letter in flags:
+                pairs.append((letter, True))
+                j += 1
+            elif letter in with_value:
+                value = args[i][j + 1:]
+                if not value:
+                    i += 1
+                    if i >= len(args):
+                        raise BadOption(letter)
+                    value = args[i]
+                pairs.append((letter, value))
+                break
+            else:
+                raise BadOption(letter)
+        i += 1
+    return pairs, args[i:]

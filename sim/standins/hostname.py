@@ -14,24 +14,18 @@ The simulated agent always runs as root, so the EPERM case ("Not owner") is not 
 
 from __future__ import annotations
 
-from sim.standins.base import Invocation
+from sim.standins.base import BadOption, Invocation, posix_getopt
 
 SYS_NMLN = 257
 USAGE = "usage: hostname [-s] [system_name]"
 
 
 def _getopt(inv: Invocation) -> tuple[bool, list[str]]:
-    short = False
-    args = list(inv.argv)
-    while args and args[0].startswith("-") and args[0] != "-":
-        arg = args.pop(0)
-        if arg == "--":
-            break
-        for letter in arg[1:]:
-            if letter != "s":
-                inv.fail(USAGE, 1)
-            short = True
-    return short, args
+    try:
+        pairs, operands = posix_getopt(list(inv.argv), "s", "")
+    except BadOption:
+        inv.fail(USAGE, 1)  # hostname.c's usage() exits 1, not 2
+    return bool(pairs), operands
 
 
 def main(inv: Invocation) -> int:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import fnmatch
 
-from sim.standins.base import Exit, Invocation
+from sim.standins.base import BadOption, Exit, Invocation, posix_getopt
 
 USAGE = ("Usage: svcadm [-S <state>] [-v] [-Z | -z zone] [cmd [args ... ]]\n\n"
          "\tsvcadm enable [-rst] [<service> ...]\t- enable and online service(s)\n"
@@ -49,31 +49,11 @@ def usage(inv: Invocation) -> None:
 def getopt(inv: Invocation, args: list[str], flags: str,
            with_value: str) -> tuple[dict[str, object], list[str]]:
     """getopt(3C): options up to the first operand or `--`; anything else is usage."""
-    opts: dict[str, object] = {}
-    i = 0
-    while i < len(args) and args[i].startswith("-") and args[i] != "-":
-        if args[i] == "--":
-            i += 1
-            break
-        j = 1
-        while j < len(args[i]):
-            letter = args[i][j]
-            if letter in flags:
-                opts[letter] = True
-                j += 1
-            elif letter in with_value:
-                value = args[i][j + 1:]
-                if not value:
-                    i += 1
-                    if i >= len(args):
-                        usage(inv)
-                    value = args[i]
-                opts[letter] = value
-                break
-            else:
-                usage(inv)
-        i += 1
-    return opts, args[i:]
+    try:
+        pairs, operands = posix_getopt(args, flags, with_value)
+    except BadOption:
+        usage(inv)
+    return dict(pairs), operands
 
 
 def _split(fmri: str) -> tuple[str, str]:

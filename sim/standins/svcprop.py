@@ -21,7 +21,7 @@ ever do: it is refused as a usage error. `-z ZONE` names a zone that does not ex
 
 from __future__ import annotations
 
-from sim.standins.base import Exit, Invocation
+from sim.standins.base import BadOption, Exit, Invocation, posix_getopt
 from sim.standins.svcadm import match
 
 USAGE = ("Usage: svcprop [-fqtv] [-C | -c | -s snapshot] [-z zone] [-p [name/]name]... \n"
@@ -62,38 +62,20 @@ def properties_of(svc: dict) -> dict[str, tuple[str, list[str]]]:
 def _parse(inv: Invocation) -> tuple[dict[str, object], list[str], list[str]]:
     """svcprop's getopt(3C) loop "Ccfp:qs:tvwz:": -p repeats; -C, -c, -s, -w exclude
     one another; options end at the first operand or `--`."""
-    args = list(inv.argv)
+    try:
+        pairs, operands = posix_getopt(list(inv.argv), "Ccfqtvw", "psz")
+    except BadOption:
+        _usage(inv)
     opts: dict[str, object] = {}
     selected: list[str] = []
-    i = 0
-    while i < len(args) and args[i].startswith("-") and args[i] != "-":
-        if args[i] == "--":
-            i += 1
-            break
-        j = 1
-        while j < len(args[i]):
-            letter = args[i][j]
-            if letter in "psz":
-                value = args[i][j + 1:]
-                if not value:
-                    i += 1
-                    if i >= len(args):
-                        _usage(inv)
-                    value = args[i]
-                if letter == "p":
-                    selected.append(value)
-                else:
-                    opts[letter] = value
-                j = len(args[i])
-            elif letter in "Ccfqtvw":
-                opts[letter] = True
-                j += 1
-            else:
-                _usage(inv)
-            if letter in "Ccsw" and sum(k in opts for k in "Ccsw") > 1:
-                _usage(inv)
-        i += 1
-    if i >= len(args):
+    for letter, value in pairs:
+        if letter == "p":
+            selected.append(value)
+        else:
+            opts[letter] = value
+        if letter in "Ccsw" and sum(k in opts for k in "Ccsw") > 1:
+            _usage(inv)
+    if not operands:
         _usage(inv)
     for name in selected:
         parts = name.split("/")
@@ -104,7 +86,7 @@ def _parse(inv: Invocation) -> tuple[dict[str, object], list[str], list[str]]:
             if not part:
                 inv.err(f"svcprop: Invalid component name `{part}'.")
                 raise Exit(2)
-    return opts, selected, args[i:]
+    return opts, selected, operands
 
 
 def main(inv: Invocation) -> int:
