@@ -13,7 +13,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import secrets
 import stat
 import subprocess
 from dataclasses import dataclass
@@ -161,7 +160,7 @@ class System:
         dfd = self._open_dir(parent, create=True)
         try:
             _remove_stale_temps(dfd, name)
-            tmp = f".{name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+            tmp = f".{name}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode,
                          dir_fd=dfd)
             try:
