@@ -146,3 +146,30 @@ def test_full_boot_matches_the_venv_agent(artefact, tmp_path, platform):
     assert status["provider"] == status_data(reference.root)["provider"]
     assert comparable(packed) == comparable(reference)
     assert packed.calls() == reference.calls()
+
+
+def _oldest_python() -> str | None:
+    """Python 3.9, the oldest the illumos distributions ship, where this machine has it."""
+    for candidate in ("/root/.pyenv/versions/3.9.18/bin/python3.9", "/usr/bin/python3.9"):
+        if os.access(candidate, os.X_OK):
+            return candidate
+    import shutil
+
+    return shutil.which("python3.9")
+
+
+@pytest.mark.skipif(_oldest_python() is None, reason="no Python 3.9 on this machine")
+@pytest.mark.parametrize("platform", ["smartos", "ec2", "nocloud"])
+def test_full_boot_on_python_3_9(artefact, tmp_path, platform):
+    """The archive on the oldest supported Python: serial, HTTP and YAML sources, each to
+    DONE with the same guest as the source-tree agent leaves."""
+    packed = make_guest(tmp_path, platform, name="packed")
+    reference = make_guest(tmp_path, platform, name="reference")
+    with serving(packed.root):
+        done = subprocess.run([_oldest_python(), "-I", "-S", artefact, "run", "--root",
+                               packed.root], capture_output=True, text=True, env={},
+                              timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    with serving(reference.root):
+        assert reference.run().returncode == 0
+    assert comparable(packed) == comparable(reference)

@@ -1,12 +1,13 @@
 """`make dist`: build `dist/metadata`, one executable zipapp holding the agent and its
 pure-Python dependencies, to be installed as `/usr/lib/metadata` on an illumos image.
 
-Why a copy of the installed distributions rather than `pip install --target`: the files
-are exactly those the test suite ran against (the versions pinned by the environment that
-runs this builder), no network is needed at build time, and pip could not give a
-pure-Python build of msgpack or PyYAML anyway (their wheels are binary; their sdists build
-C extensions), so extension modules have to be stripped either way. Each distribution's
-own RECORD says which files are its; nothing else from site-packages is taken.
+Which dependency versions: those pip resolves for the OLDEST Python the agent supports
+(3.9, what illumos distributions ship: `pip install --target --python-version 3.9
+--only-binary=:all:`), since one archive must run on every target and newer releases
+(requests 2.33+, urllib3 2.7+) no longer import on 3.9. `--from-venv` copies the builder's
+own installed distributions instead (offline; right only when the builder is the oldest
+Python). Either way each distribution's own RECORD says which files are its, and the
+wheels of msgpack and PyYAML are binary, so extension modules are stripped.
 
 Why the stripped extensions are safe: zipimport cannot load extension modules, and every
 dependency that has one ships a pure-Python twin and falls back to it on ImportError
@@ -26,6 +27,7 @@ package, so it is installed nowhere.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.metadata as importlib_metadata
 import importlib.util
 import io
@@ -33,7 +35,9 @@ import marshal
 import os
 import re
 import stat
+import subprocess
 import sys
+import tempfile
 import zipfile
 from collections.abc import Iterator
 
@@ -41,6 +45,7 @@ PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROJECT_DIST = "illumos-metadata-agent"
 AGENT_PACKAGES = ("fsm", "providers", "operations")  # never sim/ or tests/
 INTERPRETER = "/usr/bin/python3"
+OLDEST_PYTHON = "3.9"
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest a zip entry can carry
 MAIN = (
     "# The entry point of dist/metadata (written by tools/build_dist.py).\n"
@@ -72,8 +77,30 @@ def _requirement_name(requirement: str) -> str | None:
     return _normalise(m.group(1)) if m else None
 
 
+def resolved_for(python_version: str, into: str) -> list[importlib_metadata.Distribution]:
+    """The agent's runtime requirements as pip resolves them for `python_version`,
+    installed (as wheels, markers evaluated for that version) into the directory `into`."""
+    from packaging.requirements import Requirement  # pytest's dependency: in every dev venv
+
+    # pip's --python-version picks wheels for that version but evaluates the markers of the
+    # requirements it is given against the running Python: evaluate them here instead.
+    env = {"python_version": python_version, "python_full_version": python_version + ".0",
+           "extra": ""}
+    wanted = []
+    for text in importlib_metadata.distribution(PROJECT_DIST).requires or []:
+        req = Requirement(text)
+        if req.marker is None or req.marker.evaluate(env):
+            wanted.append(f"{req.name}{req.specifier}")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                    "--target", into, "--python-version", python_version, "--implementation", "cp",
+                    "--only-binary=:all:", "--no-compile", *wanted], check=True)
+    dists = {_normalise(d.metadata["Name"]): d for d in importlib_metadata.distributions(path=[into])}
+    return [dists[n] for n in sorted(dists)]
+
+
 def runtime_distributions(root_dist: str = PROJECT_DIST) -> list[importlib_metadata.Distribution]:
-    """Every distribution the agent needs at run time: the closure of its requirements."""
+    """Every installed distribution the agent needs at run time: the closure of its
+    requirements in the builder's environment (`--from-venv`)."""
     seen: dict[str, importlib_metadata.Distribution] = {}
     pending = [n for n in map(_requirement_name,
                               importlib_metadata.distribution(root_dist).requires or [])
@@ -138,11 +165,12 @@ def _bytecode(source: bytes, name: str) -> bytes | None:
             + marshal.dumps(code))
 
 
-def collect(with_bytecode: bool = True) -> dict[str, bytes]:
+def collect(dists: list[importlib_metadata.Distribution],
+            with_bytecode: bool = True) -> dict[str, bytes]:
     """Archive name -> contents, for everything dist/metadata holds."""
     files: dict[str, bytes] = {}
     sources = list(_agent_files())
-    for dist in runtime_distributions():
+    for dist in dists:
         sources += list(_dependency_files(dist))
     for name, path in sources:
         with open(path, "rb") as f:
@@ -180,11 +208,22 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"the shebang's interpreter (default: {INTERPRETER})")
     parser.add_argument("--no-bytecode", action="store_true",
                         help="ship sources only (smaller; the target compiles at each start)")
+    parser.add_argument("--python-version", default=OLDEST_PYTHON,
+                        help=f"resolve dependencies for this Python (default: {OLDEST_PYTHON}, "
+                             f"the oldest supported)")
+    parser.add_argument("--from-venv", action="store_true",
+                        help="copy the builder's installed dependencies (offline)")
     args = parser.parse_args(argv)
-    files = collect(with_bytecode=not args.no_bytecode)
+    with contextlib.ExitStack() as stack:
+        if args.from_venv:
+            dists = runtime_distributions()
+        else:
+            into = stack.enter_context(tempfile.TemporaryDirectory(prefix="metadata-dist-"))
+            dists = resolved_for(args.python_version, into)
+        files = collect(dists, with_bytecode=not args.no_bytecode)
+        names = ", ".join(f"{d.metadata['Name']} {d.version}" for d in dists)
     write_archive(args.output, files, args.interpreter)
-    dists = ", ".join(f"{d.metadata['Name']} {d.version}" for d in runtime_distributions())
-    print(f"{args.output}: {os.path.getsize(args.output)} bytes, {len(files)} files; {dists}")
+    print(f"{args.output}: {os.path.getsize(args.output)} bytes, {len(files)} files; {names}")
     return 0
 
 
