@@ -15,7 +15,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from fsm.errors import MetadataError
-from providers import cpioarchive, localdisk, seedfiles
+from providers import cpioarchive, localdisk, seedfiles, smbios
 from providers.base import Provider
 
 if TYPE_CHECKING:
@@ -31,29 +31,13 @@ SECTOR = 512
 ARCHIVE_READ_LIMIT = 8 << 20
 
 
-def known_cloud(info: SmbiosInfo | None) -> str | None:
-    """The platform SMBIOS names when it is one with its own metadata service, else None."""
-    if info is None:
-        return None
-    maker, product, version = info.manufacturer, info.product, info.version
-    if maker == "Joyent" or product == "SmartDC HVM":
-        return "smartos"
-    if maker == "DigitalOcean" or product == "Droplet":
-        return "digitalocean"
-    if maker == "Amazon EC2" or (product == "HVM domU" and "amazon" in version.lower()):
-        return "ec2"
-    if maker == "Oxide" or product == "OxVM":
-        return "oxide"
-    return None
-
-
 def in_local_group(info: SmbiosInfo | None) -> bool:
     """QEMU, OmniOS (bhyve), VMware, or unknown/absent SMBIOS: seeds on local disks apply.
 
     Unknown platforms are included on purpose: a seed disk is the one source that costs
     nothing to look for, and the issue asks for local sources first when SMBIOS is silent.
     """
-    return known_cloud(info) is None
+    return smbios.platform(info) not in smbios.CLOUDS
 
 
 def seed_devices(ctx: Context) -> list[str]:

@@ -18,6 +18,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from fsm.errors import MetadataError
+from providers import smbios
 from providers.base import Provider
 from providers.model import Metadata, Nic, normalise_mac
 from providers.model import netmask_prefix as dotted_netmask_prefix
@@ -36,8 +37,7 @@ MAX_DOCUMENT_BYTES = 1 << 20
 
 
 def is_digitalocean(info: SmbiosInfo | None) -> bool:
-    return info is not None and (info.manufacturer.strip() == "DigitalOcean"
-                                 or info.product.strip() == "Droplet")
+    return smbios.platform(info) == "digitalocean"
 
 
 # ---- reading the document ---------------------------------------------------------------

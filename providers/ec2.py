@@ -20,6 +20,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from fsm.errors import MetadataError, ServiceError
+from providers import smbios
 from providers.base import Provider
 from providers.model import Metadata, Nic, normalise_mac
 
@@ -38,12 +39,7 @@ PRIMARY_LINK_PREFIXES = ("ena", "xnf")
 
 
 def is_ec2(info: SmbiosInfo | None) -> bool:
-    if info is None:
-        return False
-    if info.manufacturer.strip() == "Amazon EC2":
-        return True
-    # Older Xen instances: Manufacturer "Xen", Product "HVM domU", Version "4.11.amazon".
-    return "HVM domU" in info.product and "amazon" in info.version.lower()
+    return smbios.platform(info) == "ec2"
 
 
 def choose_primary_link(links: list[str]) -> str | None:

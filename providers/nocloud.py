@@ -21,9 +21,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from fsm.errors import MetadataError
-from providers import localdisk
+from providers import localdisk, smbios
 from providers.base import Provider
-from providers.cpio import known_cloud
 from providers.model import Metadata, Nic, Route, netmask_prefix, normalise_mac
 
 if TYPE_CHECKING:
@@ -45,7 +44,7 @@ class NoCloudProvider(Provider):
         self.volume: localdisk.Volume | None = None
 
     def detect(self, ctx: Context) -> bool:
-        if known_cloud(ctx.smbios) not in (None, "oxide"):
+        if smbios.platform(ctx.smbios) in ("smartos", "digitalocean", "ec2"):
             return False
         volumes = localdisk.find_labelled(ctx.system, LABEL)
         if len(volumes) > 1:

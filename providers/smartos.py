@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from fsm.errors import MetadataError, ServiceError
 from fsm.settings import SCHEMA
+from providers import smbios
 from providers.base import Provider
 from providers.model import Metadata, Nic, Route, netmask_prefix, normalise_mac
 from providers.smartos_protocol import MetadataClient, TransportError, open_port
@@ -43,31 +44,18 @@ ATTEMPTS = 3
 KEYS = ("sdc:uuid", "sdc:hostname", "sdc:alias", "sdc:nics", "sdc:resolvers", "sdc:routes",
         "sdc:dns_domain", "root_authorized_keys", "user-script")
 
-# SMBIOS manufacturers DETECT recognises (issue 4); any other means "unknown": probe.
-_KNOWN_MANUFACTURERS = ("joyent", "digitalocean", "amazon ec2", "qemu", "omnios",
-                        "vmware, inc.", "oxide")
-
-
 def is_smartos(ctx: Context) -> bool:
-    return bool(ctx.smbios) and (ctx.smbios.manufacturer == "Joyent"
-                                 or ctx.smbios.product == "SmartDC HVM")
+    return smbios.platform(ctx.smbios) == "smartos"
 
 
 def smbios_is_unknown(ctx: Context) -> bool:
-    info = ctx.smbios
-    if info is None:
-        return True
-    if info.manufacturer.strip().lower() in _KNOWN_MANUFACTURERS:
-        return False
-    # Xen `HVM domU` is EC2 only when its version says amazon (older EC2 instances).
-    return not (info.product == "HVM domU" and "amazon" in info.version.lower())
+    return smbios.platform(ctx.smbios) is None
 
 
 def serial_device(ctx: Context) -> str | None:
     """Host path of the metadata serial port, or None when the default one is absent."""
     configured = ctx.settings.get("smartos.device")
-    explicit = getattr(ctx.settings, "explicit", None)
-    if (callable(explicit) and explicit("smartos.device")) or configured != DEFAULT_DEVICE:
+    if ctx.settings.explicit("smartos.device") or configured != DEFAULT_DEVICE:
         return configured
     host_path = ctx.system.path(configured)
     return host_path if os.path.exists(host_path) else None

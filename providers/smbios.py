@@ -30,6 +30,36 @@ _FIELDS = {"Manufacturer": "manufacturer", "Product": "product", "Version": "ver
            "Serial Number": "serial", "UUID": "uuid"}
 
 
+# Platforms with a metadata service of their own; a seed disk is not looked for there.
+CLOUDS = ("smartos", "digitalocean", "ec2", "oxide")
+
+
+def platform(info: SmbiosInfo | None) -> str | None:
+    """What SMBIOS says this guest is, the one place DETECT reads it: a cloud of CLOUDS,
+    one of the local-seed hypervisors ("qemu", "omnios", "vmware"), or None when there
+    is no table or the maker is unknown (then DETECT may probe)."""
+    if info is None:
+        return None
+    maker = info.manufacturer.strip()
+    product = info.product.strip()
+    if maker == "Joyent" or product == "SmartDC HVM":
+        return "smartos"
+    if maker == "DigitalOcean" or product == "Droplet":
+        return "digitalocean"
+    # Older Xen instances: Manufacturer "Xen", Product "HVM domU", Version "4.11.amazon".
+    if maker == "Amazon EC2" or ("HVM domU" in product and "amazon" in info.version.lower()):
+        return "ec2"
+    if maker == "Oxide" or product == "OxVM":
+        return "oxide"
+    if maker == "VMware, Inc." or product.startswith("VMware"):
+        return "vmware"
+    if maker == "QEMU":
+        return "qemu"
+    if maker == "OmniOS" or product == "OmniOS HVM":
+        return "omnios"
+    return None
+
+
 def parse(text: str) -> SmbiosInfo:
     found: dict[str, str] = {}
     for line in text.splitlines():

@@ -23,7 +23,7 @@ import zlib
 from typing import TYPE_CHECKING, Any
 
 from fsm.errors import MetadataError
-from providers import nocloud
+from providers import nocloud, smbios
 from providers.base import Provider
 from providers.model import Metadata, Nic
 
@@ -40,8 +40,7 @@ SOURCE = "vmware"
 
 
 def is_vmware(info: SmbiosInfo | None) -> bool:
-    return info is not None and (info.manufacturer == "VMware, Inc."
-                                 or info.product.startswith("VMware"))
+    return smbios.platform(info) == "vmware"
 
 
 def guestinfo(ctx: Context, key: str) -> str | None:

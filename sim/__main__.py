@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 
-from sim import guest, platforms
+from sim import guest
 from sim.hardware import PLATFORMS
 from sim.show import show
 
@@ -67,5 +67,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    _ = platforms  # the registry is imported for its side-effect-free EMULATORS table
     sys.exit(main())

@@ -125,7 +125,6 @@ def initial_state(platform: str) -> dict[str, Any]:
         },
         "calls": {},
         "faults": {},
-        "userscript_runs": [],
     }
 
 

@@ -99,6 +99,9 @@ def show(root: str) -> dict[str, Any]:
         "userscript": {"file": script,
                        "service": st.get("services", {}).get(
                            "svc:/system/illumos/userscript:default", {}).get("state"),
-                       "runs": st.get("userscript_runs", [])},
+                       # The userscript method's own records of its runs (smf/userscript.sh).
+                       "runs": {rec: (_read(root, f"var/metadata/userscript.{rec}") or "").split()
+                                for rec in ("started", "done", "failed")
+                                if _read(root, f"var/metadata/userscript.{rec}") is not None}},
         "calls": dict(sorted(st.get("calls", {}).items())),
     }

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 
 import pytest
@@ -344,3 +345,15 @@ def test_agent_refuses_a_seed_with_a_symlink_made_by_the_real_cpio(tmp_path):
     assert provider.detect(ctx)
     with pytest.raises(MetadataError, match="nodename: .*symbolic link"):
         provider.fetch(ctx)
+
+
+def test_hostile_input_table_names_tests_that_exist():
+    """Every `file::test` the table in docs/hostile-input.md cites is a test in that file."""
+    tests_dir = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(os.path.dirname(tests_dir), "docs", "hostile-input.md"),
+              encoding="utf-8") as f:
+        cited = set(re.findall(r"(test_\w+\.py)::(test_\w+)", f.read()))
+    assert len(cited) > 40
+    for file, name in sorted(cited):
+        with open(os.path.join(tests_dir, file), encoding="utf-8") as f:
+            assert re.search(rf"^def {name}\(", f.read(), re.M), f"{file}::{name} not found"

@@ -86,6 +86,7 @@ def test_runs_once_records_and_disables_itself_persistently(guest, shell):
     assert runs(guest) == 1
     assert record(guest, "started") == sha
     assert record(guest, "done") == sha
+    assert guest.show()["userscript"]["runs"] == {"started": [sha], "done": [sha]}
     assert service(guest)["enabled"] is False
     assert service(guest)["state"] == "disabled"
     assert service(guest)["temporary"] is False  # not `disable -t`: off across reboots

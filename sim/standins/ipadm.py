@@ -202,14 +202,21 @@ def delete_if(inv: Invocation, args: list[str]) -> int:
     return 0
 
 
-def show_if(inv: Invocation, args: list[str]) -> int:
+def _show_options(inv: Invocation, args: list[str], sub: str, operand: str,
+                  widths: dict, default_fields: list[str]) -> tuple[list[str], list[str], bool]:
+    """`[-p] [-o field,...] [operand]`, shared by show-if and show-addr (ipadm(8))."""
     opts, rest = parse_opts(inv, args, "p", "o")
     if len(rest) > 1:
-        inv.usage("show-if takes at most one interface")
+        inv.usage(f"{sub} takes at most one {operand}")
     parseable = bool(opts.get("p"))
     if parseable and "o" not in opts:
         die(inv, "-p requires -o")
-    fields = select_fields(inv, opts.get("o"), IF_WIDTHS, list(IF_WIDTHS))
+    return rest, select_fields(inv, opts.get("o"), widths, default_fields), parseable
+
+
+def show_if(inv: Invocation, args: list[str]) -> int:
+    rest, fields, parseable = _show_options(inv, args, "show-if", "interface", IF_WIDTHS,
+                                            list(IF_WIDTHS))
     names = inv.state.get("interfaces", [])
     if rest:
         if rest[0] not in names:
@@ -223,13 +230,8 @@ def show_if(inv: Invocation, args: list[str]) -> int:
 
 
 def show_addr(inv: Invocation, args: list[str]) -> int:
-    opts, rest = parse_opts(inv, args, "p", "o")
-    if len(rest) > 1:
-        inv.usage("show-addr takes at most one address object")
-    parseable = bool(opts.get("p"))
-    if parseable and "o" not in opts:
-        die(inv, "-p requires -o")
-    fields = select_fields(inv, opts.get("o"), ADDR_WIDTHS, ["addrobj", "type", "state", "addr"])
+    rest, fields, parseable = _show_options(inv, args, "show-addr", "address object",
+                                            ADDR_WIDTHS, ["addrobj", "type", "state", "addr"])
     settle_dhcp(inv.state)
     addrs = inv.state.get("addresses", [])
     if rest:
