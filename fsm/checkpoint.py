@@ -34,6 +34,8 @@ CHECKPOINT_PATH = "/var/metadata/state.msgpack"
 PREVIOUS_SUFFIX = ".prev"
 MAX_CHECKPOINT_BYTES = 1 << 20
 UNKNOWN_INSTANCE = "unknown"
+MAX_WARNINGS = 100
+MAX_WARNING_CHARS = 500
 
 STARTED, DONE, FAILED = "started", "done", "failed"
 
@@ -55,6 +57,18 @@ class Checkpoint:
     last_error: dict[str, Any] | None = None
     resume_from: str | None = None   # the change phase an unfinished boot stopped in
     updated: float = 0.0
+    # This boot's warnings ({"step", "message"}), oldest first: items the agent skipped.
+    # Capped in count and length so metadata can never grow the checkpoint past its cap.
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+
+    def add_warning(self, step_key: str, message: str) -> None:
+        if len(self.warnings) >= MAX_WARNINGS:
+            return
+        if len(message) > MAX_WARNING_CHARS:
+            message = message[:MAX_WARNING_CHARS] + "... (cut)"
+        entry = {"step": step_key, "message": message}
+        if entry not in self.warnings:  # DETECT/FETCH run again on a resumed boot
+            self.warnings.append(entry)
 
     # ---- step records ------------------------------------------------------------------
     def _table(self, step: Step, instance_id: str | None) -> dict[str, dict[str, Any]]:
@@ -95,7 +109,8 @@ class Checkpoint:
                 "instance_id": self.instance_id, "provider": self.provider,
                 "instances": self.instances, "once": self.once, "boot_steps": self.boot_steps,
                 "phases": self.phases, "last_error": self.last_error,
-                "resume_from": self.resume_from, "updated": self.updated}
+                "resume_from": self.resume_from, "updated": self.updated,
+                "warnings": self.warnings}
 
 
 def encode(cp: Checkpoint) -> bytes:
@@ -134,7 +149,12 @@ def decode(data: bytes) -> Checkpoint:
         if not isinstance(records, dict):
             raise CheckpointError(f"instances[{iid!r}] is not a map")
         _check_records(f"instances[{iid!r}]", records)
-    return Checkpoint(**{name: obj[name] for name in _FIELD_TYPES})
+    warnings = obj.get("warnings", [])  # absent in checkpoints written before it existed
+    if not isinstance(warnings, list) or len(warnings) > MAX_WARNINGS or not all(
+            isinstance(w, dict) and isinstance(w.get("step"), str)
+            and isinstance(w.get("message"), str) for w in warnings):
+        raise CheckpointError("field 'warnings' is not a list of {step, message}")
+    return Checkpoint(**{name: obj[name] for name in _FIELD_TYPES}, warnings=warnings)
 
 
 def _check_records(table: str, records: dict[str, Any]) -> None:

@@ -55,7 +55,7 @@ def fetch_metadata(ctx: Context) -> Outcome:
     log.info("metadata from %s: instance %s, hostname %s, %d NIC(s), %d key(s)%s",
              md.source, md.instance_id or "unknown", "given" if md.hostname else "absent",
              len(md.nics), len(md.ssh_keys), ", a user script" if md.user_script else "")
-    return Outcome()
+    return Outcome(warnings=list(md.warnings))
 
 
 STEPS: tuple[Step, ...] = (

@@ -116,6 +116,7 @@ class BootMachine:
             cp.phases = {}
             cp.last_error = None
             cp.resume_from = None
+            cp.warnings = []
             log.info("boot %d starts%s", cp.boot, "" if cp.boot > 1 else " (no checkpoint)")
         cp.phase = "DETECT"
         self._enter("DETECT")
@@ -258,6 +259,7 @@ class BootMachine:
             log.info("changed: %s", change)
         for warning in outcome.warnings:
             log.warning("%s", warning)
+            self.cp.add_warning(step.key, warning)
         extra: dict[str, Any] = {"changes": len(outcome.changes),
                                  "duration": round(time.monotonic() - started, 6)}
         if outcome.record:

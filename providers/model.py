@@ -43,6 +43,9 @@ class Metadata:
     ssh_keys: tuple[str, ...] = ()          # raw lines, validated by operations/sshkeys
     user_script: bytes | None = None        # secret: never logged, never checkpointed
     network_skip: bool = False
+    # Items the source carried that the agent skips, each naming source, field and value:
+    # the rest of the document is still applied (blast radius).
+    warnings: tuple[str, ...] = ()
     provenance: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
 
     def origin(self, model_field: str) -> str:

@@ -120,7 +120,18 @@ def test_no_metadata_values_in_the_checkpoint(store):
     cp = _saved(store, 1)
     assert set(cp.to_map()) == {"schema", "phase", "boot", "instance_id", "provider",
                                 "instances", "once", "boot_steps", "phases", "last_error",
-                                "resume_from", "updated"}
+                                "resume_from", "updated", "warnings"}
+
+
+def test_warnings_are_capped_deduplicated_and_survive_a_round_trip():
+    cp = Checkpoint()
+    for i in range(300):
+        cp.add_warning("FETCH/fetch", f"item {i % 150}: " + "v" * 2000)
+    cp.add_warning("FETCH/fetch", "item 0: " + "v" * 2000)
+    again = decode(encode(cp))
+    assert len(again.warnings) == 100
+    assert all(len(w["message"]) < 600 for w in again.warnings)
+    assert len(encode(cp)) < 64 * 1024
 
 
 @settings(max_examples=300, deadline=None)
