@@ -10,6 +10,20 @@ SMF_EXIT_OK = 0
 SMF_EXIT_ERR_FATAL = 95
 SMF_EXIT_ERR_CONFIG = 96
 
+SHOWN_CHARS = 80
+
+
+def shown(value: object, limit: int = SHOWN_CHARS) -> str:
+    """A value as messages quote it: repr (so newlines and control characters stay visible
+    and cannot forge log lines), cut to `limit` characters with the full length named.
+    Metadata controls these values; a message quoting one whole could grow the checkpoint
+    past its cap or flood the service log."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    size = len(value) if isinstance(value, (str, bytes)) else len(text)
+    return f"{text[:limit]}... ({size} characters)"
+
 
 class AgentError(Exception):
     """Base of every error the agent reports; `exit_code` is what SMF sees."""

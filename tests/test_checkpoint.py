@@ -154,3 +154,10 @@ def test_encode_decode_round_trip(phase, boot, instance, provider):
     cp = Checkpoint(phase=phase, boot=boot, instance_id=instance, provider=provider)
     cp.mark(STEP, instance, "started", intent={"guid": "123"})
     assert decode(encode(cp)).to_map() == cp.to_map()
+
+
+def test_shown_cuts_long_values_and_escapes_newlines():
+    from fsm.errors import shown
+    assert shown("a\nb") == "'a\\nb'"
+    cut = shown("x" * 600_000)
+    assert len(cut) < 120 and "600000 characters" in cut
