@@ -100,20 +100,24 @@ class System:
 
     # ---- commands ----------------------------------------------------------------------
     def run(self, argv: list[str], timeout_s: float | None = None, check: bool = True,
-            stdin: str | None = None) -> CommandResult:
-        """Run a command that only reads the guest's state (always run, even in a plan)."""
-        return self._execute(argv, timeout_s, check, stdin)
+            stdin: str | None = None, env: dict[str, str] | None = None) -> CommandResult:
+        """Run a command that only reads the guest's state (always run, even in a plan).
+
+        `env` adds variables to the clean environment, for the few commands whose
+        behaviour depends on one (format's in-use check reads NOINUSE_CHECK)."""
+        return self._execute(argv, timeout_s, check, stdin, env)
 
     def apply(self, argv: list[str], timeout_s: float | None = None, check: bool = True,
-              stdin: str | None = None) -> CommandResult:
+              stdin: str | None = None, env: dict[str, str] | None = None) -> CommandResult:
         """Run a command that changes the guest; a plan records it instead."""
         if self.dry_run:
-            self.planned.append("run: " + " ".join(argv))
+            extra = " ".join(f"{k}={v}" for k, v in sorted((env or {}).items()))
+            self.planned.append("run: " + " ".join(argv) + (f" (with {extra})" if extra else ""))
             return CommandResult(tuple(argv), 0, "", "")
-        return self._execute(argv, timeout_s, check, stdin)
+        return self._execute(argv, timeout_s, check, stdin, env)
 
     def _execute(self, argv: list[str], timeout_s: float | None, check: bool,
-                 stdin: str | None) -> CommandResult:
+                 stdin: str | None, env: dict[str, str] | None = None) -> CommandResult:
         if not argv or not argv[0].startswith("/"):
             raise ValueError(f"commands are named by absolute guest path: {argv!r}")
         timeout = self.command_timeout_s if timeout_s is None else timeout_s
@@ -122,7 +126,7 @@ class System:
         try:
             proc = subprocess.run(
                 [exe, *argv[1:]], input=stdin, capture_output=True, text=True,
-                errors="replace", env=dict(CLEAN_ENV), timeout=timeout, cwd=self.root,
+                errors="replace", env={**CLEAN_ENV, **(env or {})}, timeout=timeout, cwd=self.root,
                 stdin=None if stdin is not None else subprocess.DEVNULL)
         except subprocess.TimeoutExpired as e:
             err = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")

@@ -4,7 +4,8 @@ Every boot, because a virtual disk can be grown at any time. Three independent c
 a no-op when already done, so an interrupted run resumes where it stopped:
 1. the label: when the disk has more sectors than the EFI label covers, `format -d DISK -f
    CMDFILE` runs `partition / expand / label`, which moves the backup label and the
-   reserved slice 8 to the new end of the disk (format(8), p_expand());
+   reserved slice 8 to the new end of the disk (format(8), p_expand()); with NOINUSE_CHECK
+   set, since the root pool's slice is in use and format would otherwise refuse `label`;
 2. the slice: when free space lies between the pool's slice and slice 8, `fmthard -d
    part:tag:flag:start:size` grows the slice up to slice 8 (fmthard(8));
 3. the pool: after growing the slice, or whenever `zpool list` shows an EXPANDSZ,
@@ -33,6 +34,13 @@ FMTHARD = "/usr/sbin/fmthard"
 # On /var/run, a tmpfs: a full or read-only /var must not stop the pool from growing.
 FORMAT_CMDFILE = "/var/run/metadata-agent/format-expand.cmd"
 FORMAT_EXPAND_COMMANDS = "partition\nexpand\nlabel\nquit\nquit\n"
+# format refuses to label a disk whose slices an active pool uses (the root pool, always)
+# unless NOINUSE_CHECK is set: checkdevinuse() and libdiskmgt dm_inuse() test
+# getenv("NOINUSE_CHECK") (usr/src/cmd/format/checkdev.c, usr/src/lib/libdiskmgt/common/
+# entry.c); run from a command file the refusal exits 1. _LIBDISKMGT_INSTALL keeps
+# libdiskmgt from starting its sysevent watcher threads (cache.c initialize()), as the
+# original agent and the installers run it.
+FORMAT_ENV = {"NOINUSE_CHECK": "1", "_LIBDISKMGT_INSTALL": "1"}
 EFI_ENTRY_ARRAY_BYTES = 16384
 TAG_USR, TAG_RESERVED = 4, 11
 RESERVED_SLICE = 8
@@ -123,7 +131,7 @@ def expand_label(ctx: Context, disk: str, vtoc: Vtoc) -> Vtoc:
     system = ctx.system
     system.write_file(FORMAT_CMDFILE, FORMAT_EXPAND_COMMANDS, mode=0o600)
     try:
-        system.apply([FORMAT, "-d", disk, "-f", FORMAT_CMDFILE])
+        system.apply([FORMAT, "-d", disk, "-f", FORMAT_CMDFILE], env=FORMAT_ENV)
     finally:
         system.remove(FORMAT_CMDFILE)
     if system.dry_run:

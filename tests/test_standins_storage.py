@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 import pytest
@@ -10,11 +11,15 @@ from guest import make_guest
 from sim import hardware
 from sim.guest import storage_state
 
+NOINUSE = {"NOINUSE_CHECK": "1"}
 
-def run(g, command: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+
+def run(g, command: str, *args: str, stdin: str | None = None,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     path = {"zdb": "usr/sbin/zdb", "hostname": "usr/bin/hostname"}.get(command, f"usr/sbin/{command}")
+    clean = {k: v for k, v in os.environ.items() if k not in ("NOINUSE_CHECK", "_LIBDISKMGT_INSTALL")}
     return subprocess.run([g.path("/" + path), *args], capture_output=True, text=True,
-                          cwd=g.root, input=stdin, timeout=30)
+                          cwd=g.root, input=stdin, timeout=30, env={**clean, **(env or {})})
 
 
 @pytest.fixture
@@ -87,14 +92,14 @@ def test_zdb_label_exit_codes(do_guest):
 
 def test_format_expand_and_fmthard_grow_the_slice_then_online_grows_the_pool(do_guest, tmp_path):
     do_guest.write("/tmp/cmd", "partition\nexpand\nlabel\nquit\nquit\n")
-    out = run(do_guest, "format", "-d", "c3t0d0", "-f", "/tmp/cmd")
+    out = run(do_guest, "format", "-d", "c3t0d0", "-f", "/tmp/cmd", env=NOINUSE)
     assert out.returncode == 0
     assert "The expanded capacity is added to the unallocated space." in out.stdout
     label = do_guest.state()["disks"]["c3t0d0"]["label"]
     total = 25 * hardware.GIB // 512
     assert label["last_u_lba"] == total - 34 and label["altern_lba"] == total - 1
     assert label["parts"]["8"]["start"] + label["parts"]["8"]["size"] - 1 <= total - 34
-    again = run(do_guest, "format", "-d", "c3t0d0", "-f", "/tmp/cmd")
+    again = run(do_guest, "format", "-d", "c3t0d0", "-f", "/tmp/cmd", env=NOINUSE)
     assert "Warning: No expanded capacity is found." in again.stderr
     data, resv = label["parts"]["1"], label["parts"]["8"]
     size = resv["start"] - data["start"]
@@ -112,6 +117,39 @@ def test_format_expand_and_fmthard_grow_the_slice_then_online_grows_the_pool(do_
         "fmthard:  Cannot stat device /dev/rdsk/c1t0d0s1\n"
     assert run(do_guest, "format", "-d", "c1t0d0", "-f", "/tmp/cmd").stderr == \
         "Unable to find specified disk 'c1t0d0'.\n"
+
+
+def test_format_refuses_to_label_a_disk_the_active_pool_uses_unless_noinuse_check(do_guest):
+    do_guest.write("/tmp/cmd", "partition\nexpand\nlabel\nquit\nquit\n")
+    before = do_guest.state()["disks"]["c3t0d0"]["label"]
+    refused = run(do_guest, "format", "-d", "c3t0d0", "-f", "/tmp/cmd")
+    assert refused.returncode == 1
+    assert refused.stderr == (
+        "/dev/dsk/c3t0d0s1 is part of active ZFS pool rpool. Please see zpool(1M).\n"
+        "Unable to get current partition map.\n"
+        "Cannot label disk when partitions are in use as described.\n")
+    assert refused.stdout.endswith("The expanded capacity is added to the unallocated space.\n\n")
+    assert do_guest.state()["disks"]["c3t0d0"]["label"] == before       # nothing written
+    # Any value counts (NOINUSE_SET is getenv() != NULL), even an empty one.
+    assert run(do_guest, "format", "-d", "c3t0d0", "-f", "/tmp/cmd",
+               env={"NOINUSE_CHECK": ""}).returncode == 0
+    assert do_guest.state()["disks"]["c3t0d0"]["label"] != before
+
+
+def test_format_refuses_a_swap_or_mounted_slice_even_with_noinuse_check(do_guest):
+    do_guest.write("/tmp/cmd", "label\nquit\n")
+    with_swap = storage_state("digitalocean")
+    with_swap["swap"] = [{"path": "/dev/dsk/c3t0d0s0", "dev": "27,1", "swaplo": 8,
+                          "blocks": 1024, "free": 1024}]
+    do_guest.set_state(**with_swap)
+    swapping = run(do_guest, "format", "-d", "c3t0d0", "-f", "/tmp/cmd", env=NOINUSE)
+    assert (swapping.returncode, swapping.stderr) == (
+        1, "Operation on disks being used for swapping must be interactive.\n")
+    do_guest.set_state(swap=[], mounts=[{"special": "/dev/dsk/c3t0d0s0", "mount_point": "/mnt",
+                                         "fstype": "pcfs"}])
+    mounted = run(do_guest, "format", "-d", "c3t0d0", "-f", "/tmp/cmd", env=NOINUSE)
+    assert (mounted.returncode, mounted.stderr) == (
+        1, "Operation on mounted disks must be interactive.\n")
 
 
 def test_zfs_create_volume_and_its_failures(do_guest):

@@ -178,6 +178,27 @@ def test_a_disk_grown_after_first_boot_is_expanded_on_the_next_boot(tmp_path):
     assert changing_calls(g) == {"format": 2, "fmthard": 2, "zpool online": 2}
 
 
+def test_an_enlarged_disk_grows_its_pool_only_because_the_in_use_check_is_skipped(tmp_path):
+    """format refuses to label a disk the active root pool uses (libdiskmgt's in-use check)
+    unless NOINUSE_CHECK is set; the agent sets it, so the boot grows the pool."""
+    g = make_guest(tmp_path, "qemu")
+    g.write("/tmp/cmd", expand.FORMAT_EXPAND_COMMANDS)
+    system = System(g.root)
+    label_before = g.state()["disks"]["c1t0d0"]["label"]
+    refused = system.apply(["/usr/sbin/format", "-d", "c1t0d0", "-f", "/tmp/cmd"], check=False)
+    assert refused.returncode == 1
+    assert "Cannot label disk when partitions are in use as described." in refused.stderr
+    assert g.state()["disks"]["c1t0d0"]["label"] == label_before
+    g.set_state(calls={})
+
+    result = g.run()
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert g.checkpoint().last_error is None
+    assert g.state()["disks"]["c1t0d0"]["label"] != label_before
+    assert g.show()["pool"]["size_bytes"] == full_pool_bytes(g, "c1t0d0") > 19 * hardware.GIB
+    assert g.calls()["format"] == 1 and g.calls()["zpool online"] == 1
+
+
 def test_a_pool_already_expanded_is_left_alone(tmp_path):
     g = make_guest(tmp_path, "qemu")
     g.set_state(**storage_state("qemu", expanded=True))
@@ -208,7 +229,8 @@ def test_sector_sizes_with_and_without_an_efi_system_partition(tmp_path, sector_
 def test_resumes_after_the_label_was_expanded_but_not_the_slice(tmp_path):
     g = make_guest(tmp_path, "qemu")
     g.write("/tmp/cmd", expand.FORMAT_EXPAND_COMMANDS)
-    System(g.root).apply(["/usr/sbin/format", "-d", "c1t0d0", "-f", "/tmp/cmd"])
+    System(g.root).apply(["/usr/sbin/format", "-d", "c1t0d0", "-f", "/tmp/cmd"],
+                         env=expand.FORMAT_ENV)
     outcome = expand.expand_pool(context(g))
     assert [c.split(" ")[0] for c in outcome.changes] == ["slice", "pool"]
     assert g.calls()["format"] == 1                       # the one made before the "crash"
@@ -317,5 +339,8 @@ def test_a_plan_lists_every_expansion_command_and_changes_nothing(tmp_path):
     expand.expand_pool(ctx)
     planned = [p.split()[1] for p in ctx.system.planned if p.startswith("run:")]
     assert planned == ["/usr/sbin/format", "/usr/sbin/fmthard", "/usr/sbin/zpool"]
+    assert ctx.system.planned[[p.startswith("run: /usr/sbin/format") for p in
+                               ctx.system.planned].index(True)].endswith(
+        "(with NOINUSE_CHECK=1 _LIBDISKMGT_INSTALL=1)")
     assert g.state()["disks"]["c1t0d0"]["label"] == before
     assert "format" not in g.calls() and "zpool online" not in g.calls()
