@@ -8,6 +8,8 @@ import subprocess
 import pytest
 from guest import make_guest
 
+from fsm.system import System
+from operations import swap as swap_op
 from sim import hardware
 from sim.guest import storage_state
 
@@ -171,15 +173,32 @@ def test_swap_list_add_and_overlap(do_guest):
     run(do_guest, "zfs", "create", "-V", "1G", "rpool/swap")
     assert run(do_guest, "swap", "-a", "/dev/zvol/dsk/rpool/swap").returncode == 0
     lines = run(do_guest, "swap", "-l").stdout.splitlines()
-    assert lines[0] == "swapfile             dev  swaplo blocks   free"
-    assert lines[1].split() == ["/dev/zvol/dsk/rpool/swap", "256,1", "8", "2097144", "2097144"]
+    # swap.c list(): the header, then "%-19s %2lu,%-2lu" and " %8lu %8lu %8lu".
+    assert lines == ["swapfile             dev    swaplo   blocks     free",
+                     "/dev/zvol/dsk/rpool/swap 256,1         8  2097144  2097144"]
+    assert run(do_guest, "swap", "-lk").stdout.splitlines()[1] == \
+        "/dev/zvol/dsk/rpool/swap 256,1        4K 1048572K 1048572K"
+    assert swap_op.active_swap(System(do_guest.root)) == ["/dev/zvol/dsk/rpool/swap"]
     dup = run(do_guest, "swap", "-a", "/dev/zvol/dsk/rpool/swap")
     assert (dup.returncode, dup.stderr) == (
         2, "/dev/zvol/dsk/rpool/swap: Overlapping swap files are not allowed\n")
 
 
+def test_swap_usage_errors_exit_1_and_refuse_a_pool_slice(do_guest):
+    for argv in ([], ["-x"], ["-h"], ["-s", "-l"], ["-a", "/dev/zvol/dsk/rpool/swap", "8", "16", "1"]):
+        bad = run(do_guest, "swap", *argv)
+        assert bad.returncode == 1 and "\tswap -a <file name> [low block] [nbr of blocks]\n" in \
+            bad.stderr, argv
+        assert bad.stderr.startswith(("Usage:\tswap -l\n", "swap: illegal option -- x\nUsage:")), argv
+    relative = run(do_guest, "swap", "-a", "dev/zvol/dsk/rpool/swap")
+    assert (relative.returncode, relative.stderr) == (1, "swap: path must be absolute\n")
+    in_pool = run(do_guest, "swap", "-a", "/dev/dsk/c3t0d0s1")
+    assert (in_pool.returncode, in_pool.stderr) == (
+        1, "/dev/dsk/c3t0d0s1 is part of active ZFS pool rpool. Please see zpool(1M).\n")
+    assert do_guest.state()["swap"] == []
+
+
 def test_undocumented_forms_are_usage_errors(do_guest):
     assert run(do_guest, "prtvtoc", "-Z", "/dev/rdsk/c3t0d0").returncode == 2
     assert run(do_guest, "zpool", "frobnicate").returncode == 2
-    assert run(do_guest, "swap").returncode == 2
     assert run(do_guest, "prtconf", "-m").stdout == f"{hardware.MEMORY_MB}\n"
