@@ -88,8 +88,18 @@ def test_zdb_label_exit_codes(do_guest):
     none = run(do_guest, "zdb", "-l", "/dev/dsk/c3t0d0s0")   # the EFI system partition
     assert none.returncode == 2 and "failed to unpack label 0" in none.stdout
     gone = run(do_guest, "zdb", "-l", "/dev/dsk/c1t0d0s1")
-    assert gone.returncode == 1
-    assert gone.stdout == "cannot open '/dev/dsk/c1t0d0s1': No such file or directory\n"
+    # dump_label(): the raw node is opened, and the error goes to standard error.
+    assert (gone.returncode, gone.stdout) == (1, "")
+    assert gone.stderr == "cannot open '/dev/rdsk/c1t0d0s1': No such file or directory\n"
+    bare = run(do_guest, "zdb", "-l", "c9t0d0")
+    assert bare.stderr == "cannot open '/dev/rdsk/c9t0d0s0': No such file or directory\n"
+    full = run(do_guest, "zdb", "-l", "c3t0d0s1").stdout
+    assert [ln for ln in full.splitlines() if ln.startswith("LABEL")] == \
+        ["LABEL 0", "LABEL 1", "LABEL 2", "LABEL 3"]
+    assert run(do_guest, "zdb", "-lq", "/dev/dsk/c3t0d0s1").stdout == ""
+    for argv in (["-l"], ["-l", "a", "b"], ["-Z", "-l", "x"]):
+        bad = run(do_guest, "zdb", *argv)
+        assert bad.returncode == 1 and "\tzdb -l [-Aqu] <device>\n" in bad.stderr, argv
 
 
 def test_format_expand_and_fmthard_grow_the_slice_then_online_grows_the_pool(do_guest, tmp_path):

@@ -1,11 +1,20 @@
 """zdb(8) stand-in: `zdb -l [-Aqu] device` only: read the ZFS labels on a device.
 
-Exit codes as the man page gives them: 0 when a valid label was found, 1 on error (the
-device cannot be opened: `cannot open '/dev/dsk/c9t0d0s0': No such file or directory`, on
-standard output as zdb prints it), 2 when no valid label is on the device. Each unique
-configuration is printed once, followed by the labels it was found in (`labels = 0 1 2 3`).
+After illumos-gate usr/src/cmd/zdb/zdb.c dump_label() and usage():
+- a device under `/dev/dsk/` is read through its raw node (`/dev/rdsk/...`); a bare name
+  that does not exist is looked up as `/dev/rdsk/NAME`, with `s0` added when it names no
+  slice or partition;
+- a device that cannot be opened: `cannot open '/dev/rdsk/c9t0d0s0': No such file or
+  directory` on standard error, exit 1 (the raw path, as dump_label() opened it);
+- each of the four labels is printed (unless `-q`) between two rules of 36 dashes as
+  `LABEL n` followed by its nvlist, or `failed to unpack label n` on standard output;
+  exit 0 when any label unpacked, 2 when none did;
+- usage errors (an option zdb does not have, no device, `-l` with more than one device):
+  usage() on standard error, exit 1. Other zdb modes are refused as usage errors here.
 The label carries the pool's current GUID (rewritten by `zpool reguid`) and the device path
 recorded when the pool was created or last refreshed, stale after the disk was renamed.
+Not modelled: the full usage text (abbreviated), `-u` uberblocks, block-device refusal
+(`cannot use ...: character device required`: every simulated node is a plain file).
 """
 
 from __future__ import annotations
@@ -13,19 +22,47 @@ from __future__ import annotations
 import os
 
 from sim.hardware import split_device
-from sim.standins.base import Invocation, parse_opts
+from sim.standins.base import BadOption, Exit, Invocation, posix_getopt
+
+USAGE = ("Usage:\tzdb [-AbcdDFGhikLMPsvXy] [-e [-V] [-p <path> ...]] [-I <inflight I/Os>]\n"
+         "\t\t[-o <var>=<value>]... [-t <txg>] [-U <cache>] [-x <dumpdir>]\n"
+         "\t\t[<poolname> [<object> ...]]\n"
+         "\tzdb -l [-Aqu] <device>")
+
+
+def _usage(inv: Invocation) -> Exit:
+    inv.err(USAGE)
+    return Exit(1)
+
+
+def raw_path(inv: Invocation, device: str) -> str:
+    """dump_label()'s choice of the node to open."""
+    if device.startswith("/dev/dsk/"):
+        return "/dev/rdsk/" + device[len("/dev/dsk/"):]
+    if device.startswith("/") or os.path.exists(os.path.join(inv.root, device)):
+        return device
+    path = "/dev/rdsk/" + device
+    cut = device.rfind("s") if "s" in device else device.find("p")
+    if cut < 0 or not device[cut + 1:cut + 2].isdigit():
+        path += "s0"
+    return path
+
 
 RULE = "-" * 36
 
 
 def main(inv: Invocation) -> int:
-    opts, rest = parse_opts(inv, inv.argv, "lAqu", "")
+    try:
+        pairs, rest = posix_getopt(inv.argv, "lAqu", "")
+    except BadOption as e:
+        inv.err(f"zdb: illegal option -- {e.args[0]}")
+        raise _usage(inv) from None
+    opts = {letter: True for letter, _ in pairs}
     if not opts.get("l") or len(rest) != 1:
-        inv.usage("only `zdb -l [-Aqu] device` is simulated")
-    device = rest[0]
+        raise _usage(inv)
+    device = raw_path(inv, rest[0])
     if not os.path.exists(os.path.join(inv.root, device.lstrip("/"))):
-        inv.out(f"cannot open '{device}': No such file or directory")
-        return 1
+        inv.fail(f"cannot open '{device}': No such file or directory")
     parsed = split_device(device)
     disk = inv.state.get("disks", {}).get(parsed[1]) if parsed else None
     zlabel = (disk or {}).get("zfs_label")
@@ -70,10 +107,10 @@ def main(inv: Invocation) -> int:
         "        com.delphix:hole_birth",
         "        com.delphix:embedded_data",
     ]
-    inv.out(RULE)
-    inv.out("LABEL 0")
-    inv.out(RULE)
-    for line in lines:
-        inv.out(line)
-    inv.out("    labels = 0 1 2 3 ")
+    for n in range(4):
+        inv.out(RULE)
+        inv.out(f"LABEL {n}")
+        inv.out(RULE)
+        for line in lines:
+            inv.out(line)
     return 0
