@@ -8,7 +8,7 @@ a no-op when already done, so an interrupted run resumes where it stopped:
    set, since the root pool's slice is in use and format would otherwise refuse `label`;
 2. the slice: when free space lies between the pool's slice and slice 8, `fmthard -d
    part:tag:flag:start:size` grows the slice up to slice 8 (fmthard(8));
-3. the pool: after growing the slice, or whenever `zpool list` shows an EXPANDSZ,
+3. the pool: after growing the slice, or whenever the pool's EXPANDSZ (`zpool list -o`) is set,
    `zpool online -e rpool VDEV` (the vdev as zpool names it; zpool(8)).
 Sector sizes come from prtvtoc (512 or 4096 bytes; the GPT array takes 32 or 4 sectors),
 and the pool's slice is found by its ZFS label, so pools with or without an EFI system
@@ -200,7 +200,7 @@ def expand_pool(ctx: Context) -> Outcome:
         outcome.changed(f"slice {data.number} of {root.disk} grown from {data.size} to "
                         f"{new_size} sectors")
     listing = rootdisk.list_pool(system, root.pool)
-    expandable = listing.vdevs[0].expand_bytes if listing.vdevs else 0
+    expandable = listing.expand_bytes
     if grew_slice or expandable > 0:
         system.apply([rootdisk.ZPOOL, "online", "-e", root.pool, root.vdev_name])
         after = rootdisk.list_pool(system, root.pool)

@@ -48,14 +48,13 @@ class UnsupportedPool(Exception):
 @dataclass(frozen=True)
 class VdevRow:
     name: str
-    size_bytes: int | None
-    expand_bytes: int
 
 
 @dataclass(frozen=True)
 class PoolListing:
     pool: str
     size_bytes: int
+    expand_bytes: int     # the pool's EXPANDSZ: what growing its vdevs would add
     vdevs: tuple[VdevRow, ...]
 
 
@@ -78,25 +77,35 @@ def _number(command: str, line: str, text: str) -> int | None:
     return int(text)
 
 
+# The pool line's columns, named: their positions differ across illumos builds (CKPOINT
+# came in 2018, between FREE and EXPANDSZ), so nothing here counts columns.
+LIST_COLUMNS = ("name", "size", "expandsize")
+
+
 def list_pool(system: System, pool: str = ROOT_POOL) -> PoolListing:
-    """`zpool list -Hpv POOL`: the pool line, then one tab-led line per vdev."""
-    command = f"zpool list -Hpv {pool}"
-    out = system.run([ZPOOL, "list", "-Hpv", pool]).stdout
+    """`zpool list -Hpv -o name,size,expandsize POOL`: the pool line, then a tab-led line
+    per vdev. `-o` names the pool line's columns; vdev lines ignore it (print_list_stats()
+    prints a fixed set that depends on the build), so only their first field, the vdev's
+    name, is read."""
+    argv = [ZPOOL, "list", "-Hpv", "-o", ",".join(LIST_COLUMNS), pool]
+    command = " ".join(["zpool"] + argv[1:])
+    out = system.run(argv).stdout
     lines = [ln for ln in out.splitlines() if ln.strip()]
     if not lines:
         raise ParseError(command, "", "no output")
     head = lines[0].split("\t")
-    if len(head) < 2 or head[0] != pool:
-        raise ParseError(command, lines[0], f"expected the line of pool {pool}")
+    if len(head) != len(LIST_COLUMNS) or head[0] != pool:
+        raise ParseError(command, lines[0], f"expected the line of pool {pool}: "
+                                            f"{', '.join(LIST_COLUMNS)}")
     size = _number(command, lines[0], head[1])
+    expand = _number(command, lines[0], head[2])
     vdevs: list[VdevRow] = []
     for line in lines[1:]:
         fields = line.split("\t")
-        if len(fields) < 7 or fields[0] != "":
-            raise ParseError(command, line, "expected a tab-led vdev line of 10 fields")
-        vdevs.append(VdevRow(fields[1], _number(command, line, fields[2]),
-                             _number(command, line, fields[6]) or 0))
-    return PoolListing(pool, size or 0, tuple(vdevs))
+        if len(fields) < 3 or fields[0] != "" or not fields[1]:
+            raise ParseError(command, line, "expected a tab-led vdev line")
+        vdevs.append(VdevRow(fields[1]))
+    return PoolListing(pool, size or 0, expand or 0, tuple(vdevs))
 
 
 def pool_guid(system: System, pool: str = ROOT_POOL) -> str:

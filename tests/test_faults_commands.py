@@ -61,7 +61,7 @@ GARBAGE_RUNS = {
     }),
     "addrs-pool-memory": ("qemu", ["ipadm show-addr", "zpool list", "prtconf"], {
         "ipadm show-addr": "ipadm show-addr -p -o addrobj,type,state,addr: unexpected output",
-        "zpool list": "zpool list -Hpv rpool: unexpected output",
+        "zpool list": "zpool list -Hpv -o name,size,expandsize rpool: unexpected output",
         "prtconf": "prtconf -m: unexpected output",
     }),
     "lease-volume": ("qemu", ["dhcpinfo", "zfs list"], {

@@ -9,8 +9,10 @@ import pytest
 from guest import make_guest
 
 from fsm.system import System
+from operations import rootdisk
 from operations import swap as swap_op
 from sim import hardware
+from sim import state as sim_state
 from sim.guest import storage_state
 
 NOINUSE = {"NOINUSE_CHECK": "1"}
@@ -53,7 +55,8 @@ def test_zpool_prints_the_name_recorded_in_the_label(do_guest):
     listing = run(do_guest, "zpool", "list", "-Hpv", "rpool").stdout.splitlines()
     assert listing[0].split("\t")[0] == "rpool"
     assert listing[1].split("\t")[:2] == ["", "c1t0d0"]
-    assert len(listing[1].split("\t")) == 11
+    assert len(listing[0].split("\t")) == 11        # default_props
+    assert len(listing[1].split("\t")) == 9         # print_list_stats(): name and 7 columns
     status = run(do_guest, "zpool", "status", "rpool").stdout
     assert "\t  c1t0d0" in status and "c3t0d0" not in status
     assert do_guest.state()["pools"]["rpool"]["label_disk"] == "c1t0d0"
@@ -73,6 +76,36 @@ def test_zpool_online_knows_the_vdev_by_its_zpool_name_only(do_guest):
     assert run(do_guest, "zpool", "online", "-e", "rpool", "c1t0d0").returncode == 0
     missing = run(do_guest, "zpool", "list", "tank")
     assert (missing.returncode, missing.stderr) == (1, "cannot open 'tank': no such pool\n")
+
+
+def test_zpool_list_names_its_columns_and_refuses_unknown_ones(do_guest):
+    named = run(do_guest, "zpool", "list", "-Hp", "-o", "name,ckpoint,expandsz,size", "rpool")
+    pool = do_guest.state()["pools"]["rpool"]
+    assert named.stdout == f"rpool\t-\t-\t{pool['size_bytes']}\n"   # 0 is "-" even with -p
+    bad = run(do_guest, "zpool", "list", "-o", "name,bogus", "rpool")
+    assert (bad.returncode, bad.stdout) == (2, "")
+    assert bad.stderr.startswith("bad property list: invalid property 'bogus'\nusage:\n"
+                                 "\tlist [-gHLpPv] [-o property[,...]] [-T d|u] [pool] ...\n")
+    late = run(do_guest, "zpool", "list", "rpool", "-H")          # options before the pools
+    assert (late.returncode, late.stderr) == (1, "cannot open '-H': no such pool\n")
+
+
+def test_an_older_zpool_has_no_checkpoint_column_so_positions_shift(do_guest):
+    with sim_state.locked(do_guest.root) as st:
+        st["pools"]["rpool"]["size_bytes"] -= hardware.GIB      # room to grow: EXPANDSZ 1G
+    current = run(do_guest, "zpool", "list", "-Hpv", "rpool").stdout.splitlines()
+    do_guest.set_state(illumos={"zpool_checkpoint": False})
+    older = run(do_guest, "zpool", "list", "-Hpv", "rpool").stdout.splitlines()
+    assert len(older[0].split("\t")) == len(current[0].split("\t")) - 1 == 10
+    assert current[1].split("\t")[6] != "0%" and older[1].split("\t")[6] == "0%"   # FRAG
+    refused = run(do_guest, "zpool", "list", "-o", "name,checkpoint", "rpool")
+    assert refused.returncode == 2 and "invalid property 'checkpoint'" in refused.stderr
+    # The agent names its columns, so both builds read the same.
+    do_guest.set_state(illumos={"zpool_checkpoint": True})
+    on_current = rootdisk.list_pool(System(do_guest.root))
+    do_guest.set_state(illumos={"zpool_checkpoint": False})
+    assert rootdisk.list_pool(System(do_guest.root)) == on_current
+    assert on_current.expand_bytes == hardware.GIB and on_current.vdevs[0].name == "c1t0d0"
 
 
 def test_zpool_reguid_changes_the_guid_in_every_label(do_guest):
@@ -120,7 +153,7 @@ def test_format_expand_and_fmthard_grow_the_slice_then_online_grows_the_pool(do_
     assert too_big.returncode == 1 and "invalid entry exists in vtoc" in too_big.stderr
     assert run(do_guest, "fmthard", "-d", f"1:4:00:{data['start']}:{size}",
                "/dev/rdsk/c3t0d0s1").returncode == 0
-    esize = run(do_guest, "zpool", "list", "-Hpv", "rpool").stdout.splitlines()[1].split("\t")[6]
+    esize = run(do_guest, "zpool", "list", "-Hp", "-o", "expandsize", "rpool").stdout.strip()
     assert int(esize) > 0
     assert run(do_guest, "zpool", "online", "-e", "rpool", "c1t0d0").returncode == 0
     pool = do_guest.state()["pools"]["rpool"]

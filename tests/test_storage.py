@@ -199,6 +199,23 @@ def test_an_enlarged_disk_grows_its_pool_only_because_the_in_use_check_is_skippe
     assert g.calls()["format"] == 1 and g.calls()["zpool online"] == 1
 
 
+@pytest.mark.parametrize("checkpoint_column", [True, False])
+def test_the_pool_grows_whatever_the_zpool_list_column_positions(tmp_path, checkpoint_column):
+    """Builds before 2018 print no CKPOINT column: the agent names columns with -o."""
+    g = make_guest(tmp_path, "qemu")
+    g.set_state(illumos={"zpool_checkpoint": checkpoint_column})
+    expand.expand_pool(context(g))
+    full = g.show()["pool"]["size_bytes"]
+    with sim_state.locked(g.root) as st:   # label and slice fill the disk; only EXPANDSZ says grow
+        st["pools"]["rpool"]["size_bytes"] -= hardware.GIB
+    g.set_state(calls={})
+    result = g.run()
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert g.checkpoint().last_error is None
+    assert g.show()["pool"]["size_bytes"] == full == full_pool_bytes(g, "c1t0d0")
+    assert g.calls()["zpool online"] == 1 and "format" not in g.calls()
+
+
 def test_a_pool_already_expanded_is_left_alone(tmp_path):
     g = make_guest(tmp_path, "qemu")
     g.set_state(**storage_state("qemu", expanded=True))

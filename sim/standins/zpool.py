@@ -1,8 +1,17 @@
 """zpool(8) stand-in: `list`, `status`, `get`, `online`, `reguid` for one-disk pools.
 
-- `zpool list [-Hpv] [-o property[,...]] [pool]...`: with -H, fields are tab-separated and
-  a vdev line begins with a tab (print_list_stats: `"\t%s"`); with -p, exact numbers.
-  Columns: NAME SIZE ALLOC FREE CKPOINT EXPANDSZ FRAG CAP DEDUP HEALTH ALTROOT.
+- `zpool list [-gHLpPv] [-o property[,...]] [pool]...` (zpool_main.c zpool_do_list(),
+  getopt `:gHLo:pPT:v`, options before the pools): with -H, fields are tab-separated and a
+  vdev line begins with a tab; with -p, exact numbers on the pool line (zpool_get_prop(),
+  where an EXPANDSZ or CKPOINT of 0 is `-` even with -p). Default columns (default_props)
+  NAME SIZE ALLOC FREE CKPOINT EXPANDSZ FRAG CAP DEDUP HEALTH ALTROOT; `-o` names them
+  (property names or lower-case column names: alloc, cap, dedup, expandsz, frag, ckpoint).
+  A name zpool does not know: `bad property list: invalid property 'x'` and usage(), exit 2
+  (zprop_get_list()). Vdev lines (`-v`, print_list_stats()) ignore `-o`: the vdev name then
+  SIZE ALLOC FREE CKPOINT EXPANDSZ FRAG CAP, always zfs_nicenum(). A build from before 2018
+  (`state["illumos"]["zpool_checkpoint"]` false) has no checkpoint property or column, so
+  every column after FREE sits one place earlier: count columns and you read FRAG for
+  EXPANDSZ.
 - `zpool status [-gPv] [pool]...`: the `config:` table; -g prints vdev GUIDs, -P full paths.
 - `zpool get [-Hp] [-o field[,...]] all|property[,...] pool`.
 - `zpool online [-et] pool device...`: the device as zpool names it, its path, or its GUID.
@@ -22,7 +31,7 @@ import random
 from typing import Any
 
 from sim.hardware import slice_bytes, vdev_asize
-from sim.standins.base import Invocation, parse_opts
+from sim.standins.base import BadOption, Exit, Invocation, parse_opts, posix_getopt
 
 LIST_COLUMNS = ("name", "size", "allocated", "free", "checkpoint", "expandsize",
                 "fragmentation", "capacity", "dedupratio", "health", "altroot")
@@ -92,16 +101,52 @@ def _emit(inv: Invocation, rows: list[list[str]], scripted: bool) -> None:
         inv.out("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
 
 
+LIST_USAGE = "\tlist [-gHLpPv] [-o property[,...]] [-T d|u] [pool] ...\n\t    [interval [count]]"
+
+
+def has_checkpoint(inv: Invocation) -> bool:
+    """Builds since 2018 know the `checkpoint` property (CKPOINT column); the guest's
+    `state["illumos"]["zpool_checkpoint"]` says whether this build is one (default yes)."""
+    return bool(inv.state.get("illumos", {}).get("zpool_checkpoint", True))
+
+
+def list_usage(inv: Invocation, columns: tuple[str, ...]) -> Exit:
+    """usage(B_FALSE) for `list`: the command's usage and the pool properties, exit 2."""
+    inv.err("usage:\n" + LIST_USAGE + "\n\nthe following properties are supported:\n\n"
+            "\tPROPERTY         EDIT   VALUES\n")
+    for name in columns:
+        inv.err(f"\t{name:<16} {'NO':>4}   <{name}>")
+    return Exit(2)
+
+
+def _vdev_cells(inv: Invocation, pool: dict[str, Any], checkpoint: bool) -> list[str]:
+    """print_list_stats(): a fixed set whatever `-o` says, numbers always zfs_nicenum()."""
+    size, alloc = pool["size_bytes"], pool.get("alloc_bytes", 0)
+    esize = max(0, max_asize(inv, pool) - size)
+    cells = [nicenum(size), nicenum(alloc), nicenum(size - alloc)]
+    if checkpoint:
+        cells.append("-")
+    return cells + [nicenum(esize) if esize else "-", "0%", f"{alloc * 100 // size}%"]
+
+
 def cmd_list(inv: Invocation, args: list[str]) -> int:
-    opts, names = parse_opts(inv, args, "HgLpPv", "oT")
-    columns = list(LIST_COLUMNS)
+    checkpoint = has_checkpoint(inv)
+    known = tuple(c for c in LIST_COLUMNS if checkpoint or c != "checkpoint")
+    try:
+        pairs, names = posix_getopt(args, "gHLpPv", "oT")
+    except BadOption as e:
+        letter = e.args[0]
+        missing = letter in "oT"
+        inv.err(f"missing argument for '{letter}' option" if missing else f"invalid option '{letter}'")
+        raise list_usage(inv, known) from None
+    opts = dict(pairs)
+    columns = list(known)
     if "o" in opts:
-        if opts.get("v"):
-            inv.usage("-o with -v is not simulated")
-        columns = [ALIASES.get(c, c) for c in opts["o"].split(",")]
+        columns = [ALIASES.get(c, c) for c in str(opts["o"]).split(",")]
         for c in columns:
-            if c not in LIST_HEADERS:
-                inv.usage(f"invalid property '{c}'")
+            if c not in LIST_HEADERS or (c == "checkpoint" and not checkpoint):
+                inv.err(f"bad property list: invalid property '{c}'")
+                raise list_usage(inv, known)
     names = names or sorted(inv.state.get("pools", {}))
     rows: list[tuple[bool, list[str]]] = []
     if not opts.get("H"):
@@ -114,14 +159,13 @@ def cmd_list(inv: Invocation, args: list[str]) -> int:
         if opts.get("v"):
             vdev = (f"/dev/dsk/{pool['label_disk']}{pool['slice']}" if opts.get("P")
                     else pool["label_disk"])
-            rows.append((True, [vdev] + [values[c] for c in columns[1:8]]
-                         + ["-", values["health"]]))
+            rows.append((True, [vdev] + _vdev_cells(inv, pool, checkpoint)))
     if opts.get("H"):
         for is_vdev, row in rows:
             inv.out(("\t" if is_vdev else "") + "\t".join(row))
         return 0
-    width = len(rows[0][1])
-    _emit(inv, [(["  " + row[0]] + row[1:] + [""] * (width - len(row)) if is_vdev else row)
+    width = max(len(r) for _, r in rows)
+    _emit(inv, [(["  " + row[0]] + row[1:] if is_vdev else row) + [""] * (width - len(row))
                 for is_vdev, row in rows], False)
     return 0
 
