@@ -47,9 +47,11 @@ def choose_provider(ctx: Context) -> Outcome:
 def fetch_metadata(ctx: Context) -> Outcome:
     assert ctx.provider is not None
     md = ctx.provider.fetch(ctx)
-    if not md.instance_id and ctx.smbios and ctx.smbios.uuid:
+    fallback = None if md.instance_id else smbios.instance_uuid(ctx.smbios,
+                                                                ctx.checkpoint.instance_id)
+    if fallback:
         from dataclasses import replace
-        md = replace(md, instance_id=ctx.smbios.uuid.lower(),
+        md = replace(md, instance_id=fallback,
                      provenance={**md.provenance, "instance_id": "(SMBIOS UUID)"})
     ctx.metadata = md
     log.info("metadata from %s: instance %s, hostname %s, %d NIC(s), %d key(s)%s",

@@ -1,7 +1,15 @@
 """SMBIOS system information (`smbios -t 1`), the local fact DETECT decides on.
 
-Output format per smbios(8): a header line, a record line, then indented `Name: value`
-lines. A guest without an SMBIOS table makes `smbios` fail; that is `None`, not an error.
+Output format per smbios(8) (usr/src/cmd/smbios/smbios.c): a header line, a record line,
+then indented `Name: value` lines; print_common() leaves out an empty Manufacturer,
+Product, Version or Serial Number. A guest without an SMBIOS table makes `smbios` fail;
+that is `None`, not an error.
+
+The UUID: print_system() prints the table's 16 bytes in order as `UUID:`. SMBIOS 2.6 and
+later store the first three fields little-endian, so on x86 that raw form has them
+byte-swapped against the UUID the hypervisor or cloud reports; newer illumos builds add
+`UUID (Endian-corrected):`, which is that reported form. The fallback instance id prefers
+it, and keeps whichever form a guest already recorded (instance_uuid()).
 """
 
 from __future__ import annotations
@@ -23,11 +31,13 @@ class SmbiosInfo:
     product: str = ""
     version: str = ""
     serial: str = ""
-    uuid: str = ""
+    uuid: str = ""            # `UUID:`, the table's bytes in order
+    uuid_corrected: str = ""  # `UUID (Endian-corrected):`, printed by newer builds only
 
 
 _FIELDS = {"Manufacturer": "manufacturer", "Product": "product", "Version": "version",
-           "Serial Number": "serial", "UUID": "uuid"}
+           "Serial Number": "serial", "UUID": "uuid",
+           "UUID (Endian-corrected)": "uuid_corrected"}
 
 
 # Platforms with a metadata service of their own; a seed disk is not looked for there.
@@ -58,6 +68,35 @@ def platform(info: SmbiosInfo | None) -> str | None:
     if maker == "OmniOS" or product == "OmniOS HVM":
         return "omnios"
     return None
+
+
+def byte_swapped(uuid: str) -> str:
+    """The other byte order of a UUID's first three fields (raw <-> endian-corrected)."""
+    parts = uuid.split("-")
+    if len(parts) != 5 or [len(p) for p in parts] != [8, 4, 4, 4, 12]:
+        return ""
+    swapped = ["".join(reversed([p[i:i + 2] for i in range(0, len(p), 2)])) for p in parts[:3]]
+    return "-".join(swapped + parts[3:])
+
+
+def instance_uuid(info: SmbiosInfo | None, recorded: str | None) -> str | None:
+    """The SMBIOS UUID to use as the instance id when the metadata has none.
+
+    The endian-corrected form where smbios prints it, since that is the id the hypervisor
+    reports; otherwise the raw form. A guest that recorded the other form of this same
+    UUID keeps it: booted first on a build printing only `UUID:`, its instance id is the
+    raw form, and an OS update that adds the corrected line (or a rollback that drops it)
+    must not make it a new instance, which would run every per-instance step again.
+    """
+    if info is None:
+        return None
+    raw, corrected = info.uuid.lower(), info.uuid_corrected.lower()
+    chosen = corrected or raw
+    if not chosen:
+        return None
+    if recorded and recorded in (raw, corrected, byte_swapped(raw)):
+        return recorded
+    return chosen
 
 
 def parse(text: str) -> SmbiosInfo:

@@ -107,6 +107,7 @@ def initial_state(platform: str) -> dict[str, Any]:
     return {
         "platform": platform,
         "smbios": hw["smbios"],
+        "illumos": dict(hwmod.CURRENT_BUILD),
         "hostname": "unknown",
         "memory_mb": hw["memory_mb"],
         "links": [{"link": link, "mac": mac, "media": "Ethernet", "state": "up",

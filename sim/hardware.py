@@ -82,6 +82,12 @@ PLATFORMS: dict[str, dict[str, Any]] = {
     },
 }
 
+# What the guest's illumos build prints, where builds differ (state["illumos"]): a build
+# from before 2018 has no zpool CKPOINT column; one from before the endian-corrected UUID
+# line prints only smbios's raw `UUID:`. Tests set these to boot an older build.
+CURRENT_BUILD = {"zpool_checkpoint": True, "smbios_endian_corrected": True}
+OLDER_BUILD = {"zpool_checkpoint": False, "smbios_endian_corrected": False}
+
 IMAGE_DISK_BYTES = 8 * GIB   # the disk the image was built on; its label and pool fit it
 MEMORY_MB = 2048
 POOL_GUID = "14823094716624589123"

@@ -25,6 +25,7 @@ from crashkit import (
 from fsm.steps import Frequency
 from sim import guest as sim_guest
 from sim import hardware
+from sim.standins.smbios import raw_uuid
 
 BOOTS = 5
 PER_BOOT_READS = ("prtvtoc", "zpool list", "dladm show-phys", "ipadm show-addr")
@@ -101,6 +102,33 @@ def test_a_new_smbios_uuid_is_a_new_instance_and_reguids_again(tmp_path):
     # The re-run steps found their work done: no second volume, activation, name or enable.
     assert counts["zfs create"] == counts["swap -a"] == counts["svcadm enable"] == 1
     assert counts["hostname NAME"] == 1
+
+
+def test_the_smbios_uuid_instance_id_is_the_endian_corrected_form(tmp_path):
+    """The id the hypervisor reports (`UUID (Endian-corrected):`), not the raw bytes."""
+    g = crash_guest(tmp_path, "qemu")
+    assert boot_until_done(g) == [0]
+    reported = g.state()["smbios"]["uuid"].lower()
+    assert g.checkpoint().instance_id == reported
+    assert g.checkpoint().instance_id != raw_uuid(reported)
+
+
+def test_an_os_update_that_adds_the_corrected_uuid_is_not_a_new_instance(tmp_path):
+    """Booted first on a build printing only the raw `UUID:`, which became its instance id;
+    updated to a build that also prints the endian-corrected form, then rolled back."""
+    g = crash_guest(tmp_path, "qemu")
+    g.set_state(illumos={"smbios_endian_corrected": False})
+    assert boot_until_done(g) == [0]
+    raw = g.checkpoint().instance_id
+    assert raw == raw_uuid(g.state()["smbios"]["uuid"])
+    after_first = one_shot_counts(g)
+    for corrected in (True, False):
+        g.set_state(illumos={"smbios_endian_corrected": corrected})
+        assert boot_until_done(g) == [0]
+        cp = g.checkpoint()
+        assert cp.instance_id == raw and set(cp.instances) == {raw}, corrected
+        assert one_shot_counts(g) == after_first, "a per-instance step ran again"
+    assert g.calls()["zpool reguid"] == 1
 
 
 def test_a_new_instance_id_in_the_metadata_drops_the_old_instance_keys(tmp_path):

@@ -1,13 +1,33 @@
 """smbios(8) stand-in: `smbios -t TYPE` for the system information record (type 1).
 
-Forms accepted: `smbios -t 1` / `smbios -t SMB_TYPE_SYSTEM`. Output as smbios(8) prints it
-(illumos-gate usr/src/cmd/smbios/smbios.c): a header line, the record line, then indented
-`Name: value` lines. A guest without a table fails the way illumos does.
+Forms accepted: `smbios -t 1` / `smbios -t SMB_TYPE_SYSTEM`. Output after illumos-gate
+usr/src/cmd/smbios/smbios.c: the `ID    SIZE TYPE` header, the record line, a blank line,
+print_common() (Manufacturer, Product, Version, Serial Number, each left out when empty),
+a blank line, then print_system(): `UUID:` with the table's 16 bytes in order as `%02x`
+(lower case), `Wake-Up Event: 0x6 (power switch)`, `SKU Number:` and `Family:` (printed
+even when empty, as print_system() does).
+
+The hardware's `uuid` is the form the hypervisor reports. SMBIOS 2.6+ tables store its first
+three fields little-endian, so the raw `UUID:` line shows them byte-swapped. Builds that
+print `UUID (Endian-corrected):` after it show the reported form again; the guest's
+`state["illumos"]["smbios_endian_corrected"]` (default true) says whether this build does,
+so a test can boot an image on an older build and then "update" it. A guest without a table
+fails the way illumos does. Not modelled: the other record types, `-x` hex dumps, and the
+getopt refusals beyond the options smbios(8) documents.
 """
 
 from __future__ import annotations
 
 from sim.standins.base import Invocation, parse_opts
+
+
+def raw_uuid(uuid: str) -> str:
+    """The table's byte order: the first three fields of the reported UUID byte-swapped."""
+    parts = uuid.lower().split("-")
+    if len(parts) != 5:
+        return uuid.lower()
+    swapped = ["".join(reversed([p[i:i + 2] for i in range(0, len(p), 2)])) for p in parts[:3]]
+    return "-".join(swapped + parts[3:])
 
 
 def main(inv: Invocation) -> int:
@@ -17,15 +37,19 @@ def main(inv: Invocation) -> int:
     table = inv.state.get("smbios")
     if not table:
         inv.fail("smbios: failed to load SMBIOS: System does not export an SMBIOS table")
+    corrected = inv.state.get("illumos", {}).get("smbios_endian_corrected", True)
     inv.out("ID    SIZE TYPE")
     inv.out("1     126  SMB_TYPE_SYSTEM (type 1) (system information)")
     inv.out()
-    inv.out(f"  Manufacturer: {table.get('manufacturer', '')}")
-    inv.out(f"  Product: {table.get('product', '')}")
-    inv.out(f"  Version: {table.get('version', '')}")
-    inv.out(f"  Serial Number: {table.get('serial', '')}")
+    for label, key in (("Manufacturer", "manufacturer"), ("Product", "product"),
+                       ("Version", "version"), ("Serial Number", "serial")):
+        if table.get(key):
+            inv.out(f"  {label}: {table[key]}")
     inv.out()
-    inv.out(f"  UUID: {table.get('uuid', '')}")
+    uuid = table.get("uuid", "")
+    inv.out(f"  UUID: {raw_uuid(uuid)}")
+    if corrected:
+        inv.out(f"  UUID (Endian-corrected): {uuid.lower()}")
     inv.out("  Wake-Up Event: 0x6 (power switch)")
     inv.out(f"  SKU Number: {table.get('sku', '')}")
     inv.out(f"  Family: {table.get('family', 'Virtual Machine')}")
