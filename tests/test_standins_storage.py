@@ -242,6 +242,8 @@ def test_swap_usage_errors_exit_1_and_refuse_a_pool_slice(do_guest):
 
 
 def test_undocumented_forms_are_usage_errors(do_guest):
-    assert run(do_guest, "prtvtoc", "-Z", "/dev/rdsk/c3t0d0").returncode == 2
+    bad = run(do_guest, "prtvtoc", "-Z", "/dev/rdsk/c3t0d0")      # prtvtoc.c usage(): exit 1
+    assert (bad.returncode, bad.stderr) == (1, "prtvtoc: illegal option -- Z\nUsage:\tprtvtoc "
+                                                "[ -fhs ] [ -t fstab ] [ -m mnttab ] rawdisk ...\n")
     assert run(do_guest, "zpool", "frobnicate").returncode == 2
     assert run(do_guest, "prtconf", "-m").stdout == f"{hardware.MEMORY_MB}\n"

@@ -7,6 +7,9 @@ does not), the unallocated-space block, then one row per non-empty slice. `-f` p
 `FREE_START=... FREE_PART=...` shell assignments. A name that does not exist fails as
 illumos does: `prtvtoc: /dev/rdsk/c1t0d0: failed to open device: No such file or directory`
 (the name as given, since getfullrawname() cannot resolve a missing node).
+Options are getopt(3C)'s `fhm:st:`; a bad one or no device prints usage() on standard
+error and exits 1 (`Usage:\tprtvtoc [ -fhs ] [ -t fstab ] [ -m mnttab ] rawdisk ...`).
+Not modelled: `-t`/`-m` (the Mount Directory column), SMI (VTOC) labels.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ import os
 from typing import Any
 
 from sim.hardware import split_device
-from sim.standins.base import Invocation, parse_opts
+from sim.standins.base import BadOption, Exit, Invocation, posix_getopt
+
+USAGE = "Usage:\tprtvtoc [ -fhs ] [ -t fstab ] [ -m mnttab ] rawdisk ..."
 
 
 def free_map(label: dict[str, Any]) -> list[tuple[int, int]]:
@@ -71,9 +76,15 @@ def print_table(inv: Invocation, device: str, disk: dict[str, Any], headers: boo
 
 
 def main(inv: Invocation) -> int:
-    opts, devices = parse_opts(inv, inv.argv, "fhs", "tm")
-    if not devices:
-        inv.usage("a device is required")
+    try:
+        pairs, devices = posix_getopt(inv.argv, "fhs", "tm")
+    except BadOption as e:
+        inv.err(f"prtvtoc: illegal option -- {e.args[0]}")
+        devices, pairs = [], []
+    opts = dict(pairs)
+    if not devices:                       # usage(): standard error, exit 1
+        inv.err(USAGE)
+        raise Exit(1)
     status = 0
     for device in devices:
         parsed = split_device(device)
