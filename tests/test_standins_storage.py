@@ -247,3 +247,6 @@ def test_undocumented_forms_are_usage_errors(do_guest):
                                                 "[ -fhs ] [ -t fstab ] [ -m mnttab ] rawdisk ...\n")
     assert run(do_guest, "zpool", "frobnicate").returncode == 2
     assert run(do_guest, "prtconf", "-m").stdout == f"{hardware.MEMORY_MB}\n"
+    bad = run(do_guest, "prtconf", "-Z")                  # prtconf.c: usage, return (1)
+    assert bad.returncode == 1 and bad.stderr.startswith("prtconf: illegal option -- Z\n")
+    assert run(do_guest, "prtconf", "/nowhere").stderr == "prtconf: invalid path specified\n"
