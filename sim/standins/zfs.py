@@ -1,4 +1,5 @@
-"""zfs(8) stand-in: `create` and `list`.
+"""zfs(8) stand-in: `create` and `list`, after illumos-gate usr/src/cmd/zfs/zfs_main.c
+(zfs_do_create(), zfs_do_list()) and libzfs's error strings (usr/src/lib/libzfs).
 
 - `zfs create [-p] [-o property=value]... filesystem`
 - `zfs create [-ps] [-b blocksize] [-o property=value]... -V size volume`: a volume gets its

@@ -1,6 +1,7 @@
-"""zpool(8) stand-in: `list`, `status`, `get`, `online`, `reguid` for one-disk pools.
+"""zpool(8) stand-in: `list`, `status`, `get`, `online`, `reguid` for one-disk pools,
+after illumos-gate usr/src/cmd/zpool/zpool_main.c and libzfs (usr/src/lib/libzfs).
 
-- `zpool list [-gHLpPv] [-o property[,...]] [pool]...` (zpool_main.c zpool_do_list(),
+- `zpool list [-gHLpPv] [-o property[,...]] [pool]...` (zpool_do_list(),
   getopt `:gHLo:pPT:v`, options before the pools): with -H, fields are tab-separated and a
   vdev line begins with a tab; with -p, exact numbers on the pool line (zpool_get_prop(),
   where an EXPANDSZ or CKPOINT of 0 is `-` even with -p). Default columns (default_props)
