@@ -116,3 +116,27 @@ def test_a_hostname_ipadm_would_refuse_is_not_sent_and_dhcp_still_runs(tmp_path)
     assert any("'bad_name'" in w for w in outcome.warnings)
     assert g.state()["dhcp"]["reqhost"] == {"vioif0": None}
     assert [a["state"] for a in g.show()["addresses"]] == ["ok"]
+
+
+def test_an_oxide_guest_boots_to_done_with_a_default_route_through_its_off_link_router(tmp_path):
+    g = make_guest(tmp_path, "oxide")
+    result = boot(g)
+    assert "metadata from nocloud" in result.stdout
+    assert g.checkpoint().phase == "DONE"
+    shown = g.show()
+    assert shown["addresses"] == [{"addrobj": "vioif0/dhcp", "type": "dhcp", "state": "ok",
+                                   "addr": "172.30.0.5/32"}]
+    assert {"destination": "172.30.0.1/32", "gateway": "172.30.0.5", "iface": True} in shown["routes"]
+    assert {"destination": "default", "gateway": "172.30.0.1"} in shown["routes"]
+    assert shown["ssh"]["authorized_keys"] == [
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHxoBpTPJLsEaynVCc+AyTmbrXmb7fyNPjXA5adH7Kj6 admin@oxide"]
+    assert shown["hostname"]["nodename"] == "oxide-guest"
+    assert g.state()["dhcp"]["reqhost"] == {"vioif0": "oxide-guest"}
+    assert g.checkpoint().instance_id == "0d5c3f4e-7b1a-4c2d-9e8f-a1b2c3d4e5f6"
+    boot(g)                                          # the next boot: same routes, no error
+    assert g.show()["routes"] == shown["routes"]
+
+
+def test_an_oxide_guest_refuses_user_data_over_32_kib(tmp_path):
+    with pytest.raises(ValueError, match="at most 32768"):
+        make_guest(tmp_path, "oxide", {"user-data": "#!/bin/sh\n" + "#" * 32768})
