@@ -125,10 +125,14 @@ STEPS: tuple[Step, ...] = (
     Step("NETWORK", "routes", Frequency.PER_BOOT, configure_routes,
          changes="persistent default route per address family (`route -p add default GW`: the "
                   "primary NIC's first gateway), static routes from the metadata, "
-                  "`/etc/defaultrouter`; a different persistent default is deleted; nothing "
-                  "for DHCP-only NICs (dhcpagent installs the lease's router)",
+                  "`/etc/defaultrouter`; a different persistent default is deleted; a gateway "
+                  "outside every local prefix gets `route -p add -iface GW/32 ADDR` first; "
+                  "for DHCP-only NICs dhcpagent installs the lease's router, except an "
+                  "off-link one (a /32 lease), which gets `route add -iface ROUTER/32 ADDR` "
+                  "and `route add default ROUTER` in the kernel only, every boot",
          fails_when="a gateway or destination is not an IP address (exit 96); route fails "
-                    "other than `entry exists` (exit 95)",
+                    "other than `entry exists` (exit 95); a gateway no local address of its "
+                    "family can reach is a warning and its routes are skipped",
          on_failure=_RETRY),
     Step("NETWORK", "dns", Frequency.PER_BOOT, configure_dns,
          changes="`/etc/resolv.conf` nameserver and search lines (from the metadata, else the "
