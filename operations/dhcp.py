@@ -6,6 +6,17 @@ prints its address as `?`), so the agent then polls `show-addr` with backoff unt
 is bound or `timeouts.dhcp` (default 60 s) is spent. Never waiting forever matters: an
 unanswered DHCP request must not keep the guest from its hostname, keys and user script.
 
+A lease counts only once its address object is `ok`: `show-addr` prints the leased address
+while the kernel's duplicate address detection runs (`tentative`) and after it failed
+(`duplicate`), and dhcpagent answers dhcpinfo only for a bound lease (ipadm.c
+`print_sa_cb()`; the original agent waited for `ok` too). An object left by an earlier
+boot is polled the same way, since it may still be coming up.
+
+The first request of a new instance asks for the metadata's host name (`ipadm create-addr
+-h NAME`, sent as DHCP option 12) rather than letting the image's old node name stand for
+it, so a server that registers client names in DNS learns the right one; a name ipadm
+would refuse (ipadm_is_valid_hostname) is not passed, and the request goes without it.
+
 The lease's hostname, routers, DNS servers and domain come from dhcpinfo(1). They are kept
 in `ctx.facts["dhcp"]` (the primary link's) for later steps; `lease_facts(ctx)` re-reads them
 when a resumed run skipped the step that got the lease.
@@ -19,7 +30,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from fsm.errors import ServiceError
-from operations.addresses import IPADM, NO_LEASE, ensure_interface, show_addresses
+from operations.addresses import IPADM, NO_LEASE, PresentAddr, ensure_interface, show_addresses
 
 if TYPE_CHECKING:
     from fsm.steps import Context
@@ -37,7 +48,8 @@ def dhcp_addrobj(link: str) -> str:
     return f"{link}/dhcp"
 
 
-def ensure_dhcp(ctx: Context, link: str, primary: bool = True) -> dict[str, Any]:
+def ensure_dhcp(ctx: Context, link: str, primary: bool = True,
+                reqhost: str | None = None) -> dict[str, Any]:
     """Bring up DHCP on `link` if needed, wait for the lease, and return what it carries.
 
     Returns {"link", "address", "hostname", "routers", "dns", "domain"} (absent values None
@@ -57,7 +69,7 @@ def ensure_dhcp(ctx: Context, link: str, primary: bool = True) -> dict[str, Any]
     if have is None:
         wait_s = max(1, min(CREATE_WAIT_S, math.ceil(budget_s)))
         argv = [IPADM, "create-addr", "-T", "dhcp"] + (["-1"] if primary else [])
-        argv += ["-w", str(wait_s), addrobj]
+        argv += (["-h", reqhost] if reqhost else []) + ["-w", str(wait_s), addrobj]
         log.info("starting DHCP on %s (waiting up to %g s for a lease)", link, budget_s)
         system.apply(argv, timeout_s=wait_s + ctx.settings.get("timeouts.command"))
         if system.dry_run:
@@ -85,7 +97,8 @@ def _budget(ctx: Context) -> float:
 
 
 def _wait_for_lease(ctx: Context, link: str, deadline: float, budget_s: float) -> str:
-    """Poll `ipadm show-addr` with backoff until LINK/dhcp has an address or time is up."""
+    """Poll `ipadm show-addr` with backoff until LINK/dhcp is `ok` with an address or time
+    is up; `tentative` (duplicate address detection) and `duplicate` do not count."""
     addrobj = dhcp_addrobj(link)
     pause_s = FIRST_POLL_S
     while True:
@@ -93,16 +106,25 @@ def _wait_for_lease(ctx: Context, link: str, deadline: float, budget_s: float) -
         if current is None:
             raise ServiceError(f"DHCP on {link}: address object {addrobj} vanished while "
                                "waiting for a lease")
-        if current.addr and current.addr != NO_LEASE:
+        if current.addr and current.addr != NO_LEASE and current.state == "ok":
             return current.addr
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise ServiceError(
-                f"DHCP on {link}: no lease within {budget_s:g} s (timeouts.dhcp); "
-                f"{addrobj} is {current.state} without an address. The DHCP server did not "
-                "answer; the next start tries again")
+            raise ServiceError(f"DHCP on {link}: no lease within {budget_s:g} s "
+                               f"(timeouts.dhcp); {_waited_for(addrobj, current)}; the next "
+                               "start tries again")
         time.sleep(min(pause_s, remaining))
         pause_s = min(pause_s * 2, MAX_POLL_S)
+
+
+def _waited_for(addrobj: str, current: PresentAddr) -> str:
+    if current.state == "duplicate":
+        return (f"{addrobj} got {current.addr}, which another host on the network already "
+                "uses (duplicate)")
+    if current.addr and current.addr != NO_LEASE:
+        return f"{addrobj} is still {current.state} with {current.addr}"
+    return (f"{addrobj} is {current.state} without an address. The DHCP server did not "
+            "answer")
 
 
 def _dhcpinfo(ctx: Context, link: str, code: str) -> list[str]:
@@ -133,7 +155,7 @@ def lease_facts(ctx: Context, link: str | None = None) -> dict[str, Any] | None:
     if link is not None and link in ctx.facts.get("dhcp_leases", {}):
         return ctx.facts["dhcp_leases"][link]
     bound = [a for a in show_addresses(ctx.system)
-             if a.type == "dhcp" and a.addr and a.addr != NO_LEASE
+             if a.type == "dhcp" and a.addr and a.addr != NO_LEASE and a.state == "ok"
              and (link is None or a.link == link)]
     if not bound:
         return None

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import logging
 
-from fsm.errors import AgentError
+from fsm.errors import AgentError, MetadataError, shown
 from fsm.steps import Context, Frequency, Outcome, Step
 from operations import addresses, dns, routes
 from operations.dhcp import dhcp_addrobj, ensure_dhcp
 from operations.netlinks import nic_links, primary_nic, raise_nic_problems
+from operations.validate import validate_hostname
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +43,14 @@ def configure_addresses(ctx: Context) -> Outcome:
     primary = primary_nic(md)
     ordered = sorted(pairs, key=lambda pair: pair[0] is not primary)
     failures: list[AgentError] = []
+    reqhost = dhcp_hostname(md, outcome)
     for nic, link in ordered:
         if not nic.dhcp4:
             continue
         before = {a.addrobj for a in addresses.show_addresses(ctx.system)}
         try:
-            ensure_dhcp(ctx, link, primary=nic is primary)
+            ensure_dhcp(ctx, link, primary=nic is primary,
+                        reqhost=reqhost if nic is primary else None)
         except AgentError as e:
             log.error("%s", e)
             failures.append(e)
@@ -58,6 +61,19 @@ def configure_addresses(ctx: Context) -> Outcome:
         raise failures[0]
     _report_partial(outcome, raise_nic_problems, ctx)
     return outcome
+
+
+def dhcp_hostname(md, outcome: Outcome) -> str | None:
+    """The metadata's host name for the primary NIC's DHCP request (`ipadm -h`), when it is
+    one ipadm accepts; else None and a warning (IDENTITY reports the name itself)."""
+    if not md.hostname:
+        return None
+    try:
+        return validate_hostname(md.hostname, md.origin("hostname"))
+    except MetadataError:
+        outcome.warnings.append(f"{md.origin('hostname')}: hostname {shown(md.hostname)} is "
+                                "not a valid host name; the DHCP request does not carry it")
+        return None
 
 
 def configure_routes(ctx: Context) -> Outcome:
@@ -97,8 +113,9 @@ STEPS: tuple[Step, ...] = (
     Step("NETWORK", "addresses", Frequency.PER_BOOT, configure_addresses,
          changes="address objects via `ipadm create-addr`: static IPv4 `LINK/v4`, "
                  "`LINK/v4nN`; IPv6 addrconf `LINK/v6` and static `LINK/v6s`, `LINK/v6snN`; "
-                 "DHCP `LINK/dhcp` (`-T dhcp -1 -w N`, the lease awaited for at most "
-                 "`timeouts.dhcp` s with backoff). An object with the wrong address or type, or "
+                 "DHCP `LINK/dhcp` (`-T dhcp -1 [-h HOSTNAME] -w N`: the primary NIC asks for "
+                 "the metadata's host name; the lease counts once the object is `ok`, awaited "
+                 "for at most `timeouts.dhcp` s with backoff). An object with the wrong address or type, or "
                  "a wanted address on another link, is deleted and created again; our own "
                  "objects no longer wanted are deleted; other objects are never touched",
          fails_when="no DHCP lease within `timeouts.dhcp` (exit 95, the other NICs are still "
@@ -108,10 +125,14 @@ STEPS: tuple[Step, ...] = (
     Step("NETWORK", "routes", Frequency.PER_BOOT, configure_routes,
          changes="persistent default route per address family (`route -p add default GW`: the "
                   "primary NIC's first gateway), static routes from the metadata, "
-                  "`/etc/defaultrouter`; a different persistent default is deleted; nothing "
-                  "for DHCP-only NICs (dhcpagent installs the lease's router)",
+                  "`/etc/defaultrouter`; a different persistent default is deleted; a gateway "
+                  "outside every local prefix gets `route -p add -iface GW/32 ADDR` first; "
+                  "for DHCP-only NICs dhcpagent installs the lease's router, except an "
+                  "off-link one (a /32 lease), which gets `route add -iface ROUTER/32 ADDR` "
+                  "and `route add default ROUTER` in the kernel only, every boot",
          fails_when="a gateway or destination is not an IP address (exit 96); route fails "
-                    "other than `entry exists` (exit 95)",
+                    "other than `entry exists` (exit 95); a gateway no local address of its "
+                    "family can reach is a warning and its routes are skipped",
          on_failure=_RETRY),
     Step("NETWORK", "dns", Frequency.PER_BOOT, configure_dns,
          changes="`/etc/resolv.conf` nameserver and search lines (from the metadata, else the "

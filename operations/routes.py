@@ -9,21 +9,36 @@ exists`) is not an error. `/etc/defaultrouter` (read by svc:/network/routing-set
 IPv4 default. A NIC configured only by DHCP gets its router from dhcpagent, which installs
 it itself; persisting that router would pin one the next lease may change, so nothing is
 done for it here.
+
+Off-link gateways. The kernel refuses a route through a gateway no local prefix holds
+(route.c `newroute()` prints `Network is unreachable`, ENETUNREACH), and dhcpagent does not
+install such a router, so a guest with a /32 lease (Oxide rack VMs: oxidecomputer/propolis
+#531) or a static gateway outside its address's prefix has no default route. Whatever the
+source, an interface route to the gateway goes in first, `route add -iface GW/32 ADDR` with
+ADDR the local address on the gateway's link (the original agent's workaround), then the
+route through it. For metadata gateways both are persistent (`-p`, replayed in file order
+at boot); for a DHCP router both are added to the kernel only, on every boot, since the
+next lease may bring another address or router. Running again changes nothing: persistent
+routes already recorded are skipped, and the kernel's `entry exists` is no error.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Union
 
 from fsm.errors import CommandError, MetadataError
 from fsm.steps import Outcome
+from operations.addresses import NO_LEASE, show_addresses
+from operations.dhcp import lease_facts
 from operations.netlinks import nic_links, primary_nic
 
 if TYPE_CHECKING:
     from fsm.steps import Context
     from providers.model import Metadata, Nic
+
+IPInterface = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
 
 log = logging.getLogger(__name__)
 
@@ -77,16 +92,57 @@ def persistent_routes(ctx: Context) -> list[tuple[str, str]]:
     return routes
 
 
-def _route(ctx: Context, verb: str, destination: str, gateway: str) -> None:
+def _route(ctx: Context, verb: str, destination: str, gateway: str, *,
+           persistent: bool = True, iface: bool = False) -> bool:
+    """`route [-p] VERB [-inet6] [-iface] DEST GW`; False when the route was there already
+    (`entry exists`, from the kernel on stdout or from the route file on stderr)."""
     inet6 = ["-inet6"] if ipaddress.ip_address(gateway).version == 6 else []
-    argv = [ROUTE, "-p", verb, *inet6, destination, gateway]
-    try:
-        ctx.system.apply(argv)
-    except CommandError as e:
-        if verb == "add" and "entry exists" in e.stderr:
-            log.info("route %s via %s already recorded", destination, gateway)
-            return
-        raise
+    argv = [ROUTE] + (["-p"] if persistent else []) + [verb, *inet6]
+    argv += (["-iface"] if iface else []) + [destination, gateway]
+    result = ctx.system.apply(argv, check=False)
+    if result.returncode == 0:
+        return True
+    said = (result.stderr.strip() or result.stdout.strip()).splitlines()
+    if verb == "add" and said and said[-1].endswith(": entry exists"):
+        log.info("route %s via %s already there", destination, gateway)
+        return False
+    raise CommandError(argv, result.returncode, said[-1] if said else "")
+
+
+def local_addresses(ctx: Context) -> dict[str, list[IPInterface]]:
+    """The addresses that are up (`ok`), by link, with their prefixes; loopback left out."""
+    by_link: dict[str, list[IPInterface]] = {}
+    for addr in show_addresses(ctx.system):
+        if addr.state != "ok" or not addr.addr or addr.addr == NO_LEASE or addr.link == "lo0":
+            continue
+        try:
+            by_link.setdefault(addr.link, []).append(ipaddress.ip_interface(addr.addr))
+        except ValueError:
+            continue
+    return by_link
+
+
+def on_link(gateway: str, local: list[IPInterface]) -> bool:
+    ip = ipaddress.ip_address(gateway)
+    return any(ip in iface.network for iface in local if iface.version == ip.version)
+
+
+def source_address(gateway: str, preferred: list[IPInterface],
+                   others: list[IPInterface]) -> str | None:
+    """The local address an interface route to `gateway` goes through: one of the same
+    family on the gateway's own link first, a global one before a link-local one."""
+    ip = ipaddress.ip_address(gateway)
+    for candidates in (preferred, others):
+        same = [i for i in candidates if i.version == ip.version]
+        same.sort(key=lambda i: i.ip.is_link_local)
+        if same:
+            return str(same[0].ip)
+    return None
+
+
+def host_prefix(gateway: str) -> str:
+    ip = ipaddress.ip_address(gateway)
+    return f"{ip}/{32 if ip.version == 4 else 128}"
 
 
 def _is_v6(address: str) -> bool:
@@ -96,35 +152,109 @@ def _is_v6(address: str) -> bool:
         return False
 
 
+def _gateway_links(md: Metadata, pairs: list[tuple[Nic, str]]) -> dict[str, str]:
+    """Which link each metadata gateway belongs to: its NIC's, else the primary NIC's."""
+    links: dict[str, str] = {}
+    primary = primary_nic(md)
+    primary_link = next((link for nic, link in pairs if nic is primary), None)
+    for nic, link in pairs:
+        for gateway in nic.gateways:
+            links.setdefault(str(ipaddress.ip_address(gateway)), link)
+    for route in md.routes:
+        if primary_link is not None:
+            links.setdefault(str(ipaddress.ip_address(route.gateway)), primary_link)
+    return links
+
+
+def _reach_off_link(ctx: Context, outcome: Outcome, gateways: list[str],
+                    gateway_links: dict[str, str], present: list[tuple[str, str]]) -> set[str]:
+    """Persistent interface routes to the metadata gateways no local prefix holds; returns
+    the gateways that cannot be reached (no local address of their family), warned about."""
+    by_link = local_addresses(ctx)
+    everywhere = [i for ifaces in by_link.values() for i in ifaces]
+    unreachable: set[str] = set()
+    for gateway in dict.fromkeys(gateways):
+        if on_link(gateway, everywhere):
+            continue
+        link = gateway_links.get(gateway, "")
+        source = source_address(gateway, by_link.get(link, []), everywhere)
+        if source is None:
+            unreachable.add(gateway)
+            outcome.warnings.append(
+                f"{ctx.metadata.origin('nics') if ctx.metadata else 'metadata'}: gateway "
+                f"{gateway} is off-link and this guest has no address of its family to reach "
+                "it through; routes via it are not configured")
+            continue
+        destination = host_prefix(gateway)
+        if (destination, source) in present:
+            continue
+        if _route(ctx, "add", destination, source, iface=True):
+            outcome.changed(f"persistent interface route to off-link gateway {gateway} via "
+                            f"{source}")
+    return unreachable
+
+
+def _dhcp_off_link_router(ctx: Context, outcome: Outcome) -> None:
+    """The primary lease's router when it is off-link (a /32 lease): an interface route to
+    it and the default through it, in the kernel only (dhcpagent adds on-link ones)."""
+    lease = lease_facts(ctx)
+    if not lease or not lease.get("routers") or not lease.get("address"):
+        return
+    router = lease["routers"][0]
+    try:
+        leased = ipaddress.ip_interface(lease["address"])
+        if on_link(router, [leased]):
+            return
+    except ValueError:
+        outcome.warnings.append(f"DHCP lease on {lease['link']}: router {router!r} is not an "
+                                "IPv4 address; no default route configured")
+        return
+    log.info("DHCP router %s is off-link for %s; adding an interface route to it first",
+             router, leased)
+    if _route(ctx, "add", host_prefix(router), str(leased.ip), persistent=False, iface=True):
+        outcome.changed(f"interface route to off-link DHCP router {router} via {leased.ip}")
+    if _route(ctx, "add", "default", router, persistent=False):
+        outcome.changed(f"default route via off-link DHCP router {router}")
+    ctx.facts["default_gateways"] = {4: router}
+
+
 def apply_routes(ctx: Context) -> Outcome:
     outcome = Outcome()
     md = ctx.metadata
     if md is None:
         return outcome
-    nics = [nic for nic, _ in nic_links(ctx)]
+    pairs = nic_links(ctx)
+    nics = [nic for nic, _ in pairs]
     defaults, statics = wanted_routes(md, nics)
+    if 4 not in defaults and any(n.dhcp4 for n in nics):
+        _dhcp_off_link_router(ctx, outcome)
     if not defaults and not statics:
-        log.info("no gateway in the metadata; the default route is the DHCP lease's, "
-                 "installed by dhcpagent" if any(n.dhcp4 for n in nics) else
-                 "no gateway in the metadata; no default route configured")
+        if not outcome.changes and "default_gateways" not in ctx.facts:
+            log.info("no gateway in the metadata; the default route is the DHCP lease's, "
+                     "installed by dhcpagent" if any(n.dhcp4 for n in nics) else
+                     "no gateway in the metadata; no default route configured")
         return outcome
     present = persistent_routes(ctx)
+    unreachable = _reach_off_link(ctx, outcome, list(defaults.values()) + [g for _, g in statics],
+                                  _gateway_links(md, pairs), present)
     for family, gateway in sorted(defaults.items()):
+        if gateway in unreachable:
+            continue
         for dest, old in present:
             if dest == "default" and old != gateway and _is_v6(old) == (family == 6):
                 _route(ctx, "delete", "default", old)
                 outcome.changed(f"removed persistent default route via {old}")
         if ("default", gateway) not in present:
-            _route(ctx, "add", "default", gateway)
-            outcome.changed(f"persistent default route via {gateway}")
+            if _route(ctx, "add", "default", gateway):
+                outcome.changed(f"persistent default route via {gateway}")
     for destination, gateway in statics:
-        if (destination, gateway) not in present:
-            _route(ctx, "add", destination, gateway)
-            outcome.changed(f"persistent route to {destination} via {gateway}")
-    if 4 in defaults:
+        if gateway not in unreachable and (destination, gateway) not in present:
+            if _route(ctx, "add", destination, gateway):
+                outcome.changed(f"persistent route to {destination} via {gateway}")
+    if 4 in defaults and defaults[4] not in unreachable:
         wanted = defaults[4] + "\n"
         if ctx.system.read_text(DEFAULTROUTER, default="") != wanted:
             ctx.system.write_file(DEFAULTROUTER, wanted, mode=0o644)
             outcome.changed(f"{DEFAULTROUTER}: {defaults[4]}")
-    ctx.facts["default_gateways"] = dict(defaults)
+    ctx.facts["default_gateways"] = {f: g for f, g in defaults.items() if g not in unreachable}
     return outcome

@@ -16,7 +16,8 @@ from sim.hardware import PLATFORMS
 from sim.serve import serving
 from sim.show import show
 
-ORDER = ("smartos", "digitalocean", "ec2", "qemu", "bhyve", "vmware", "nocloud", "none")
+ORDER = ("smartos", "digitalocean", "ec2", "qemu", "bhyve", "vmware", "nocloud", "oxide",
+         "none")
 WIDTH = 80
 
 

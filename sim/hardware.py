@@ -30,6 +30,7 @@ _UUIDS = {
     "digitalocean": "5b6c7d8e-9fa0-4b1c-8d2e-3f4a5b6c7d8e",
     "ec2": "ec2e5a1b-3c4d-4e5f-8a6b-7c8d9e0f1a2b",
     "nocloud": "6e7f8091-a2b3-4c4d-9e5f-60718293a4b5",
+    "oxide": "0d5c3f4e-7b1a-4c2d-9e8f-a1b2c3d4e5f6",
 }
 
 PLATFORMS: dict[str, dict[str, Any]] = {
@@ -73,6 +74,13 @@ PLATFORMS: dict[str, dict[str, Any]] = {
         "smbios": {"manufacturer": "QEMU", "product": "Standard PC (Q35 + ICH9, 2009)",
                    "version": "pc-q35-8.2"},
         "links": [("vioif0", "52:54:0:ab:cd:ef")],
+        "disks": {"c1t0d0": 20 * GIB, "c2t0d0": 1 << 20},
+    },
+    "oxide": {
+        # A propolis VM on an Oxide rack: its NIC has the Oxide OUI, the cidata volume is
+        # a small FAT disk (sim/emulators/oxide.py).
+        "smbios": {"manufacturer": "Oxide", "product": "OxVM", "version": "1.0"},
+        "links": [("vioif0", "a8:40:25:f6:5e:1a")],
         "disks": {"c1t0d0": 20 * GIB, "c2t0d0": 1 << 20},
     },
     "none": {

@@ -20,6 +20,7 @@ EMULATORS: dict[str, str] = {
     "bhyve": "cpio",
     "vmware": "vmware",
     "nocloud": "nocloud",
+    "oxide": "oxide",
 }
 
 

@@ -10,6 +10,7 @@ import pytest
 from guest import make_guest
 
 from operations.parseable import parse_records
+from sim.state import locked as guest_state_locked_root
 
 
 def run(guest, *argv: str) -> subprocess.CompletedProcess:
@@ -34,26 +35,39 @@ def test_dladm_prints_macs_without_leading_zeros_escaped(guest):
 
 def test_dladm_refuses_undocumented_forms(guest):
     assert run(guest, "/usr/sbin/dladm", "show-phys", "-p").returncode == 1  # -p needs -o
-    assert run(guest, "/usr/sbin/dladm", "create-vnic", "-l", "vioif0", "v0").returncode == 2
-    assert run(guest, "/usr/sbin/dladm", "show-phys", "-Z").returncode == 2
+    assert run(guest, "/usr/sbin/dladm", "create-vnic", "-l", "vioif0", "v0").returncode == 1
+    # dladm.c: usage() and die() exit 1 (EXIT_FAILURE), never 2
+    r = run(guest, "/usr/sbin/dladm", "show-phys", "-Z")
+    assert r.returncode == 1 and r.stderr.startswith("dladm: unrecognized option '-Z'\n")
+    r = run(guest, "/usr/sbin/dladm", "frob")
+    assert r.returncode == 1 and r.stderr.startswith(
+        "dladm: unknown subcommand 'frob'\nusage:  dladm <subcommand> <args> ...\n")
     r = run(guest, "/usr/sbin/dladm", "show-phys", "-m", "-p", "-o", "link,bogus")
-    assert r.returncode == 1 and "bogus" in r.stderr
+    assert (r.returncode, r.stderr) == (1, "dladm: invalid field(s) specified\n")
+    r = run(guest, "/usr/sbin/dladm", "show-phys", "nosuch0")
+    assert (r.returncode, r.stderr) == (1, "dladm: link nosuch0 is not valid: object not found\n")
+    # getopt_long: options after the operand
+    assert run(guest, "/usr/sbin/dladm", "show-phys", "vioif0", "-p", "-o", "link").stdout == "vioif0\n"
 
 
 def test_ipadm_create_fails_like_illumos(guest):
     assert run(guest, "/usr/sbin/ipadm", "create-if", "vioif0").returncode == 0
     r = run(guest, "/usr/sbin/ipadm", "create-if", "vioif0")
-    assert (r.returncode, r.stderr) == (1, "ipadm: Could not create vioif0 : Interface already exists\n")
+    # ipadm.c die(): the message on stderr, its newline (putchar) on stdout, exit 1
+    assert (r.returncode, r.stderr, r.stdout) == (
+        1, "ipadm: Could not create vioif0 : Interface already exists", "\n")
     args = ["/usr/sbin/ipadm", "create-addr", "-T", "static", "-a", "192.0.2.5/24", "vioif0/v4"]
     assert run(guest, *args).returncode == 0
     r = run(guest, *args)
-    assert (r.returncode, r.stderr) == (1, "ipadm: Could not create address: Address object already exists\n")
+    assert (r.returncode, r.stderr) == (1, "ipadm: Could not create address: Address object already exists")
     r = run(guest, "/usr/sbin/ipadm", "delete-addr", "vioif0/nope")
-    assert (r.returncode, r.stderr) == (1, "ipadm: could not delete address: Object not found\n")
+    assert (r.returncode, r.stderr) == (1, "ipadm: could not delete address: Object not found")
     r = run(guest, "/usr/sbin/ipadm", "show-addr", "-p")
     assert r.returncode == 1 and "-p requires -o" in r.stderr
     assert run(guest, "/usr/sbin/ipadm", "create-addr", "-T", "bogus", "vioif0/x").returncode == 1
-    assert run(guest, "/usr/sbin/ipadm", "frobnicate").returncode == 2
+    r = run(guest, "/usr/sbin/ipadm", "frobnicate")   # usage() exits 1, not 2
+    assert r.returncode == 1 and r.stderr.startswith(
+        "ipadm: unknown subcommand 'frobnicate'\nusage:  ipadm <subcommand> <args> ...\n")
 
 
 def test_ipadm_create_addr_plumbs_a_missing_interface_and_escapes_ipv6(guest):
@@ -126,6 +140,9 @@ def test_delete_addr_releases_the_lease_and_its_route(guest):
 
 
 def test_route_persistent_add_and_entry_exists(guest):
+    assert run(guest, "/usr/sbin/ipadm", "create-addr", "-T", "static", "-a", "192.0.2.5/24",
+               "vioif0/v4").returncode == 0
+    assert run(guest, "/usr/sbin/ipadm", "create-addr", "-T", "addrconf", "vioif0/v6").returncode == 0
     r = run(guest, "/usr/sbin/route", "-p", "show")
     assert r.stdout == "No persistent routes are defined\n"
     r = run(guest, "/usr/sbin/route", "-p", "add", "default", "192.0.2.1")
@@ -139,13 +156,13 @@ def test_route_persistent_add_and_entry_exists(guest):
     assert r.stderr == "add persistent net default: gateway 192.0.2.1: entry exists\n"
     r = run(guest, "/usr/sbin/route", "add", "default", "192.0.2.1")  # kernel only: errno
     assert r.returncode == 17 and r.stdout.endswith(": entry exists\n")
-    r = run(guest, "/usr/sbin/route", "-p", "add", "-inet6", "default", "2001:db8::1")
+    r = run(guest, "/usr/sbin/route", "-p", "add", "-inet6", "default", "fe80::1")
     assert r.returncode == 0
     assert run(guest, "/usr/sbin/route", "-p", "show").stdout == (
-        "persistent: route add default 192.0.2.1\npersistent: route add -inet6 default 2001:db8::1\n")
+        "persistent: route add default 192.0.2.1\npersistent: route add -inet6 default fe80::1\n")
     r = run(guest, "/usr/sbin/route", "-p", "delete", "default", "192.0.2.1")
     assert r.returncode == 0
-    assert guest.state()["routes"] == [{"destination": "default", "gateway": "2001:db8::1"}]
+    assert guest.state()["routes"] == [{"destination": "default", "gateway": "fe80::1"}]
 
 
 def test_route_refuses_bad_forms(guest):
@@ -153,7 +170,8 @@ def test_route_refuses_bad_forms(guest):
     r = run(guest, "/usr/sbin/route", "-p", "add", "default")
     assert r.returncode == 1 and "gateway required" in r.stderr
     assert run(guest, "/usr/sbin/route", "-p", "add", "default", "not-an-ip").returncode == 1
-    assert run(guest, "/usr/sbin/route", "-p", "frob").returncode == 2
+    r = run(guest, "/usr/sbin/route", "-p", "frob")   # route.c usage(): exit 1
+    assert (r.returncode, r.stderr.splitlines()[0]) == (1, "route: botched keyword: frob")
     assert not os.path.exists(guest.path("/etc/inet/static_routes"))
 
 
@@ -164,3 +182,102 @@ def test_parseable_output_round_trips_through_our_parser(guest):
                          "ipadm show-addr")
     assert {"addrobj": "lo0/v6", "type": "static", "state": "ok", "current": "U----",
             "persistent": "U--", "addr": "::1/128"} in rows
+
+
+# ---- issue 10: what the old, lenient stand-ins let through ---------------------------------
+def guest_state_locked(guest):
+    return guest_state_locked_root(guest.root)
+
+
+def test_route_to_an_off_link_gateway_is_unreachable_until_an_interface_route_covers_it(guest):
+    assert run(guest, "/usr/sbin/ipadm", "create-addr", "-T", "static", "-a", "172.30.0.5/32",
+               "vioif0/v4").returncode == 0
+    # route.c newroute(): the summary and strerror(ENETUNREACH) on stdout, the errno as exit
+    r = run(guest, "/usr/sbin/route", "add", "default", "172.30.0.1")
+    assert (r.returncode, r.stdout, r.stderr) == (
+        128, "add net default: gateway 172.30.0.1: Network is unreachable\n", "")
+    r = run(guest, "/usr/sbin/route", "-p", "add", "default", "172.30.0.1")
+    assert r.returncode == 128 and not os.path.exists(guest.path("/etc/inet/static_routes"))
+    r = run(guest, "/usr/sbin/route", "add", "-iface", "172.30.0.1/32", "172.30.0.9")
+    assert r.returncode == 128   # an interface route's gateway must be a local address
+    assert guest.state()["routes"] == []
+    r = run(guest, "/usr/sbin/route", "-p", "add", "-iface", "172.30.0.1/32", "172.30.0.5")
+    assert (r.returncode, r.stdout) == (0, "add host 172.30.0.1/32: gateway 172.30.0.5\n"
+                                           "add persistent host 172.30.0.1/32: gateway 172.30.0.5\n")
+    r = run(guest, "/usr/sbin/route", "-p", "add", "default", "172.30.0.1")
+    assert r.returncode == 0
+    assert run(guest, "/usr/sbin/route", "-p", "show").stdout == (
+        "persistent: route add -iface 172.30.0.1/32 172.30.0.5\n"
+        "persistent: route add default 172.30.0.1\n")
+    assert {"destination": "default", "gateway": "172.30.0.1"} in guest.state()["routes"]
+
+
+def test_dhcp_address_is_tentative_during_dad_and_only_ok_is_bound(guest):
+    guest.set_state(dhcp={"mode": "answer", "delay_s": 0.0, "dad_s": 3600.0, "leases": {}})
+    started = time.monotonic()
+    r = run(guest, "/usr/sbin/ipadm", "create-addr", "-T", "dhcp", "-w", "0", "vioif0/dhcp")
+    assert (r.returncode, r.stderr) == (0, "")     # -w 0: no wait, and no warning
+    assert time.monotonic() - started < 30          # it did not wait out the DAD
+    show = ["/usr/sbin/ipadm", "show-addr", "-p", "-o", "addrobj,state,addr", "vioif0/dhcp"]
+    assert run(guest, *show).stdout == "vioif0/dhcp:tentative:10.0.2.15/24\n"
+    r = run(guest, "/sbin/dhcpinfo", "-i", "vioif0", "Router")
+    assert (r.returncode, r.stderr) == (2, "dhcpinfo: interface not in appropriate state for command\n")
+    assert guest.state()["routes"] == []
+    with guest_state_locked(guest) as st:
+        st["dhcp"]["dad_s"] = 0.0                  # the kernel finishes DAD
+    assert run(guest, *show).stdout == "vioif0/dhcp:ok:10.0.2.15/24\n"
+    assert run(guest, "/sbin/dhcpinfo", "-i", "vioif0", "Router").stdout == "10.0.2.2\n"
+    assert guest.state()["routes"] == [{"destination": "default", "gateway": "10.0.2.2"}]
+
+
+def test_a_duplicate_dhcp_address_is_shown_and_never_bound(guest):
+    lease = {"address": "192.0.2.50/24", "router": "192.0.2.1", "dns": [], "duplicate": True}
+    guest.set_state(dhcp={"mode": "answer", "delay_s": 0.0, "leases": {"vioif0": lease}})
+    r = run(guest, "/usr/sbin/ipadm", "create-addr", "-T", "dhcp", "-w", "1", "vioif0/dhcp")
+    assert (r.returncode, r.stderr) == (0, "ipadm: warning: Communication with dhcpagent timed out\n")
+    r = run(guest, "/usr/sbin/ipadm", "show-addr", "-p", "-o", "state,addr", "vioif0/dhcp")
+    assert r.stdout == "duplicate:192.0.2.50/24\n"
+    assert run(guest, "/sbin/dhcpinfo", "-i", "vioif0", "Router").returncode == 2
+    assert guest.state()["routes"] == []
+
+
+def test_a_32_lease_gets_no_default_route_from_dhcpagent(guest):
+    lease = {"address": "172.30.0.5/32", "router": "172.30.0.1", "dns": ["172.30.0.53"]}
+    guest.set_state(dhcp={"mode": "answer", "delay_s": 0.0, "leases": {"vioif0": lease}})
+    r = run(guest, "/usr/sbin/ipadm", "create-addr", "-T", "dhcp", "-w", "5", "vioif0/dhcp")
+    assert (r.returncode, r.stderr) == (0, "")
+    assert run(guest, "/sbin/dhcpinfo", "-i", "vioif0", "Router").stdout == "172.30.0.1\n"
+    assert guest.state()["routes"] == []           # off-link: dhcpagent does not add it
+
+
+def test_ipadm_create_addr_argument_checks_follow_ipadm_c(guest):
+    ipadm = "/usr/sbin/ipadm"
+    for wait in ("-1", "soon"):
+        r = run(guest, ipadm, "create-addr", "-T", "dhcp", "-w", wait, "vioif0/dhcp")
+        assert (r.returncode, r.stderr) == (1, "ipadm: Invalid argument")
+    r = run(guest, ipadm, "create-addr", "-T", "dhcp", "-h", "bad_name!", "vioif0/dhcp")
+    assert (r.returncode, r.stderr) == (1, "ipadm: Error in setting reqhost: Invalid argument provided")
+    r = run(guest, ipadm, "create-addr", "-T", "static", "-h", "web-1", "-a", "192.0.2.5/24",
+            "vioif0/v4")
+    assert r.returncode == 1 and r.stderr.startswith("ipadm: Invalid arguments for type static\n")
+    r = run(guest, ipadm, "create-addr", "-T", "dhcp", "vioif0")
+    assert r.returncode == 1 and r.stderr.startswith("ipadm: invalid address object name: vioif0\n")
+    r = run(guest, ipadm, "create-addr", "-T", "dhcp", "vioif0/no_underscores")
+    assert r.stderr == "ipadm: Error in creating address object: Invalid argument provided"
+    r = run(guest, ipadm, "create-addr", "-T", "dhcp", "-x", "vioif0/dhcp")
+    assert r.returncode == 1 and r.stderr.startswith("ipadm: unrecognized option '-x'\nusage: ")
+    r = run(guest, ipadm, "create-addr", "-T", "dhcp", "vioif0/dhcp", "-w")
+    assert r.stderr.startswith("ipadm: option '-w' requires a value\n")
+    assert run(guest, ipadm).returncode == 1          # no subcommand: usage(), exit 1
+    # getopt_long: options may follow the operand
+    assert run(guest, ipadm, "create-addr", "vioif1/v4", "-T", "static", "-a",
+               "192.0.2.6/24").returncode == 0
+    assert guest.state()["dhcp"].get("reqhost", {}) == {}
+
+
+def test_ipadm_dhcp_reqhost_reaches_the_server_and_w_forever_waits_for_the_lease(guest):
+    r = run(guest, "/usr/sbin/ipadm", "create-addr", "-T", "dhcp", "-1", "-h", "web-1.example.com",
+            "-w", "forever", "vioif0/dhcp")
+    assert (r.returncode, r.stderr) == (0, "")
+    dhcp = guest.state()["dhcp"]
+    assert dhcp["reqhost"] == {"vioif0": "web-1.example.com"} and "vioif0" in dhcp["bound"]

@@ -1,21 +1,25 @@
 """dhcpinfo(1) stand-in: print a value of the DHCP lease bound on an interface.
 
-Documented forms (illumos dhcpinfo(1), usr/src/man/man1/dhcpinfo.1):
-  dhcpinfo [-c] [-i interface] [-n limit] [-v 4|6] code|identifier
-Identifiers known here (dhcp_inittab(5)): Subnet (1), Router (3), DNSserv (6), Hostname (12),
-DNSdmain (15), Broadcst (28), LeaseTim (51). IP lists print one address per line (their
-granularity is 1); `-n` limits the lines. Exit status as documented: 0 success (an option
-the lease lacks prints nothing and still exits 0), 2 failure (`dhcpinfo: interface is not
-under DHCP control`, or the lease not bound yet), 3 bad arguments. `-c` (canonical octets)
-and DHCPv6 are not simulated (bad arguments here).
+Follows usr/src/cmd/cmd-inet/sbin/dhcpinfo/dhcpinfo.c `main()`: getopt(3C) `ci:n:v:`, one
+operand, a code or an identifier (dhcp_inittab(5)); known here: Subnet (1), Router (3),
+DNSserv (6), Hostname (12), DNSdmain (15), Broadcst (28), LeaseTim (51). IP lists print one
+address per line (granularity 1); `-n` limits the lines. Exit codes (dhcpagent_ipc.h):
+0 success (an option the lease lacks prints nothing and still exits 0), 2 failure, with
+dhcp_ipc_strerror()'s words on stderr (libdhcpagent/common/dhcpagent_ipc.c): `interface is
+not under DHCP control` (DHCP_IPC_E_UNKIF) for a link with no request, `interface not in
+appropriate state for command` (DHCP_IPC_E_OUTSTATE) while the request is unanswered, in
+duplicate address detection or declined as a duplicate (dhcpagent has bound nothing);
+3 bad arguments (usage, `unknown identifier `X'`, `unknown code `N'`).
+Not simulated: `-c` (canonical octets), DHCPv6 (`-v 6`): both are bad arguments here; the
+messages start with `dhcpinfo:` where the real one prints its argv[0] as invoked.
 """
 
 from __future__ import annotations
 
 import ipaddress
 
-from sim.standins.base import Exit, Invocation, parse_opts
-from sim.standins.ipadm import as_list, dhcp_state, settle_dhcp
+from sim.standins.base import BadOption, Exit, Invocation, posix_getopt
+from sim.standins.dhcpagent import as_list, dhcp_state, settle_dhcp
 
 IDENTIFIERS = {"Subnet": 1, "Router": 3, "DNSserv": 6, "Hostname": 12, "DNSdmain": 15,
                "Broadcst": 28, "LeaseTim": 51}
@@ -49,7 +53,14 @@ def values(lease: dict, name: str) -> list[str]:
 
 
 def main(inv: Invocation) -> int:
-    opts, rest = parse_opts(inv, inv.argv, "", "invc")
+    try:
+        pairs, rest = posix_getopt(list(inv.argv), "c", "inv")
+    except BadOption:
+        bad_args(inv)
+        raise
+    opts = dict(pairs)
+    if "v" in opts and opts["v"] not in ("4", "6"):
+        bad_args(inv)
     if "c" in opts or opts.get("v", "4") != "4":
         bad_args(inv, "only DHCPv4 values in their native format are simulated")
     if len(rest) != 1:
@@ -67,9 +78,7 @@ def main(inv: Invocation) -> int:
         name = BY_CODE[int(wanted)]
     limit = None
     if "n" in opts:
-        if not opts["n"].isdigit():
-            bad_args(inv)
-        limit = int(opts["n"])
+        limit = int(opts["n"]) if opts["n"].isdigit() else 0   # strtoul(): junk is 0
     settle_dhcp(inv.state)
     dhcp = dhcp_state(inv.state)
     link = opts.get("i") or dhcp.get("primary") or next(iter(sorted(dhcp["bound"])), "")
@@ -81,7 +90,7 @@ def main(inv: Invocation) -> int:
         inv.err("dhcpinfo: interface is not under DHCP control")
         raise Exit(EXIT_FAILURE)
     lines = values(lease, name)
-    if limit is not None:
+    if limit:
         lines = lines[:limit]
     if lines:
         inv.out("\n".join(lines))

@@ -11,11 +11,23 @@ show-phys -m `link,slot,address,inuse,client`; show-ether
 `-p` needs `-o` and prints fields joined by `:`, a `:` inside a field as `\\:`, empty fields
 kept; without `-p` a header and space-padded columns. MAC addresses are printed the dladm
 way, octets without leading zeros (`2:8:20:a:b:c`). Links live in `state["links"]`.
+
+Messages and exit codes follow usr/src/cmd/dladm/dladm.c: options through getopt_long
+(show-phys `:pPo:mH`, show-link and show-ether `:pPo:`-style; options may follow the
+operand); `usage()` (no subcommand, or after `dladm: unknown subcommand 'x'`) prints
+`usage:  dladm <subcommand> <args> ...` on stderr and exits 1 (EXIT_FAILURE, not 2);
+`die()` is `dladm: <message>` on stderr, exit 1 (`-p requires -o`, `invalid field(s)
+specified`, `-m not compatible with -P`, die_opterr()'s `unrecognized option '-x'`);
+`die_dlerr()` appends dladm_status2str(): `dladm: link nosuch0 is not valid: object not
+found`. Real subcommands other than these three die `not simulated`. Not simulated: the
+program name as invoked (dladm prints its argv[0]; here always `dladm`), -P's persistent
+view, -H, statistics.
 """
 
 from __future__ import annotations
 
-from sim.standins.base import Invocation, parse_opts
+from sim.standins.base import Exit, Invocation
+from sim.standins.getoptlong import OptError, getopt_long
 
 PHYS_FIELDS = {"link": 12, "media": 20, "state": 10, "speed": 6, "duplex": 9, "device": 12}
 PHYS_M_FIELDS = {"link": 12, "slot": 8, "address": 18, "inuse": 4, "client": 12}
@@ -23,10 +35,26 @@ ETHER_FIELDS = {"link": 11, "ptype": 9, "state": 8, "auto": 5, "speed-duplex": 1
 LINK_FIELDS = {"link": 11, "class": 8, "mtu": 5, "state": 7, "bridge": 10, "over": 10}
 
 FORMS = {  # subcommand -> (flags, options with a value)
-    "show-phys": ("Pmp", "o"),
+    "show-phys": ("PmpH", "o"),
     "show-ether": ("xPp", "o"),
     "show-link": ("Pp", "o"),
 }
+USES = {
+    "show-phys": "    show-phys        [-pmH] [-o <field>,..] [<link>]",
+    "show-ether": "    show-ether       [-px][-o <field>,...] <link>",
+    "show-link": "    show-link        [-pP] [-o <field>,..] [-s [-i <interval>]] [<link>]",
+}
+
+
+def die(inv: Invocation, message: str) -> None:
+    inv.fail(f"dladm: {message}")
+
+
+def usage(inv: Invocation) -> None:
+    inv.err("usage:  dladm <subcommand> <args> ...")
+    for use in USES.values():
+        inv.err(use)
+    raise Exit(1)
 
 
 def dladm_mac(mac: str) -> str:
@@ -46,7 +74,7 @@ def select_fields(inv: Invocation, spec: str | None, known: dict[str, int]) -> l
         return list(known)
     for name in names:
         if name not in known:
-            inv.fail(f"dladm: invalid field(s) specified: {name}")
+            die(inv, "invalid field(s) specified")
     return names
 
 
@@ -62,21 +90,36 @@ def emit(inv: Invocation, rows: list[dict[str, str]], fields: list[str], widths:
 
 
 def main(inv: Invocation) -> int:
-    if not inv.argv or inv.argv[0] not in FORMS:
-        inv.usage(f"unknown subcommand '{inv.argv[0]}'" if inv.argv else "")
+    if not inv.argv:
+        usage(inv)
     sub = inv.argv[0]
+    if sub not in FORMS:
+        if sub.startswith(("show-", "create-", "delete-", "set-", "reset-", "rename-",
+                           "modify-", "add-", "remove-", "up-", "init-", "connect-",
+                           "disconnect-", "scan-")):
+            die(inv, f"{sub}: not simulated by this guest")
+        inv.err(f"dladm: unknown subcommand '{sub}'")
+        usage(inv)
     flags, with_value = FORMS[sub]
-    opts, rest = parse_opts(inv, inv.argv[1:], flags, with_value)
+    try:
+        pairs, rest = getopt_long(inv.argv[1:], flags, with_value)
+    except OptError as e:
+        what = "option '-%s' requires a value" if e.missing else "unrecognized option '-%s'"
+        die(inv, (what % e.letter) + f"\nusage: {USES[sub]}")
+        raise
+    opts = dict(pairs)
     if len(rest) > 1:
-        inv.usage(f"{sub} takes at most one link")
+        usage(inv)
     parseable = bool(opts.get("p"))
     if parseable and "o" not in opts:
-        inv.fail("dladm: -p requires -o")
+        die(inv, "-p requires -o")
+    if opts.get("m") and opts.get("P"):
+        die(inv, "-m not compatible with -P")
     links = inv.state.get("links", [])
     if rest:
         links = [lk for lk in links if lk["link"] == rest[0]]
         if not links:
-            inv.fail(f"dladm: invalid link name '{rest[0]}'")
+            die(inv, f"link {rest[0]} is not valid: object not found")
     if sub == "show-phys" and opts.get("m"):
         fields = select_fields(inv, opts.get("o"), PHYS_M_FIELDS)
         rows = [{"link": lk["link"], "slot": "primary", "address": dladm_mac(lk["mac"]),

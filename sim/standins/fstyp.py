@@ -1,32 +1,26 @@
-"""fstyp(8) stand-in: names the file system on a simulated disk and, with -a, its label.
+"""fstyp(8) stand-in: names the file system on a simulated disk and, with -a, its attributes.
 
 Form accepted (illumos-gate usr/src/man/man8/fstyp.8): `fstyp [-a | -v] special`. The device
 is the file under the root (`<root>/dev/dsk/c2t0d0p0`). Recognised: ISO 9660 (`hsfs`, label
-from the primary volume descriptor) and FAT (`pcfs`, label from the boot sector). With `-a`
-the type is followed by `name: value` attributes, strings in single quotes
-(`gen_volume_label: 'cidata'`). Nothing recognised: `unknown_fstyp (no matches)`, exit 1,
-as the man page documents. Standard library only: this runs under `python -S`.
+from the primary volume descriptor) and FAT (`pcfs`), the latter as the libfstyp pcfs module
+does (usr/src/cmd/fs.d/pcfs/fstyp/fstyp.c `is_pcfs()`, `get_label()`, `get_attr()`, see
+sim/standins/pcfs.py): the media descriptor and BPB must pass its checks, the label is the
+root directory's volume-label entry (else the boot sector's), 11 characters with their
+padding, and `-a` lists get_attr()'s attributes in order, numbers in decimal, booleans as
+true/false, strings in single quotes (`gen_volume_label: 'cidata     '`). Nothing
+recognised: `unknown_fstyp (no matches)`, exit 1, as the man page documents. Standard
+library only: this runs under `python -S`.
 """
 
 from __future__ import annotations
 
 import os
 
+from sim.standins import pcfs
 from sim.standins.base import Invocation, parse_opts
 from sim.standins.mount import NotIso, volume_label
 
 HEAD_BYTES = 64 * 2048
-
-
-def fat_label(head: bytes) -> str | None:
-    """The volume label of a FAT12/16/32 boot sector, or None when it is not one."""
-    if len(head) < 512 or head[510:512] != b"\x55\xaa":
-        return None
-    if head[54:59] == b"FAT12" or head[54:59] == b"FAT16" or head[54:57] == b"FAT":
-        return head[43:54].decode("ascii", "replace").rstrip()
-    if head[82:87] == b"FAT32":
-        return head[71:82].decode("ascii", "replace").rstrip()
-    return None
 
 
 def main(inv: Invocation) -> int:
@@ -39,24 +33,28 @@ def main(inv: Invocation) -> int:
         if ".." in parts:
             raise OSError
         with open(os.path.join(inv.root, *parts), "rb") as f:
-            head = f.read(HEAD_BYTES)
+            image = f.read()
     except OSError:
         inv.fail(f"unknown_fstyp (cannot open {special})")
-    found: list[tuple[str, str]] = []
+    found: list[tuple[str, list[tuple[str, object]]]] = []
     try:
-        found.append(("hsfs", volume_label(head)))
+        found.append(("hsfs", [("gen_clean", True),
+                               ("gen_volume_label", volume_label(image[:HEAD_BYTES]))]))
     except NotIso:
         pass
-    label = fat_label(head)
-    if label is not None:
-        found.append(("pcfs", "" if label == "NO NAME" else label))
+    try:
+        found.append(("pcfs", pcfs.attributes(image)))
+    except pcfs.NotFat:
+        pass
     if not found:
         inv.fail("unknown_fstyp (no matches)")
     if len(found) > 1:
         inv.fail("unknown_fstyp (multiple matches)", code=2)
-    fstype, label = found[0]
+    fstype, attrs = found[0]
     inv.out(fstype)
     if opts.get("a"):
-        inv.out("gen_clean: true")
-        inv.out(f"gen_volume_label: '{label}'")
+        for name, value in attrs:
+            shown = ("true" if value else "false") if isinstance(value, bool) else \
+                f"'{value}'" if isinstance(value, str) else str(value)
+            inv.out(f"{name}: {shown}")
     return 0

@@ -1,135 +1,120 @@
-"""ipadm(8) stand-in: IP interfaces and addresses, and the DHCP client behind them.
+"""ipadm(8) stand-in: IP interfaces and addresses, the DHCP client behind them in dhcpagent.py.
 
-Documented forms accepted (illumos ipadm(8), usr/src/man/man8/ipadm.8):
-  ipadm create-if|create-ip [-t] interface        ipadm delete-if|delete-ip interface
-  ipadm show-if [[-p] -o field[,...]] [interface]
-  ipadm create-addr [-t] -T static [-d] -a [local=]addr[/prefixlen] addrobj
-  ipadm create-addr [-t] -T dhcp [-1] [-h hostname] [-w seconds|forever] addrobj
-  ipadm create-addr [-t] -T addrconf [-i interface-id] [-p {stateful|stateless}={yes|no}] addrobj
-  ipadm delete-addr [-r] addrobj
-  ipadm show-addr [[-p] -o field[,...]] [addrobj | interface/]
-  ipadm (no arguments: as show-addr)
-
-Messages and exit codes follow ipadm.c and libipadm's status strings: `die()` prints
-`ipadm: ...` and exits 1 (e.g. `ipadm: Could not create address: Address object already
-exists`); `create-addr` on a missing interface creates it first (libipadm does); a DHCP wait
-that runs out is only a warning (`ipadm: warning: Communication with dhcpagent timed out`,
-exit 0) and leaves the address object without a lease, which show-addr prints as `?`.
-
-The DHCP server's behaviour is `state["dhcp"]`: `mode` answer (a lease at once), delay (a
-lease `delay_s` seconds after the request) or never; `leases[link]` overrides the lease a
-link gets, otherwise a QEMU user-net style one is derived from the link's position
-(10.0.2.15/24, router 10.0.2.2, DNS 10.0.2.3 for the first link, 10.0.3.x for the second...).
-A `-w` wait really waits (this is the simulated kernel, not a test sleep). Bookkeeping of
-requests and bound leases lives in `state["dhcp"]["requested"|"bound"]`, so the address
-records themselves stay plain `{addrobj, type, state, addr}`. A bound lease installs its
-router as the default route, as dhcpagent does.
+Follows usr/src/cmd/cmd-inet/usr.sbin/ipadm/ipadm.c and libipadm (usr/src/lib/libipadm/
+common/libipadm.c `ipadm_errors[]`, ipadm_addr.c `ipadm_create_addrobj()`,
+`ipadm_set_reqhost()`, `i_ipadm_op_dhcp()`):
+- subcommands from `cmds[]`; create-if, delete-if, show-if, create-addr, delete-addr and
+  show-addr are simulated (others die `not simulated`). No subcommand, or an unknown one
+  (`ipadm: unknown subcommand 'x'`), prints `usage()` on stderr and exits 1, not 2;
+- options through getopt_long (options may follow operands): create-addr
+  `:1T:a:dh:i:p:w:t`, show-addr and show-if `po:`, delete-addr `:r`, create-if `:t`; an
+  unknown letter or a missing value is `die_opterr()`: `unrecognized option '-x'` /
+  `option '-x' requires a value`, then `usage: <the subcommand's usage>`;
+- `die()` writes `ipadm: <message>` to stderr, its newline with putchar() to stdout, and
+  exits 1; libipadm statuses are worded as `ipadm_errors[]` (`Address object already
+  exists`, `Interface already exists`, `Invalid argument provided`...);
+- create-addr: `-T` and one `IF/NAME` operand are required (`Invalid arguments`, `invalid
+  address object name`); static takes -a/-d only, dhcp -w/-1/-h, addrconf -i/-p
+  (`Invalid arguments for type T`); a name libipadm refuses is `Error in creating address
+  object: Invalid argument provided`; `-w` is a number >= 0 or `forever` (else `Invalid
+  argument`); `-h NAME` (reqhost) must be a valid host name (`Error in setting reqhost:
+  Invalid argument provided`) and is sent to the server as option 12;
+- the DHCP wait: create-addr returns once dhcpagent has BOUND the lease (after duplicate
+  address detection), or when `-w` runs out with `ipadm: warning: Communication with
+  dhcpagent timed out` (exit 0, the object stays). `-w 0` returns at once, silently
+  (i_ipadm_op_dhcp: a timeout with a zero wait is success); no `-w` waits 120 s;
+- show-addr prints an address in state down, tentative, duplicate or ok (print_sa_cb's
+  addr_state table) and a DHCP object without lease as `?`; `-p` needs `-o`.
+Not simulated: persistence across reboots (ipmgmtd), IPMP, tunnels, properties.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
+import sys
 import time
 from typing import Any
 
-from sim.standins.base import Exit, Invocation, parse_opts
+from sim.standins.base import Exit, Invocation
+from sim.standins.dhcpagent import NO_LEASE, dhcp_state, next_change, release_dhcp, settle_dhcp
+from sim.standins.getoptlong import OptError, getopt_long
 
 ADDR_WIDTHS = {"addrobj": 18, "type": 9, "state": 13, "current": 8, "persistent": 11, "addr": 46}
 IF_WIDTHS = {"ifname": 11, "state": 9, "current": 13, "persistent": 11}
-ADDROBJ_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,31}$")
-NO_LEASE = "?"
+ADDROBJ_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,31}$")   # i_ipadm_is_user_aobjname_valid
+HOST_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+DEFAULT_WAIT_S = 120.0
+USES = {
+    "create-if": "\tcreate-if\t[-t] <interface>",
+    "delete-if": "\tdelete-if\t<interface>",
+    "show-if": "\tshow-if\t\t[[-p] -o <field>,...] [<interface>]\n",
+    "create-addr": ("\tcreate-addr\t[-t] -T static [-d] -a{local|remote}=addr[/prefixlen]\n"
+                    "\t\t\t<addrobj>\n"
+                    "\tcreate-addr\t[-t] -T dhcp [-w <seconds> | forever]\n"
+                    "\t\t\t[-1] [-h <hostname>] <addrobj>\n"
+                    "\tcreate-addr\t[-t] -T addrconf [-i interface-id]\n"
+                    "\t\t\t[-p {stateful|stateless}={yes|no}] <addrobj>"),
+    "delete-addr": "\tdelete-addr\t[-r] <addrobj>",
+    "show-addr": "\tshow-addr\t[[-p] -o <field>,...] [<addrobj>]\n",
+}
+NOT_SIMULATED = ("disable-if", "enable-if", "set-ifprop", "reset-ifprop", "show-ifprop",
+                 "down-addr", "up-addr", "disable-addr", "enable-addr", "refresh-addr",
+                 "set-addrprop", "reset-addrprop", "show-addrprop", "set-prop", "reset-prop",
+                 "show-prop")
 
 
 def die(inv: Invocation, message: str) -> None:
-    inv.fail(f"ipadm: {message}")
+    """ipadm.c die(): the message on stderr, its newline via putchar() on stdout, exit 1."""
+    sys.stderr.write(f"ipadm: {message}")
+    sys.stdout.write("\n")
+    raise Exit(1)
+
+
+def usage(inv: Invocation) -> None:
+    inv.err("usage:  ipadm <subcommand> <args> ...")
+    for use in USES.values():
+        inv.err(use)
+    raise Exit(1)
+
+
+def getopts(inv: Invocation, args: list[str], flags: str, with_value: str,
+            sub: str) -> tuple[dict[str, Any], list[str]]:
+    try:
+        pairs, operands = getopt_long(args, flags, with_value)
+    except OptError as e:
+        what = "option '-%s' requires a value" if e.missing else "unrecognized option '-%s'"
+        die(inv, (what % e.letter) + f"\nusage: {USES[sub]}")
+        raise
+    return dict(pairs), operands
 
 
 def escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace(":", "\\:")
 
 
-# ---- the simulated DHCP server and dhcpagent --------------------------------------------
-def dhcp_state(st: dict[str, Any]) -> dict[str, Any]:
-    dhcp = st.setdefault("dhcp", {})
-    dhcp.setdefault("mode", "answer")
-    dhcp.setdefault("delay_s", 0.0)
-    dhcp.setdefault("leases", {})
-    dhcp.setdefault("requested", {})
-    dhcp.setdefault("bound", {})
-    return dhcp
+def valid_hostname(name: str) -> bool:
+    """ipadm_is_valid_hostname(): dot-separated RFC 1123 labels, at most 255 characters."""
+    labels = name.split(".")
+    return 0 < len(name) <= 255 and all(HOST_LABEL.match(label) for label in labels)
 
 
-def default_lease(st: dict[str, Any], link: str) -> dict[str, Any]:
-    names = [lk["link"] for lk in st.get("links", [])]
-    net = 2 + (names.index(link) if link in names else 0)
-    return {"address": f"10.0.{net}.15/24", "router": f"10.0.{net}.2", "dns": [f"10.0.{net}.3"],
-            "hostname": None, "domain": None}
-
-
-def as_list(value: Any) -> list[str]:
-    if value is None:
-        return []
-    return [value] if isinstance(value, str) else [str(v) for v in value]
-
-
-def _bind(st: dict[str, Any], link: str) -> None:
-    dhcp = dhcp_state(st)
-    lease = dict(dhcp["leases"].get(link) or default_lease(st, link))
-    dhcp["bound"][link] = lease
-    dhcp["requested"].pop(link, None)
-    for addr in st.get("addresses", []):
-        if addr["type"] == "dhcp" and addr["addrobj"].split("/")[0] == link:
-            addr.update(state="ok", addr=lease["address"])
-    routes = st.setdefault("routes", [])
-    for router in as_list(lease.get("router"))[:1]:
-        route = {"destination": "default", "gateway": router}
-        if route not in routes:
-            routes.append(route)
-
-
-def settle_dhcp(st: dict[str, Any], now: float | None = None) -> None:
-    """Bind every requested lease whose server has answered by `now`."""
-    dhcp = dhcp_state(st)
-    now = time.time() if now is None else now
-    for link, requested_at in list(dhcp["requested"].items()):
-        if dhcp["mode"] == "answer" or (
-                dhcp["mode"] == "delay" and now >= requested_at + float(dhcp["delay_s"])):
-            _bind(st, link)
-
-
-def release_dhcp(st: dict[str, Any], link: str) -> None:
-    dhcp = dhcp_state(st)
-    dhcp["requested"].pop(link, None)
-    lease = dhcp["bound"].pop(link, None)
-    if lease:
-        for router in as_list(lease.get("router"))[:1]:
-            route = {"destination": "default", "gateway": router}
-            if route in st.get("routes", []):
-                st["routes"].remove(route)
-    if dhcp.get("primary") == link:
-        dhcp.pop("primary")
-
-
-def _wait_for_lease(inv: Invocation, link: str, wait: str) -> bool:
-    """Block like `-w` does: until the lease is bound or the wait runs out."""
+def _wait_for_lease(inv: Invocation, link: str, wait: float | None) -> bool:
+    """Block like `-w` does: until dhcpagent binds the lease or the wait runs out."""
     dhcp = dhcp_state(inv.state)
-    limit = None if wait == "forever" else float(wait)
     started = time.time()
     while True:
         settle_dhcp(inv.state)
         if link in dhcp["bound"]:
             return True
-        waited = time.time() - started
-        if limit is not None and waited >= limit:
+        now = time.time()
+        if wait is not None and now - started >= wait:
             return False
-        if dhcp["mode"] == "delay":
-            until_answer = dhcp["requested"][link] + float(dhcp["delay_s"]) - time.time()
-        else:
-            until_answer = 3600.0
-        step = max(0.0, until_answer) if limit is None else min(max(0.0, until_answer),
-                                                                limit - waited)
-        time.sleep(max(step, 0.01))
+        change = next_change(inv.state, link, now)
+        until = (change - now) if change is not None else 3600.0
+        if wait is not None:
+            until = min(until, started + wait - now)
+        time.sleep(max(until, 0.01))
 
 
 # ---- helpers -----------------------------------------------------------------------------
@@ -177,9 +162,9 @@ def emit(inv: Invocation, rows: list[dict[str, str]], fields: list[str],
 
 # ---- subcommands -------------------------------------------------------------------------
 def create_if(inv: Invocation, args: list[str]) -> int:
-    _, rest = parse_opts(inv, args, "t", "")
+    _, rest = getopts(inv, args, "t", "", "create-if")
     if len(rest) != 1:
-        inv.usage("create-if takes one interface")
+        die(inv, f"Usage: {USES['create-if']}")
     ifname = rest[0]
     if ifname in inv.state.setdefault("interfaces", []):
         die(inv, f"Could not create {ifname} : Interface already exists")
@@ -190,8 +175,8 @@ def create_if(inv: Invocation, args: list[str]) -> int:
 
 
 def delete_if(inv: Invocation, args: list[str]) -> int:
-    if len(args) != 1 or args[0].startswith("-"):
-        inv.usage("delete-if takes one interface")
+    if len(args) != 1:
+        die(inv, f"Usage: {USES['delete-if']}")
     ifname = args[0]
     if ifname not in inv.state.get("interfaces", []):
         die(inv, f"Could not delete {ifname}: Interface does not exist")
@@ -202,21 +187,20 @@ def delete_if(inv: Invocation, args: list[str]) -> int:
     return 0
 
 
-def _show_options(inv: Invocation, args: list[str], sub: str, operand: str,
-                  widths: dict, default_fields: list[str]) -> tuple[list[str], list[str], bool]:
-    """`[-p] [-o field,...] [operand]`, shared by show-if and show-addr (ipadm(8))."""
-    opts, rest = parse_opts(inv, args, "p", "o")
-    if len(rest) > 1:
-        inv.usage(f"{sub} takes at most one {operand}")
+def _show_options(inv: Invocation, args: list[str], sub: str, widths: dict,
+                  default_fields: list[str]) -> tuple[list[str], list[str], bool]:
+    """`[-p] [-o field,...] [operand]`, shared by show-if and show-addr."""
+    opts, rest = getopts(inv, args, "p", "o", sub)
     parseable = bool(opts.get("p"))
     if parseable and "o" not in opts:
         die(inv, "-p requires -o")
+    if len(rest) > 1:
+        die(inv, f"Usage: {USES[sub]}")
     return rest, select_fields(inv, opts.get("o"), widths, default_fields), parseable
 
 
 def show_if(inv: Invocation, args: list[str]) -> int:
-    rest, fields, parseable = _show_options(inv, args, "show-if", "interface", IF_WIDTHS,
-                                            list(IF_WIDTHS))
+    rest, fields, parseable = _show_options(inv, args, "show-if", IF_WIDTHS, list(IF_WIDTHS))
     names = inv.state.get("interfaces", [])
     if rest:
         if rest[0] not in names:
@@ -230,8 +214,8 @@ def show_if(inv: Invocation, args: list[str]) -> int:
 
 
 def show_addr(inv: Invocation, args: list[str]) -> int:
-    rest, fields, parseable = _show_options(inv, args, "show-addr", "address object",
-                                            ADDR_WIDTHS, ["addrobj", "type", "state", "addr"])
+    rest, fields, parseable = _show_options(inv, args, "show-addr", ADDR_WIDTHS,
+                                            ["addrobj", "type", "state", "addr"])
     settle_dhcp(inv.state)
     addrs = inv.state.get("addresses", [])
     if rest:
@@ -248,28 +232,67 @@ def show_addr(inv: Invocation, args: list[str]) -> int:
                 die(inv, "Could not get address: Interface does not exist")
             addrs = [a for a in addrs if a["addrobj"].split("/")[0] == ifname]
     rows = [{"addrobj": a["addrobj"], "type": a["type"], "state": a["state"],
-             "current": "U----" if a["state"] == "ok" else "-----", "persistent": "U--",
-             "addr": a["addr"]} for a in addrs]
+             "current": "U----" if a["state"] in ("ok", "tentative", "duplicate") else "-----",
+             "persistent": "U--", "addr": a["addr"]} for a in addrs]
     emit(inv, rows, fields, ADDR_WIDTHS, parseable)
     return 0
 
 
-def create_addr(inv: Invocation, args: list[str]) -> int:
-    opts, rest = parse_opts(inv, args, "t1d", "Tawhip")
-    if len(rest) != 1:
-        inv.usage("create-addr takes one address object")
+def _check_create_args(inv: Invocation, opts: dict[str, Any], rest: list[str]) -> str:
+    """ipadm.c do_create_addr(): the argument checks, in its order; returns the type."""
+    use = USES["create-addr"]
     kind = opts.get("T")
-    allowed = {"static": set("tTda"), "dhcp": set("tT1hw"), "addrconf": set("tTip")}
-    if kind not in allowed:
-        die(inv, f"Invalid address type {kind}" if kind else "-T is required")
-    extra = set(opts) - allowed[kind]
-    if extra:
-        die(inv, f"invalid arguments for type {kind}")
-    addrobj = rest[0]
-    ifname, _, name = addrobj.partition("/")
+    if kind is None or len(rest) != 1:
+        die(inv, f"Invalid arguments\nusage: {use}")
+    _, slash, name = rest[0].partition("/")
+    if not slash or not name:
+        die(inv, f"invalid address object name: {rest[0]}\nusage: {use}")
+    static_opts, auto_opts = set(opts) & set("ad"), set(opts) & set("ip")
+    if kind == "static":
+        if "a" not in opts or auto_opts or "w" in opts or "h" in opts or "1" in opts:
+            die(inv, f"Invalid arguments for type {kind}\nusage: {use}")
+    elif kind == "dhcp":
+        if auto_opts or static_opts:
+            die(inv, f"Invalid arguments for type {kind}\nusage: {use}")
+    elif kind == "addrconf":
+        if "w" in opts or static_opts or "h" in opts or "1" in opts:
+            die(inv, f"Invalid arguments for type {kind}\nusage: {use}")
+    else:
+        die(inv, f"Invalid address type {kind}")
+    ifname = rest[0].split("/")[0]
     if not ifname or not ADDROBJ_NAME.match(name):
-        die(inv, "Could not create address: Invalid argument provided")
+        die(inv, "Error in creating address object: Invalid argument provided")
+    return kind
+
+
+def _parse_wait(inv: Invocation, wait: str | None) -> float | None:
+    if wait is None:
+        return DEFAULT_WAIT_S
+    if wait == "forever":
+        return None
+    digits = wait[1:] if wait[:1] in "+-" else wait
+    if not digits.isdigit() or int(wait) < 0:   # strtol() with the whole string used, >= 0
+        die(inv, "Invalid argument")
+    return float(int(wait))
+
+
+def create_addr(inv: Invocation, args: list[str]) -> int:
+    opts, rest = getopts(inv, args, "1dt", "Tahipw", "create-addr")
+    kind = _check_create_args(inv, opts, rest)
+    addrobj = rest[0]
+    ifname = addrobj.split("/")[0]
+    wait = _parse_wait(inv, opts.get("w")) if kind == "dhcp" else None
+    reqhost = opts.get("h")
+    if reqhost is not None and not valid_hostname(reqhost):
+        die(inv, "Error in setting reqhost: Invalid argument provided")
     st = inv.state
+    if kind == "static":
+        value = opts["a"][len("local="):] if opts["a"].startswith("local=") else opts["a"]
+        try:
+            iface = ipaddress.ip_interface(value)
+        except ValueError:
+            die(inv, "Error in setting local address: Invalid address")
+            raise
     if find_addr(st, addrobj) is not None:
         die(inv, "Could not create address: Address object already exists")
     if ifname not in st.setdefault("interfaces", []):
@@ -278,14 +301,6 @@ def create_addr(inv: Invocation, args: list[str]) -> int:
         st["interfaces"].append(ifname)  # libipadm plumbs a missing interface itself
     addresses = st.setdefault("addresses", [])
     if kind == "static":
-        if "a" not in opts:
-            die(inv, "Could not create address: Invalid argument provided")
-        value = opts["a"][len("local="):] if opts["a"].startswith("local=") else opts["a"]
-        try:
-            iface = ipaddress.ip_interface(value)
-        except ValueError:
-            die(inv, "Could not create address: Invalid address")
-            raise
         shown = iface.with_prefixlen if "/" in value else str(iface.ip)
         addresses.append({"addrobj": addrobj, "type": "static",
                           "state": "down" if opts.get("d") else "ok", "addr": shown})
@@ -296,23 +311,24 @@ def create_addr(inv: Invocation, args: list[str]) -> int:
         addresses.append({"addrobj": addrobj, "type": "addrconf", "state": "ok",
                           "addr": link_local(st, ifname)})
         return 0
-    wait = opts.get("w", "120")
-    if wait != "forever" and not (wait.isdigit() and int(wait) > 0):
-        die(inv, f"Invalid argument for -w: {wait}")
     addresses.append({"addrobj": addrobj, "type": "dhcp", "state": "down", "addr": NO_LEASE})
     dhcp = dhcp_state(st)
     dhcp["requested"][ifname] = time.time()
+    dhcp["reqhost"][ifname] = reqhost
     if opts.get("1"):
         dhcp["primary"] = ifname
+    if wait == 0:
+        settle_dhcp(st)
+        return 0  # i_ipadm_op_dhcp(): a timed-out request with a zero wait is success
     if not _wait_for_lease(inv, ifname, wait):
         inv.err("ipadm: warning: Communication with dhcpagent timed out")
     return 0
 
 
 def delete_addr(inv: Invocation, args: list[str]) -> int:
-    _, rest = parse_opts(inv, args, "r", "")
+    _, rest = getopts(inv, args, "r", "", "delete-addr")
     if len(rest) != 1:
-        inv.usage("delete-addr takes one address object")
+        die(inv, f"Usage: {USES['delete-addr']}")
     addr = find_addr(inv.state, rest[0])
     if addr is None:
         die(inv, "could not delete address: Object not found")
@@ -332,8 +348,12 @@ SUBCOMMANDS = {
 
 def main(inv: Invocation) -> int:
     if not inv.argv:
-        return show_addr(inv, [])
-    handler = SUBCOMMANDS.get(inv.argv[0])
+        usage(inv)
+    sub = inv.argv[0]
+    if sub in NOT_SIMULATED:
+        die(inv, f"{sub}: not simulated by this guest")
+    handler = SUBCOMMANDS.get(sub)
     if handler is None:
-        inv.usage(f"unknown subcommand '{inv.argv[0]}'")
+        inv.err(f"ipadm: unknown subcommand '{sub}'")
+        usage(inv)
     return handler(inv, inv.argv[1:])

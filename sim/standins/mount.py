@@ -1,4 +1,4 @@
-"""mount(8) stand-in: mounts an ISO 9660 (hsfs) volume read-only from a simulated disk.
+"""mount(8) stand-in: mounts an ISO 9660 (hsfs) or FAT (pcfs) volume read-only from a disk.
 
 Forms accepted (illumos-gate usr/src/man/man8/mount.8, mount_hsfs.8, mount_pcfs.8):
 `mount -F FSType [-r] [-O] [-o specific_options] special mount_point`, `mount -p` and a bare
@@ -9,7 +9,14 @@ mount point, type, options, time, tab-separated), which umount(8) undoes.
 
 hsfs is ISO 9660 read with Rock Ridge names (NM entries) when present, else Joliet names,
 else the ISO name mapped as illumos hsfs does (lower case, `;1` version and a trailing `.`
-dropped). pcfs is not emulated: mounting a FAT volume fails the way a non-FAT device does.
+dropped).
+
+pcfs follows mount_pcfs, usr/src/cmd/fs.d/pcfs/mount/mount.c `main()`: getopt `Vvmr?o:Oq`;
+the volume is read as the kernel's pcfs shows it (sim/standins/pcfs.py: long names, 8.3
+names folded to lower case); a device that is no FAT file system is `mount: SPECIAL is not
+a DOS filesystem.` (EINVAL), one already mounted or a busy mount point `mount: SPECIAL is
+already mounted or MOUNTP is busy` (EBUSY), both on stderr with exit 32, as is its usage.
+The simulated guest mounts read-only only (a request without `ro` is refused).
 Standard library only: this runs under `python -S`.
 """
 
@@ -18,6 +25,7 @@ from __future__ import annotations
 import os
 import time
 
+from sim.standins import pcfs
 from sim.standins.base import Invocation, parse_opts
 
 SECTOR = 2048
@@ -165,7 +173,10 @@ def main(inv: Invocation) -> int:
         inv.fail(f"mount: {special}: read-only file system (mount with -o ro)")
     if fstype not in ("hsfs", "pcfs"):
         inv.fail(f"mount: {fstype}: file system type not supported by this guest")
-    if any(m["mount_point"] == mount_point for m in mounts) and not opts.get("O"):
+    busy = any(m["mount_point"] == mount_point for m in mounts) and not opts.get("O")
+    if fstype == "pcfs" and (busy or any(m["special"] == special for m in mounts)):
+        inv.fail(f"mount: {special} is already mounted or {mount_point} is busy", code=32)
+    if busy:
         inv.fail(f"mount: {mount_point} is busy")
     if any(m["special"] == special for m in mounts):
         inv.fail(f"mount: {special} is already mounted")
@@ -177,12 +188,16 @@ def main(inv: Invocation) -> int:
             image = f.read()
     except OSError:
         inv.fail(f"mount: {special}: No such file or directory")
-    try:
-        if fstype != "hsfs":
-            raise NotIso("pcfs volumes are not emulated")
-        files = iso_files(image)
-    except NotIso:
-        inv.fail(f"mount: {special} is not an {fstype} file system.")
+    if fstype == "pcfs":
+        try:
+            files = pcfs.fat_files(image)
+        except pcfs.NotFat:
+            inv.fail(f"mount: {special} is not a DOS filesystem.", code=32)
+    else:
+        try:
+            files = iso_files(image)
+        except NotIso:
+            inv.fail(f"mount: {special} is not an {fstype} file system.")
     for name, data in sorted(files.items()):
         path = os.path.join(target, *name.split("/"))
         if data is None:
