@@ -10,8 +10,13 @@ Specification (Version 2)":
   `crc32` the zlib CRC-32 of `body` as 8 lowercase hex digits, `body` is
   `<reqid> <CMD>[ <base64 arg>]` with `reqid` 8 random hex digits that the answer repeats.
   Answers are `SUCCESS [b64 value]` or `NOTFOUND` (or `FAILURE`).
-- V1: `GET key\\n` -> `NOTFOUND\\n`, or `SUCCESS\\n`, the value's lines (a line starting with
-  `.` sent as `..`) and a line holding a single `.`.
+- V1: `GET key\\n` (or `KEYS\\n`) -> `NOTFOUND\\n`, `FAILURE\\n`, or `SUCCESS\\n`, the value's
+  lines (a line starting with `.` sent as `..`) and a line holding a single `.`; the host
+  ends the value with a newline of its own, so an empty value is `SUCCESS\\n\\n.\\n`. In V2
+  an empty value is a `SUCCESS` frame without payload.
+- A bare newline that completes a partial line the host already held is answered as that
+  request (`FAILURE`, `NOTFOUND`): the reset sends another newline, as cloud-init does.
+  (smartos-live `src/vm/lib/metadata/agent.js`, the host's side, is the reference.)
 
 A serial line is shared and lossy: an answer may arrive late (after we gave up and sent the
 next request), so frames with another request's id are dropped, not errors; a corrupt frame
@@ -35,6 +40,7 @@ log = logging.getLogger(__name__)
 
 MAX_LINE_BYTES = 8 << 20        # a value larger than this is not metadata: stop reading
 RESET_ANSWER = b"invalid command"
+ONE_LINE_ANSWERS = (b"FAILURE", b"NOTFOUND")   # the host's answers to a line it took as V1
 _FRAME = re.compile(rb"V2 ([0-9]{1,9}) ([0-9a-f]{8}) (.*)", re.DOTALL)
 _REQID = re.compile(r"[0-9a-f]{8}")
 _TOKEN = re.compile(r"[A-Z_]+")
@@ -103,14 +109,6 @@ def decode_frame(line: bytes) -> Frame:
         except (binascii.Error, ValueError):
             raise ProtocolError("frame argument is not valid base64") from None
     return Frame(reqid, command, payload)
-
-
-# ---- V1 value encoding (dot-stuffed lines) ---------------------------------------------
-
-def encode_v1_value(value: bytes) -> bytes:
-    """A V1 SUCCESS body: each line, `.`-stuffed, then the `.` terminator."""
-    lines = value.split(b"\n") if value else []
-    return b"".join((b"." + ln if ln.startswith(b".") else ln) + b"\n" for ln in lines) + b".\n"
 
 
 # ---- the client ------------------------------------------------------------------------
@@ -184,9 +182,16 @@ class MetadataClient:
         deadline = time.monotonic() + (self.timeout_s if timeout_s is None else timeout_s)
         self._flush_input()
         self._send(b"\n")
-        if not self._expect(lambda ln: ln == RESET_ANSWER, deadline):
-            raise TransportError(f"{self.where}: no `invalid command` answer to a bare "
-                                 "newline: is the host metadata service there?")
+        while True:
+            answer = self._expect(lambda ln: ln in (RESET_ANSWER,) + ONE_LINE_ANSWERS, deadline)
+            if answer is None:
+                raise TransportError(f"{self.where}: no `invalid command` answer to a bare "
+                                     "newline: is the host metadata service there?")
+            if answer == RESET_ANSWER:
+                break
+            # Our newline ended a partial line the host already held (a client that died
+            # mid-request, line noise), and the host answered that as a request: again.
+            self._send(b"\n")
         self._send(b"NEGOTIATE V2\n")
         answer = self._expect(lambda ln: ln in (b"V2_OK", RESET_ANSWER), deadline)
         if answer is None:
@@ -210,9 +215,8 @@ class MetadataClient:
         return self._with_retries(f"GET {key}", lambda: self._get_once(key))
 
     def keys(self) -> list[str]:
-        if self.version == "V1":
-            raise TransportError(f"{self.where}: KEYS needs protocol V2")
-        found = self._with_retries("KEYS", lambda: self._v2_once("KEYS", None))
+        found = self._with_retries("KEYS", lambda: self._v1_once(b"KEYS\n", "KEYS")
+                                   if self.version == "V1" else self._v2_once("KEYS", None))
         return [k for k in (found or b"").decode("utf-8", "replace").split("\n") if k]
 
     def _get_once(self, key: str) -> tuple[bool, bytes | None]:
@@ -265,18 +269,26 @@ class MetadataClient:
     def _v1_get_once(self, key: str) -> tuple[bool, bytes | None]:
         if not key or any(c in key for c in " \n\r"):
             raise TransportError(f"{self.where}: key {key!r} cannot be sent in protocol V1")
-        self._send(f"GET {key}\n".encode())
+        return self._v1_once(f"GET {key}\n".encode(), key)
+
+    def _v1_once(self, request: bytes, what: str) -> tuple[bool, bytes | None]:
+        """A V1 request: `NOTFOUND`, or `SUCCESS`, dot-stuffed lines and a lone `.`."""
+        self._send(request)
         deadline = time.monotonic() + self.timeout_s
-        status = self._expect(lambda ln: ln in (b"SUCCESS", b"NOTFOUND"), deadline)
+        command = request.split()[0].decode()
+        status = self._expect(lambda ln: ln in (b"SUCCESS",) + ONE_LINE_ANSWERS, deadline)
         if status is None:
-            raise TransportError(f"{self.where}: no answer to GET within {self.timeout_s:g} s")
+            raise TransportError(f"{self.where}: no answer to {command} "
+                                 f"within {self.timeout_s:g} s")
         if status == b"NOTFOUND":
             return False, None
+        if status == b"FAILURE":
+            raise TransportError(f"{self.where}: {command} answered FAILURE")
         lines: list[bytes] = []
         while True:
             line = self._readline(deadline)
             if line is None:
-                raise TransportError(f"{self.where}: V1 value of {key} not terminated "
+                raise TransportError(f"{self.where}: V1 value of {what} not terminated "
                                      f"within {self.timeout_s:g} s")
             if line == b".":
                 return True, b"\n".join(lines)

@@ -333,6 +333,55 @@ def test_emulator_per_key_paths():
         assert requests.get(url + "/metadata/v1/nope", timeout=2).status_code == 404
 
 
+def test_emulator_follows_the_documented_metadata_api():
+    # docs.digitalocean.com/reference/api/metadata: the index and its order, tags/ as an
+    # index, 301 for an index without its slash, text/plain and application/json, 404.
+    with service({**DOC, "tags": ["web", "prod"]}) as server:
+        url = server.server.url
+        top = requests.get(url + "/metadata/v1/", timeout=2)
+        assert top.text.split("\n") == [
+            "id", "hostname", "user-data", "vendor-data", "public-keys", "region",
+            "interfaces/", "dns/", "floating_ip/", "reserved_ip/", "tags/", "features/"]
+        assert top.headers["Content-Type"] == "text/plain"
+        assert requests.get(url + "/metadata/v1/tags/", timeout=2).text == "web\nprod"
+        assert requests.get(url + "/metadata/v1/auth-key", timeout=2).text == DOC["auth_key"]
+        for index in ("/metadata/v1", "/metadata/v1/interfaces", "/metadata/v1/tags"):
+            moved = requests.get(url + index, allow_redirects=False, timeout=2)
+            assert (moved.status_code, moved.headers["Location"]) == (301, index + "/")
+        assert requests.get(url + "/metadata/v1/interfaces", timeout=2).text == \
+            "public/\nprivate/"                    # a client following the redirect
+        assert requests.get(url + "/metadata/v1/interfaces/public/0/",
+                            timeout=2).text == "mac\ntype\nipv4/\nipv6/\nanchor_ipv4/"
+        whole = requests.get(url + "/metadata/v1.json", timeout=2)
+        assert whole.headers["Content-Type"] == "application/json"
+        missing = requests.get(url + "/metadata/v1/nope", timeout=2)
+        assert (missing.status_code, missing.text) == (404, "404 page not found\n")
+
+
+CLOUD_INIT_DO = """
+import json, sys
+from cloudinit.sources.helpers import digitalocean
+print(json.dumps(digitalocean.read_metadata(sys.argv[1], timeout=5, sec_between=0,
+                                            retries=0)))
+"""
+
+
+def test_cloud_init_reads_the_emulated_service(tmp_path):
+    python = next((p for p in (sys.executable, "/usr/bin/python3") if os.path.exists(p)
+                   and subprocess.run([p, "-c", "import cloudinit.sources.helpers.digitalocean"],
+                                      capture_output=True, timeout=30).returncode == 0), None)
+    if python is None:
+        pytest.skip("cloud-init is not importable")
+    script = tmp_path / "cloud_init_do.py"
+    script.write_text(CLOUD_INIT_DO)
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    with service() as server:
+        result = subprocess.run([python, str(script), server.server.url + "/metadata/v1.json"],
+                                capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout) == DOC
+
+
 # ---- the config drive first, the service as the fallback --------------------------------
 
 def test_config_drive_is_read_first_without_asking_the_service(tmp_path):

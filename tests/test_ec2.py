@@ -323,7 +323,7 @@ def test_emulator_works_with_the_ec2_metadata_client():
         assert nic.device_number == 0 and nic.private_ipv4s == ["10.0.1.23"]
         assert nic.subnet_ipv4_cidr_block == "10.0.1.0/24" and nic.ipv6s == []
         assert client.user_data.startswith(b"#!/bin/sh")
-        assert client.public_ipv4 is None
+        assert client.public_ipv4 == "203.0.113.25"
         assert service.tokens_issued == 1
 
 

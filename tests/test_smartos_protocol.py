@@ -24,7 +24,6 @@ from providers.smartos_protocol import (
     checksum,
     decode_frame,
     encode_frame,
-    encode_v1_value,
     open_port,
 )
 from sim.emulators import smartos
@@ -126,15 +125,6 @@ def test_a_flipped_byte_is_caught(reqid, payload, position, value):
     pytest.fail(f"corrupted frame accepted: {bytes(wire)!r}")
 
 
-@given(st.binary(max_size=200).filter(lambda b: b"\r" not in b))
-def test_v1_value_encoding_is_dot_stuffed(value):
-    wire = encode_v1_value(value)
-    assert wire.endswith(b".\n")
-    lines = wire.split(b"\n")[:-2]
-    assert all(not ln.startswith(b".") or ln.startswith(b"..") for ln in lines)
-    assert b"\n".join(ln[1:] if ln.startswith(b"..") else ln for ln in lines) == value
-
-
 # ---- the client over a pty -------------------------------------------------------------
 
 @pytest.fixture
@@ -180,6 +170,49 @@ def test_v1_only_host_falls_back(serve):
     finally:
         client.close()
     assert server.requests == ["GET multi", "GET no-such-key"]
+
+
+def test_empty_values_read_as_empty_in_v2_and_v1(serve):
+    for faults in (None, {"v1_only": True}):
+        client = connect(serve(faults, empty=""))
+        try:
+            assert client.get("empty") == b""
+        finally:
+            client.close()
+
+
+def test_keys_in_v1(serve):
+    client = connect(serve({"v1_only": True}, **{".hidden": "x"}))
+    try:
+        assert client.get("multi") == b".dot\nline\n" and client.version == "V1"
+        assert client.keys() == ["multi", ".hidden"]   # dot-stuffed on the wire
+    finally:
+        client.close()
+
+
+def test_a_v1_failure_is_an_error_at_once(serve):
+    client = connect(serve({"v1_only": True}, **{"sdc:tags": {"a": 1}}), timeout_s=5,
+                     attempts=1)
+    try:
+        with pytest.raises(TransportError, match="GET answered FAILURE"):
+            client.get("sdc:tags")   # an object the host cannot send as text
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("partial", [b"garbage", b"GET no-such-key"])
+def test_reset_survives_a_partial_line_left_on_the_host(serve, partial):
+    # The reset's newline completes the partial line; the host answers it (FAILURE,
+    # NOTFOUND) instead of `invalid command`. One attempt must still succeed.
+    server = serve()
+    other = os.open(server.device, os.O_RDWR | os.O_NOCTTY)
+    os.write(other, partial)
+    os.close(other)
+    client = connect(server, timeout_s=5, attempts=1)
+    try:
+        assert client.get("sdc:uuid").startswith(b"7b0d8f24")
+    finally:
+        client.close()
 
 
 def test_stale_reqid_is_dropped_not_retried(serve):

@@ -111,6 +111,16 @@ def test_missing_optional_keys_are_absent_not_errors(tmp_path, emulator):
     assert "GET sdc:alias" in server.requests
 
 
+@pytest.mark.parametrize("faults", [{}, {"v1_only": True}])
+def test_empty_values_as_the_host_sends_them_are_absent(tmp_path, emulator, faults):
+    # agent.js: an empty value is a SUCCESS frame without payload (V2), SUCCESS\n\n.\n (V1).
+    server = emulator(**{"user-script": "", "root_authorized_keys": "", "sdc:alias": "",
+                         "_emulator": faults})
+    md = fetch(tmp_path, server)
+    assert (md.user_script, md.ssh_keys, md.instance_id) == (None, (), UUID)
+    assert md.hostname == "web01" and "GET user-script" in server.requests
+
+
 def test_unknown_fields_and_legacy_nic_forms_are_accepted():
     nics = [{"mac": "90:B8:D0:1:2:3", "ip": "10.1.2.3", "netmask": "255.255.240.0",
              "gateway": "10.1.0.1", "nic_tag": "x", "future": {"a": [1]}, "vlan_id": 7},

@@ -6,7 +6,9 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import os
 import subprocess
+import sys
 
 import pytest
 
@@ -139,3 +141,36 @@ def test_bad_guestinfo_stops_at_fetch(tmp_path):
     out = result.stdout + result.stderr
     assert result.returncode == SMF_EXIT_ERR_CONFIG, out
     assert "vmware: guestinfo.metadata: not valid YAML" in out and "Traceback" not in out
+
+
+# ---- a third-party client: cloud-init's VMware datasource through the stand-in ----------
+
+CLOUD_INIT_GUESTINFO = """
+import json, sys
+from cloudinit.sources import DataSourceVMware as ds
+rpctool = sys.argv[1]
+print(json.dumps({
+    "metadata": ds.load_json_or_yaml(ds.guestinfo("metadata", rpctool)),
+    "userdata": ds.guestinfo("userdata", rpctool),
+}))
+"""
+
+
+def test_cloud_init_reads_the_emulated_guestinfo(tmp_path):
+    # cloud-init's DataSourceVMware guestinfo(): `vmware-rpctool "info-get guestinfo.KEY"`,
+    # then KEY.encoding, decoded by its decode(): our encodings must be the ones it knows.
+    python = next((p for p in (sys.executable, "/usr/bin/python3") if os.path.exists(p)
+                   and subprocess.run([p, "-c", "import cloudinit.sources.DataSourceVMware"],
+                                      capture_output=True, timeout=30).returncode == 0), None)
+    if python is None:
+        pytest.skip("cloud-init is not importable")
+    guest = make_guest(tmp_path, "vmware")
+    rpctool_works(guest)
+    script = tmp_path / "cloud_init_vmware.py"
+    script.write_text(CLOUD_INIT_GUESTINFO)
+    result = subprocess.run([python, str(script), guest.path("/usr/bin/vmware-rpctool")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = json.loads(result.stdout)
+    info = default_metadata()["guestinfo"]
+    assert out == {"metadata": info["metadata"], "userdata": info["userdata"]}

@@ -4,11 +4,19 @@ The metadata JSON is the v1 document itself (what `/metadata/v1.json` serves), p
 reserved `"_emulator"` key. `lay_out` writes it as `digitalocean_meta_data.json` on a real
 ISO 9660 config drive (volume id `config-2`) on the droplet's second disk, as DigitalOcean
 attaches one; `"_emulator": {"config_drive": false}` leaves the drive out, so the agent has
-to fall back to the HTTP service. `serve` answers `/metadata/v1.json` and the per-key paths
-(`/metadata/v1/id`, `/metadata/v1/hostname`, `/metadata/v1/interfaces/public/0/ipv4/address`,
-...): a directory lists its entries one a line, subdirectories with a trailing `/`; a list
-of values is one value a line; the keys use the service's spellings (`id`, `user-data`,
-`public-keys`, `address`). The fault options of sim/httpserve.py apply to the HTTP service.
+to fall back to the HTTP service. The fault options of sim/httpserve.py apply to it.
+
+The service follows DigitalOcean's Metadata API reference (docs.digitalocean.com,
+reference/api/metadata: "Droplet Properties", "Network Interfaces", "DNS", "Floating IPs",
+"Reserved IPs", "Tags", "Features"): `/metadata/v1.json` is the whole document
+(`application/json`); the per-key paths answer `text/plain`: an index lists its entries
+one a line, nested indexes with a trailing `/` (the top index in the documented order:
+id, hostname, user-data, vendor-data, public-keys, region, interfaces/, dns/,
+floating_ip/, reserved_ip/, tags/, features/; `auth-key` is served but not listed, as
+there); a list of values is one value a line, `tags/` an index of the tag names; the
+keys use the service's spellings (`id`, `user-data`, `public-keys`, `address`). An index
+asked without its trailing slash is a 301 to it, an unknown path a 404 (`404 page not
+found`, the body of the Go server DigitalOcean runs).
 """
 
 from __future__ import annotations
@@ -25,6 +33,10 @@ DRIVE_LABEL = "config-2"
 # Document keys the per-key paths spell differently.
 PATH_NAMES = {"droplet_id": "id", "user_data": "user-data", "vendor_data": "vendor-data",
               "public_keys": "public-keys", "auth_key": "auth-key", "ip_address": "address"}
+INDEX = ("id", "hostname", "user-data", "vendor-data", "public-keys", "region", "interfaces",
+         "dns", "floating_ip", "reserved_ip", "tags", "features")
+UNLISTED = frozenset({"auth-key"})
+NOT_FOUND = b"404 page not found\n"
 
 
 def default_metadata() -> dict[str, Any]:
@@ -85,12 +97,23 @@ def _leaf(value: Any) -> str:
 def path_tree(value: Any) -> Any:
     """The document as the per-key paths see it: dicts and lists of objects are directories."""
     if isinstance(value, dict):
-        return {PATH_NAMES.get(k, k): path_tree(v) for k, v in value.items()}
+        tree = {PATH_NAMES.get(k, k): path_tree(v) for k, v in value.items()}
+        if isinstance(tree.get("tags"), str):     # tags/ is an index of the tag names
+            tree["tags"] = {tag: "" for tag in tree["tags"].splitlines()}
+        return tree
     if isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
         return {str(i): path_tree(v) for i, v in enumerate(value)}
     if isinstance(value, list):
         return "\n".join(_leaf(v) for v in value)
     return _leaf(value)
+
+
+def _index(node: dict[str, Any], top: bool) -> str:
+    names = list(node)
+    if top:
+        names = [n for n in INDEX if n in node] + [n for n in node
+                                                  if n not in INDEX and n not in UNLISTED]
+    return "\n".join(n + "/" if isinstance(node[n], dict) else n for n in names)
 
 
 class DigitalOceanService:
@@ -113,15 +136,16 @@ class DigitalOceanService:
                           content_type="application/json")
         parts = [p for p in request.path.split("/") if p]
         if parts[:2] != ["metadata", "v1"]:
-            return Answer(404, b"404 page not found\n")
+            return Answer(404, NOT_FOUND)
         node: Any = self.tree
         for part in parts[2:]:
             if not isinstance(node, dict) or part not in node:
-                return Answer(404, b"404 page not found\n")
+                return Answer(404, NOT_FOUND)
             node = node[part]
         if isinstance(node, dict):
-            listing = [k + "/" if isinstance(v, dict) else k for k, v in node.items()]
-            return Answer(200, "\n".join(listing).encode("utf-8"))
+            if not request.trailing_slash:
+                return Answer(301, b"", headers={"Location": request.path + "/"})
+            return Answer(200, _index(node, top=len(parts) == 2).encode("utf-8"))
         return Answer(200, node.encode("utf-8"))
 
 

@@ -7,16 +7,15 @@ and talk to the thread holding the master. The pty is raw (no echo, no newline
 translation), as a serial line is, and we keep the slave open ourselves so a client
 closing it does not hang the line up between clients.
 
-It speaks what the Triton "Metadata Protocol Specification (Version 2)" describes: a bare
-newline (or any line it does not understand) -> `invalid command`; `NEGOTIATE V2` ->
-`V2_OK`; V2 frames GET, KEYS, PUT, DELETE answered SUCCESS/NOTFOUND/FAILURE with the
-request's id; V1 `GET key` -> `SUCCESS` + dot-stuffed lines + `.`, or `NOTFOUND`.
+What it answers is sim/emulators/smartos_host.py, derived from smartos-live's metadata
+agent (`src/vm/lib/metadata/agent.js`): see there for the evidence and the details
+(empty values, read-only `sdc:` keys, silence for a corrupt frame, V1 KEYS...).
 
-Metadata is the guest's metadata JSON: each key is served as is when its value is a
-string, as JSON text otherwise (so `sdc:nics` may be written as a list). `KEYS` lists the
-customer keys (not `sdc:*`), as the real host does. Keys starting with `_` are not served;
-`_emulator` holds the fault options, for tests and for image builders trying their
-client against a misbehaving host:
+Metadata is the guest's metadata JSON: `sdc:*` keys are the VM's fields, the others its
+customer metadata. A string is served as is; `sdc:nics`, `sdc:resolvers`, `sdc:routes`
+(lists) as compact JSON, as the host's `JSON.stringify` writes them; null means absent.
+Keys starting with `_` are not served; `_emulator` holds the fault options, for tests and
+for image builders trying their client against a misbehaving host:
 
     "_emulator": {
       "delay_s": 0.5,        # wait this long before answering each GET/KEYS/PUT/DELETE
@@ -25,30 +24,22 @@ client against a misbehaving host:
                              #   another request id (a late answer to an old request)
       "noise": 1,            # before each of the first N answers of any kind, a line of
                              #   garbage bytes (line noise)
-      "v1_only": true,       # refuse NEGOTIATE V2 (`invalid command`): an old host
+      "v1_only": true,       # answer NEGOTIATE and V2 frames with `invalid command`, as
+                             #   a host from before V2 would (the clients take that
+                             #   answer to NEGOTIATE as "V1 only")
       "silent": true         # read everything, answer nothing (service down)
     }
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import os
 import select
 import threading
 import tty
 from typing import Any
 
-from providers.smartos_protocol import (
-    Frame,
-    ProtocolError,
-    decode_frame,
-    encode_frame,
-    encode_v1_value,
-    new_reqid,
-)
+from sim.emulators.smartos_host import Host, v2_frame
 from sim.hardware import hardware
 
 FAULTS_KEY = "_emulator"
@@ -88,10 +79,6 @@ def default_metadata() -> dict[str, Any]:
     }
 
 
-def _wire_value(value: Any) -> bytes:
-    return value.encode("utf-8") if isinstance(value, str) else json.dumps(value).encode()
-
-
 class _Faults:
     """The `_emulator` options, with per-fault counters for the `first N` forms."""
 
@@ -116,8 +103,9 @@ class SmartOSServer:
     """The host end of the pty; ready (the thread answering) when constructed."""
 
     def __init__(self, metadata: dict[str, Any]):
-        self.values = {k: _wire_value(v) for k, v in metadata.items() if not k.startswith("_")}
         self.faults = _Faults(metadata.get(FAULTS_KEY) or {})
+        self.host = Host({k: v for k, v in metadata.items() if not k.startswith("_")},
+                         v1_only=self.faults.v1_only)
         self.master, self.slave = os.openpty()
         tty.setraw(self.slave)
         os.set_blocking(self.master, False)
@@ -129,6 +117,11 @@ class SmartOSServer:
         self._wake_r, self._wake_w = os.pipe()
         self._thread = threading.Thread(target=self._loop, name="smartos-emulator", daemon=True)
         self._thread.start()
+
+    @property
+    def values(self) -> dict[str, Any]:
+        """The metadata as the host now holds it (a client's PUT and DELETE change it)."""
+        return self.host.values
 
     def close(self) -> None:
         """Stop answering and release the pty; a second call does nothing."""
@@ -155,72 +148,28 @@ class SmartOSServer:
                 continue
             while b"\n" in pending and not self._stop.is_set():
                 line, _, pending = pending.partition(b"\n")
-                self._answer(line.rstrip(b"\r"))
+                self._answer(line)
 
     def _answer(self, line: bytes) -> None:
         self.lines_received += 1
         if self.faults.silent:
             return
-        if line == b"NEGOTIATE V2" and not self.faults.v1_only:
-            self._write(b"V2_OK\n")
-        elif line.startswith(b"V2 "):
-            self._answer_v2(line)
-        elif line.startswith(b"GET "):
-            self._answer_v1_get(line[4:].decode("utf-8", "replace"))
-        else:
-            self._write(b"invalid command\n")
-
-    def _answer_v1_get(self, key: str) -> None:
-        self.requests.append(f"GET {key}")
-        self._delay()
-        value = self.values.get(key)
-        self._write(b"NOTFOUND\n" if value is None else b"SUCCESS\n" + encode_v1_value(value))
-
-    def _answer_v2(self, line: bytes) -> None:
-        try:
-            request = decode_frame(line)
-        except ProtocolError:
-            self._write(b"invalid command\n")
-            return
-        status, payload = self._execute(request)
-        self._delay()
-        answer = encode_frame(Frame(request.reqid, status, payload))
-        if self.faults.take("stale_reqid"):
-            stale = new_reqid()
-            while stale == request.reqid:
-                stale = new_reqid()
-            self._write(encode_frame(Frame(stale, "NOTFOUND")))
-        if self.faults.take("bad_crc"):
-            head, length, crc, body = answer.split(b" ", 3)
-            wrong = b"%08x" % (int(crc, 16) ^ 0xFFFFFFFF)
-            answer = b" ".join((head, length, wrong, body))
+        reply = self.host.answer(line)
+        if reply.request is not None:
+            self.requests.append(reply.request)
+            self._delay()
+        if not reply.data:
+            return                    # a corrupt frame: the host stays silent
+        answer = reply.data
+        if reply.reqid is not None:
+            if self.faults.take("stale_reqid"):
+                stale = "%08x" % (int(reply.reqid[:8], 16) ^ 0x5A5A5A5A)
+                self._write(v2_frame(stale, "NOTFOUND"))
+            if self.faults.take("bad_crc"):
+                head, length, crc, body = answer.split(b" ", 3)
+                wrong = b"%08x" % (int(crc, 16) ^ 0xFFFFFFFF)
+                answer = b" ".join((head, length, wrong, body))
         self._write(answer)
-
-    def _execute(self, request: Frame) -> tuple[str, bytes | None]:
-        arg = request.payload or b""
-        if request.command == "KEYS":
-            self.requests.append("KEYS")
-            keys = sorted(k for k in self.values if not k.startswith("sdc:"))
-            return "SUCCESS", "\n".join(keys).encode("utf-8")
-        key = arg.decode("utf-8", "replace")
-        if request.command == "GET":
-            self.requests.append(f"GET {key}")
-            value = self.values.get(key)
-            return ("NOTFOUND", None) if value is None else ("SUCCESS", value)
-        if request.command == "DELETE":
-            self.requests.append(f"DELETE {key}")
-            self.values.pop(key, None)
-            return "SUCCESS", None
-        if request.command == "PUT":
-            try:
-                name, value = (base64.b64decode(p, validate=True) for p in arg.split(b" "))
-            except (ValueError, binascii.Error):
-                return "FAILURE", None
-            self.requests.append(f"PUT {name.decode('utf-8', 'replace')}")
-            self.values[name.decode("utf-8", "replace")] = value
-            return "SUCCESS", None
-        self.requests.append(request.command)
-        return "FAILURE", None
 
     # ---- output -------------------------------------------------------------------------
     def _delay(self) -> None:

@@ -13,6 +13,11 @@ Metadata (JSON for `sim create --metadata`):
 - `open-vm-tools`: false for a guest without the tools (VMware Fusion as the original agent
   knew it), which then needs `cpio`: a CPIO seed (sim/emulators/cpio.py metadata) written to
   the seed disk c1t1d0.
+
+Evidence: the key names, the `.encoding` companions and the encodings (`base64`/`b64`,
+`gzip+base64`/`gz+b64`) are those cloud-init's `sources/DataSourceVMware.py` reads
+(`guestinfo()`, `guestinfo_get_value()`, `decode()`); tests/test_vmware.py runs that code,
+unmodified, through the vmware-rpctool stand-in of a simulated guest.
 """
 
 from __future__ import annotations
