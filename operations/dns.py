@@ -17,7 +17,7 @@ import logging
 import re
 from typing import TYPE_CHECKING
 
-from fsm.errors import MetadataError
+from fsm.errors import MetadataError, shown
 from fsm.steps import Outcome
 from operations.dhcp import lease_facts
 from operations.netlinks import nic_links, primary_nic
@@ -62,10 +62,10 @@ def wanted_dns(ctx: Context) -> tuple[list[str], list[str], str]:
         try:
             ipaddress.ip_address(server)
         except ValueError:
-            raise MetadataError(*resolvers_from, f"{server!r} is not an IP address") from None
+            raise MetadataError(*resolvers_from, f"{shown(server)} is not an IP address") from None
     for domain in search:
         if not DOMAIN_RE.match(domain) or len(domain) > 253:
-            raise MetadataError(*search_from, f"{domain!r} is not a domain name")
+            raise MetadataError(*search_from, f"{shown(domain)} is not a domain name")
     return _unique(resolvers), _unique(search), source
 
 

@@ -1,0 +1,161 @@
+"""Exactly-once under hostile input and lost state (issue 12), against the whole agent.
+
+Each test boots a simulated guest with the agent as a real process and asserts on the
+guest it leaves: the one-shot commands' counts (`zpool reguid`, `svcadm enable`), the
+first-boot script's own runs (the userscript service's start method, smf/userscript.sh,
+run as svc.startd would run it whenever the agent left the service enabled), and the
+checkpoint. Each failed on the agent before the fix.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import subprocess
+
+import msgpack
+from crashkit import one_shot_counts
+from guest import Guest, make_guest
+
+from fsm.checkpoint import CHECKPOINT_PATH, MAX_CHECKPOINT_BYTES
+from sim.emulators import nocloud as nocloud_emulator
+from sim.guest import USERSCRIPT_FMRI
+
+RAN_LOG = "/var/tmp/firstboot-ran.log"
+
+
+def nocloud_guest(tmp_path, search: list[str] | None = None, name: str = "guest") -> Guest:
+    """A NoCloud guest whose first-boot script appends a line to RAN_LOG on every run."""
+    md = nocloud_emulator.default_metadata()
+    root = str(tmp_path / name)
+    md["user-data"] = f"#!/bin/sh\necho ran >> '{root}{RAN_LOG}'\n"
+    if search is not None:
+        md["network-config"]["ethernets"]["net0"]["nameservers"]["search"] = search
+    g = make_guest(tmp_path, "nocloud", md, name=name)
+    os.makedirs(g.path("/var/tmp"), exist_ok=True)
+    return g
+
+
+def start_userscript_service(g: Guest) -> subprocess.CompletedProcess | None:
+    """svc.startd starting svc:/system/illumos/userscript:default, when it is enabled."""
+    if not g.state()["services"][USERSCRIPT_FMRI]["enabled"]:
+        return None
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "METADATA_ROOT": g.root,
+           "SMF_FMRI": USERSCRIPT_FMRI}
+    return subprocess.run(["sh", g.path("/usr/lib/userscript.sh")], env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def boot(g: Guest) -> subprocess.CompletedProcess:
+    """One start of the guest: the agent, then the userscript service if enabled."""
+    result = g.run()
+    start_userscript_service(g)
+    return result
+
+
+def script_runs(g: Guest) -> int:
+    try:
+        return len(g.read(RAN_LOG).splitlines())
+    except FileNotFoundError:
+        return 0
+
+
+def damaged(g: Guest) -> list[str]:
+    return glob.glob(g.path(CHECKPOINT_PATH) + ".corrupt-*")
+
+
+# ---- error text cannot grow the checkpoint past its cap -------------------------------
+
+def test_a_600_kb_bad_search_domain_never_makes_the_checkpoint_unreadable(tmp_path):
+    """Before: the domain was quoted whole in the error, stored twice: the checkpoint grew
+    past its 1 MiB cap, every later start was "boot 1 (no checkpoint)", reguid and the
+    first-boot script ran again each time and two corrupt-* files piled up per start."""
+    g = nocloud_guest(tmp_path, search=["x" * 600_000 + "!"])
+    for n in range(1, 4):
+        result = boot(g)
+        out = result.stdout + result.stderr
+        assert result.returncode == 96, out[-2000:]
+        assert "is not a domain name" in out and "Holding at NETWORK" in out
+        size = os.path.getsize(g.path(CHECKPOINT_PATH))
+        assert size < 64 * 1024 < MAX_CHECKPOINT_BYTES, size
+        cp = g.checkpoint()
+        assert cp.boot == 1, "a held boot is resumed, never restarted from nothing"
+        assert len(cp.last_error["message"]) < 2000
+        assert max(len(line) for line in out.splitlines()) < 4000, "a log line quoted it whole"
+        assert "no checkpoint" not in out or n == 1
+    assert damaged(g) == []
+    assert one_shot_counts(g)["zpool reguid"] == 1
+    assert one_shot_counts(g)["svcadm enable"] == 1
+    assert script_runs(g) == 1
+
+
+# ---- checkpoints that decode but lie ---------------------------------------------------
+
+def _rewrite_checkpoint(g: Guest, **changes) -> None:
+    with open(g.path(CHECKPOINT_PATH), "rb") as f:
+        obj = msgpack.unpackb(f.read(), raw=False)
+    obj.update(changes)
+    with open(g.path(CHECKPOINT_PATH), "wb") as f:
+        f.write(msgpack.packb(obj, use_bin_type=True))
+
+
+LIES = {
+    "boot 2**64-1": {"boot": 2**64 - 1},
+    "last_error without keys": {"last_error": {"phase": "STORAGE"}},
+    "time as text": {"updated": "yesterday"},
+    "phase record start as text": {"phases": {"DETECT": {"start": "now", "boot": 1,
+                                                         "result": "ok"}}},
+    "step record boot negative": {"boot_steps": {"NETWORK/dns": {"status": "done",
+                                                                 "boot": -5}}},
+    "nan time": {"updated": float("nan")},
+}
+
+
+def test_checkpoints_that_decode_but_lie_are_damaged_not_trusted(tmp_path):
+    """Before: `boot = 2**64-1` crashed the run (msgpack cannot pack 2**64), a last_error
+    missing its keys crashed `metadata status` (KeyError), a string where a time belongs
+    crashed it too (TypeError). Now each is a damaged checkpoint: moved aside, the
+    previous generation used, no one-shot step repeated."""
+    g = nocloud_guest(tmp_path)
+    assert boot(g).returncode == 0
+    for name, lie in LIES.items():
+        _rewrite_checkpoint(g, **lie)
+        status = g.metadata("status")
+        assert status.returncode == 0 and "Traceback" not in status.stderr, (name, status.stderr)
+        assert "damaged" in status.stdout and "not a valid checkpoint" in status.stdout, name
+        result = g.run()
+        out = result.stdout + result.stderr
+        assert result.returncode == 0 and "Traceback" not in out, (name, out[-2000:])
+        assert "is damaged" in out and "previous generation" in out, name
+        assert g.checkpoint().boot < 100
+    assert len(damaged(g)) == len(LIES)
+    assert one_shot_counts(g)["zpool reguid"] == 1
+    assert script_runs(g) == 1
+
+
+# ---- an intent that cannot be read is that step's failure ------------------------------
+
+def test_a_failing_intent_read_is_the_steps_failure_and_later_steps_still_run(tmp_path):
+    """reguid's intent reads the pool GUID; with `zpool get` failing, the exception used
+    to escape the machine: exit 95 without "Holding at", swap and USERSCRIPT never ran and
+    `metadata status` showed STORAGE "running" for ever."""
+    g = nocloud_guest(tmp_path)
+    g.set_state(faults={"fail": {"zpool get": "internal error: out of memory"}})
+    result = boot(g)
+    out = result.stdout + result.stderr
+    assert result.returncode == 95, out[-2000:]
+    assert "[STORAGE/reguid] failed: /usr/sbin/zpool get" in out
+    assert "Holding at STORAGE" in out and "Traceback" not in out
+    counts = one_shot_counts(g)
+    assert counts["zpool reguid"] == 0
+    assert counts["zfs create"] == 1 and counts["svcadm enable"] == 1, counts
+    assert script_runs(g) == 1
+    cp = g.checkpoint()
+    assert cp.phases["STORAGE"]["result"] == "failed"
+    assert cp.instances[cp.instance_id]["STORAGE/reguid"]["status"] == "failed"
+    status = g.metadata("status", "--json")
+    assert status.returncode == 0 and '"result": "running"' not in status.stdout
+    g.set_state(faults={})
+    assert boot(g).returncode == 0
+    assert one_shot_counts(g)["zpool reguid"] == 1
+    assert script_runs(g) == 1
