@@ -57,8 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("reset", help="move the checkpoint aside so the next run starts fresh",
-                       description="Move the checkpoint aside; the next run is a first boot.")
+                       description="Move the checkpoint aside; the next run is a first boot "
+                       "of the agent (one-shot work already done for this instance is "
+                       "recognised, not repeated). Takes the agent lock: waits for a "
+                       "running agent at most --wait seconds, then exits 95.")
     _add_root(p)
+    p.add_argument("--wait", type=float, default=10.0, metavar="SECONDS",
+                   help="how long to wait for a running agent (default: 10)")
     p.set_defaults(func=cmd_reset)
 
     _add_seed_parsers(sub)
@@ -149,8 +154,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     except AgentError as e:
         print(f"metadata: {e}")  # stdout is the SMF service log
         return e.exit_code
-    with agent_lock(system):
+    with agent_lock(system) as not_held:
         store = CheckpointStore(system)
+        if not_held:
+            store.refuse_one_shot(not_held)
         ctx = Context(system=system, settings=settings, checkpoint=store.load())
         return BootMachine(ctx, store).run()
 
@@ -230,10 +237,18 @@ def cmd_seed_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_reset(args: argparse.Namespace) -> int:
+    import math
+
     from fsm.checkpoint import CheckpointStore
+    from fsm.lock import exclusive
     from fsm.system import System
 
-    moved = CheckpointStore(System(args.root)).reset()
+    if not (math.isfinite(args.wait) and 0 <= args.wait <= 3600):
+        print("metadata: reset: --wait must be 0..3600 seconds", file=sys.stderr)
+        return SMF_EXIT_ERR_CONFIG
+    system = System(args.root)
+    with exclusive(system, args.wait):
+        moved = CheckpointStore(system).reset()
     print(f"checkpoint moved aside to {moved}" if moved else "no checkpoint: nothing to reset")
     return 0
 

@@ -9,13 +9,18 @@ checkpoint. Each failed on the agent before the fix.
 
 from __future__ import annotations
 
+import fcntl
 import glob
 import os
+import signal
 import subprocess
+import sys
+import time
 
 import msgpack
+import pytest
 from crashkit import one_shot_counts
-from guest import Guest, make_guest
+from guest import PROJECT_DIR, Guest, make_guest
 
 from fsm.checkpoint import CHECKPOINT_PATH, MAX_CHECKPOINT_BYTES
 from sim.emulators import nocloud as nocloud_emulator
@@ -51,6 +56,32 @@ def boot(g: Guest) -> subprocess.CompletedProcess:
     result = g.run()
     start_userscript_service(g)
     return result
+
+
+def start_agent(g: Guest, *args: str) -> subprocess.Popen:
+    """`metadata run` in a session of its own, as SMF starts it in a contract."""
+    env = {**os.environ, "PYTHONPATH": PROJECT_DIR}
+    env.pop("METADATA_AGENT_CRASH_AT", None)
+    return subprocess.Popen([sys.executable, "-m", "fsm", "run", "--root", g.root, *args],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.communicate(timeout=60)
+
+
+def wait_for(condition, proc: subprocess.Popen, what: str, timeout: float = 60) -> None:
+    """Poll a readiness condition (never a fixed sleep); fail if the agent exits first."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"{what} (agent exit {proc.returncode})")
+        time.sleep(0.02)
 
 
 def script_runs(g: Guest) -> int:
@@ -159,3 +190,76 @@ def test_a_failing_intent_read_is_the_steps_failure_and_later_steps_still_run(tm
     assert boot(g).returncode == 0
     assert one_shot_counts(g)["zpool reguid"] == 1
     assert script_runs(g) == 1
+
+
+# ---- the lock ---------------------------------------------------------------------------
+
+def _plant_lock(g: Guest, kind: str) -> None:
+    path = g.path("/var/metadata/.lock")
+    if kind == "directory":
+        os.mkdir(path)
+    else:
+        os.symlink("/tmp/elsewhere-lock", path)
+
+
+@pytest.mark.parametrize("kind", ["directory", "symlink"])
+def test_without_the_lock_no_one_shot_step_runs_but_the_network_does(tmp_path, kind):
+    """Before: with .lock a directory or a link the agent "went on without it", and two
+    concurrent runs each ran reguid, enabled the userscript and created swap. Now every
+    one-shot step is refused (the start holds, exit 95, saying why); per-boot steps run."""
+    g = nocloud_guest(tmp_path)
+    _plant_lock(g, kind)
+    result = boot(g)
+    out = result.stdout + result.stderr
+    assert result.returncode == 95, out[-2000:]
+    assert f"/var/metadata/.lock is a {'directory' if kind == 'directory' else 'symbolic link'}" in out
+    assert "one-shot steps will not run" in out and "Holding at IDENTITY" in out
+    counts = one_shot_counts(g)
+    assert counts == {"zpool reguid": 0, "zfs create": 0, "svcadm enable": 0,
+                      "hostname NAME": 0, "swap -a": 0}, counts
+    assert script_runs(g) == 0
+    shown = g.show()
+    assert "192.168.122.1" in shown["dns"]["nameservers"], shown["dns"]
+    assert not os.path.exists("/tmp/elsewhere-lock")
+    # The operator removes what was planted: the next start does the one-shot work, once.
+    if kind == "directory":
+        os.rmdir(g.path("/var/metadata/.lock"))
+    else:
+        os.unlink(g.path("/var/metadata/.lock"))
+    assert boot(g).returncode == 0
+    assert one_shot_counts(g)["zpool reguid"] == 1 and script_runs(g) == 1
+
+
+def _lock_held(g: Guest) -> bool:
+    fd = os.open(g.path("/var/metadata/.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def test_reset_waits_a_bounded_time_for_a_running_agent_and_changes_nothing(tmp_path):
+    """Before: `metadata reset` took no lock; the running agent then re-saved the checkpoint
+    reset had just moved aside, silently."""
+    g = nocloud_guest(tmp_path)
+    assert boot(g).returncode == 0
+    g.set_state(faults={"hang": ["dladm show-phys"]})
+    proc = start_agent(g)
+    try:
+        wait_for(lambda: _lock_held(g), proc, "the agent never took its lock")
+        started = time.monotonic()
+        result = g.metadata("reset", "--wait", "1")
+        took = time.monotonic() - started
+        assert result.returncode == 95, result.stderr
+        assert "an agent is running on this guest" in result.stderr
+        assert "waited 1 s" in result.stderr and took < 30
+        assert os.path.exists(g.path(CHECKPOINT_PATH))
+        assert glob.glob(g.path(CHECKPOINT_PATH) + ".reset-*") == []
+    finally:
+        kill_group(proc)
+        g.set_state(faults={})
+    result = g.metadata("reset", "--wait", "1")
+    assert result.returncode == 0 and "moved aside" in result.stdout, result.stderr
