@@ -23,6 +23,7 @@ from crashkit import one_shot_counts
 from guest import PROJECT_DIR, Guest, make_guest
 
 from fsm.checkpoint import CHECKPOINT_PATH, MAX_CHECKPOINT_BYTES
+from sim import guest as sim_guest
 from sim.emulators import nocloud as nocloud_emulator
 from sim.guest import USERSCRIPT_FMRI
 
@@ -263,3 +264,66 @@ def test_reset_waits_a_bounded_time_for_a_running_agent_and_changes_nothing(tmp_
         g.set_state(faults={})
     result = g.metadata("reset", "--wait", "1")
     assert result.returncode == 0 and "moved aside" in result.stdout, result.stderr
+
+
+# ---- checkpoint loss does not repeat one-shot work for the same instance ---------------
+
+def _lose_checkpoint(g: Guest, how: str) -> None:
+    if how == "both generations damaged":
+        for suffix in ("", ".prev"):
+            with open(g.path(CHECKPOINT_PATH + suffix), "wb") as f:
+                f.write(b"\xc1 not msgpack")
+    else:
+        result = g.metadata("reset")
+        assert result.returncode == 0 and "moved aside" in result.stdout, result.stderr
+
+
+@pytest.mark.parametrize("how", ["both generations damaged", "metadata reset"])
+def test_a_lost_checkpoint_does_not_rerun_reguid_or_the_script_for_the_same_instance(
+        tmp_path, how):
+    """Before: the same instance ran `zpool reguid` and its first-boot script again
+    (USERSCRIPT/install deleted the service's done record as "another instance's")."""
+    g = nocloud_guest(tmp_path)
+    assert boot(g).returncode == 0
+    guid = g.state()["pools"]["rpool"]["guid"]
+    _lose_checkpoint(g, how)
+    result = boot(g)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-2000:]
+    assert "boot 1 starts (no checkpoint)" in out
+    assert "already given its own GUID for this instance" in out
+    assert one_shot_counts(g)["zpool reguid"] == 1
+    assert g.state()["pools"]["rpool"]["guid"] == guid
+    assert script_runs(g) == 1
+    assert g.show()["userscript"]["runs"]["done"][0].endswith("/iid-nocloud-0001")
+    # A new instance from the same image (its metadata names another id) does both again.
+    md = sim_guest.load_metadata(g.root)
+    md["meta-data"]["instance-id"] = "iid-nocloud-0002"
+    nocloud_emulator.lay_out(g.root, md)
+    assert boot(g).returncode == 0
+    assert one_shot_counts(g)["zpool reguid"] == 2
+    assert script_runs(g) == 2
+
+
+def test_a_newer_schema_is_kept_and_refuses_one_shot_steps(tmp_path):
+    """An older agent after a boot-environment rollback meets its successor's checkpoint.
+    Before: moved aside as damaged, "no checkpoint", one-shot steps run again. Now: left
+    untouched, never overwritten; one-shot steps refused (exit 95); the network is still
+    configured; `metadata reset` accepts the loss and the next start does not repeat the
+    one-shot work, which its witnesses show done."""
+    g = nocloud_guest(tmp_path)
+    assert boot(g).returncode == 0
+    _rewrite_checkpoint(g, schema=2, future_field={"x": 1})
+    with open(g.path(CHECKPOINT_PATH), "rb") as f:
+        newer = f.read()
+    result = boot(g)
+    out = result.stdout + result.stderr
+    assert result.returncode == 95, out[-2000:]
+    assert "written by a newer agent" in out and "Holding at IDENTITY" in out
+    with open(g.path(CHECKPOINT_PATH), "rb") as f:
+        assert f.read() == newer, "the newer agent's checkpoint was rewritten"
+    assert damaged(g) == []
+    assert one_shot_counts(g)["zpool reguid"] == 1 and script_runs(g) == 1
+    assert g.metadata("reset").returncode == 0
+    assert boot(g).returncode == 0
+    assert one_shot_counts(g)["zpool reguid"] == 1 and script_runs(g) == 1
