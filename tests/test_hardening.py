@@ -24,8 +24,10 @@ from guest import PROJECT_DIR, Guest, make_guest
 
 from fsm.checkpoint import CHECKPOINT_PATH, MAX_CHECKPOINT_BYTES
 from sim import guest as sim_guest
+from sim.emulators import digitalocean as do_emulator
 from sim.emulators import nocloud as nocloud_emulator
 from sim.guest import USERSCRIPT_FMRI
+from sim.serve import serving
 
 RAN_LOG = "/var/tmp/firstboot-ran.log"
 
@@ -327,3 +329,59 @@ def test_a_newer_schema_is_kept_and_refuses_one_shot_steps(tmp_path):
     assert g.metadata("reset").returncode == 0
     assert boot(g).returncode == 0
     assert one_shot_counts(g)["zpool reguid"] == 1 and script_runs(g) == 1
+
+
+# ---- hostile values ---------------------------------------------------------------------
+
+FORGED = "fe80::1%x\nnameserver 198.51.100.66\noptions ndots:15"
+
+
+def _do_guest(tmp_path, name: str = "guest", **changes) -> Guest:
+    md = do_emulator.default_metadata()
+    if "nameservers" in changes:
+        md["dns"]["nameservers"] = changes["nameservers"]
+    if "gateway6" in changes:
+        md["interfaces"]["public"][0]["ipv6"]["gateway"] = changes["gateway6"]
+    if "gateway4" in changes:
+        md["interfaces"]["public"][0]["ipv4"]["gateway"] = changes["gateway4"]
+    if "netmask" in changes:
+        md["interfaces"]["public"][0]["ipv4"]["netmask"] = changes["netmask"]
+    return make_guest(tmp_path, "digitalocean", md, name=name)
+
+
+def test_a_scope_id_cannot_add_lines_to_resolv_conf(tmp_path):
+    """Before: ipaddress took anything after `%`, so this nameserver became three lines of
+    /etc/resolv.conf (a forged nameserver, `options ndots:15`) and a forged log line."""
+    g = _do_guest(tmp_path, nameservers=["67.207.67.2", FORGED])
+    with serving(g.root):
+        result = g.run()
+    out = result.stdout + result.stderr
+    assert result.returncode == 96, out[-2000:]
+    assert "scope id" in out and "is not a link name" in out
+    assert not os.path.exists(g.path("/etc/resolv.conf"))
+    assert not any(line.startswith("nameserver 198.51.100.66") for line in out.splitlines())
+    assert g.show()["ssh"]["authorized_keys"], "the keys are still installed"
+
+
+@pytest.mark.parametrize("field,value,problem", [
+    ("gateway6", "fe80::1%vioif0 -ifp evil", "is not a link name"),
+    ("gateway4", "255.255.255.255", "is not a router's address"),
+    ("gateway4", "224.0.0.1", "is not a router's address"),
+    ("netmask", "0.0.0.0", "/0 prefix"),
+    ("nameservers", ["0.0.0.0"], "is not a host address"),
+    ("nameservers", ["ff02::1"], "is not a host address"),
+])
+def test_nonsense_network_values_are_refused_and_nothing_of_them_applied(tmp_path, field,
+                                                                         value, problem):
+    g = _do_guest(tmp_path, **{field: value})
+    with serving(g.root):
+        result = g.run()
+    out = result.stdout + result.stderr
+    assert result.returncode == 96, out[-2000:]
+    assert problem in out, out[-2000:]
+    assert "Traceback" not in out
+    argv_log = g.show()
+    assert all("255.255.255.255" not in r and "224.0.0.1" not in r and "-ifp" not in r
+               for r in map(str, argv_log.get("routes", []))), argv_log.get("routes")
+    resolv = g.path("/etc/resolv.conf")
+    assert not os.path.exists(resolv) or "0.0.0.0" not in g.read("/etc/resolv.conf")
