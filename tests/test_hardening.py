@@ -385,3 +385,93 @@ def test_nonsense_network_values_are_refused_and_nothing_of_them_applied(tmp_pat
                for r in map(str, argv_log.get("routes", []))), argv_log.get("routes")
     resolv = g.path("/etc/resolv.conf")
     assert not os.path.exists(resolv) or "0.0.0.0" not in g.read("/etc/resolv.conf")
+
+
+# ---- reads: no FIFO waited on, no link followed, no unbounded size ----------------------
+
+@pytest.mark.parametrize("path,expect", [
+    ("/etc/resolv.conf", "[NETWORK/dns] failed"),
+    ("/etc/nsswitch.conf", "[NETWORK/dns] failed"),
+    ("/etc/defaultrouter", "[NETWORK/routes] failed"),
+    ("/etc/vfstab", "[STORAGE/swap] failed"),
+    ("/etc/metadata-agent.toml", "/etc/metadata-agent.toml: (file): cannot be read"),
+    (CHECKPOINT_PATH, "is damaged"),
+])
+def test_a_fifo_where_a_file_belongs_never_hangs_the_agent(tmp_path, path, expect):
+    """Before: each of these blocked for ever in open() (with the lock held)."""
+    g = nocloud_guest(tmp_path)
+    if path == CHECKPOINT_PATH:
+        assert boot(g).returncode == 0
+    target = g.path(path)
+    if os.path.lexists(target):
+        os.unlink(target)
+    os.mkfifo(target)
+    started = time.monotonic()
+    result = g.run(timeout=300)
+    took = time.monotonic() - started
+    out = result.stdout + result.stderr
+    assert expect in out, out[-3000:]
+    assert "not a regular file" in out
+    assert took < 120, took
+    assert "Traceback" not in out
+    if path != "/etc/metadata-agent.toml":
+        assert one_shot_counts(g)["zpool reguid"] == 1
+
+
+def test_resolv_conf_linked_elsewhere_is_neither_followed_nor_copied(tmp_path):
+    """Before: a link to a root-only file was read and its content rewritten into a 0644
+    /etc/resolv.conf; a link to /dev/zero read until MemoryError."""
+    g = nocloud_guest(tmp_path)
+    secret = tmp_path / "shadow"
+    secret.write_text("root:$6$secret-hash:19000::::::\n")
+    os.chmod(secret, 0o600)
+    os.symlink(str(secret), g.path("/etc/resolv.conf"))
+    os.unlink(g.path("/etc/nsswitch.conf"))
+    os.symlink("/dev/zero", g.path("/etc/nsswitch.conf"))
+    result = g.run(timeout=300)
+    out = result.stdout + result.stderr
+    assert result.returncode == 95, out[-2000:]
+    assert "refusing to follow a symbolic link" in out
+    assert "secret-hash" not in out
+    assert os.path.islink(g.path("/etc/resolv.conf"))
+    assert secret.read_text() == "root:$6$secret-hash:19000::::::\n"
+    for dirpath, _dirs, files in os.walk(g.root):
+        for name in files:
+            full = os.path.join(dirpath, name)
+            if os.path.isfile(full) and not os.path.islink(full) and "var/sim" not in full:
+                with open(full, "rb") as f:
+                    assert b"secret-hash" not in f.read(), full
+
+
+def test_a_wedged_disk_does_not_hang_detect(tmp_path):
+    """Before: DETECT read the first sector of every /dev/rdsk/*p0 in-process with no
+    bound: a disk that never answers (a FIFO here) hung the boot until SMF's timeout put
+    the service in maintenance with no network and no keys."""
+    g = nocloud_guest(tmp_path)
+    wedged = g.path("/dev/rdsk/c1t0d0p0")
+    os.unlink(wedged)
+    os.mkfifo(wedged)
+    result = g.run(timeout=300)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-3000:]
+    assert "/dev/rdsk/c1t0d0p0: no data within" in out
+    assert g.show()["ssh"]["authorized_keys"]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "sparse"])
+def test_status_reads_the_checkpoint_through_the_bounded_path(tmp_path, kind):
+    """Before: `metadata status` hung on a FIFO, died with MemoryError on /dev/zero and
+    read a 1 GiB sparse file whole."""
+    g = nocloud_guest(tmp_path)
+    path = g.path(CHECKPOINT_PATH)
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "dev-zero":
+        os.symlink("/dev/zero", path)
+    else:
+        with open(path, "wb") as f:
+            f.truncate(1 << 30)
+    result = g.metadata("status", timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "damaged" in result.stdout and "Traceback" not in result.stderr
+    assert os.path.lexists(path), "status reads only"
