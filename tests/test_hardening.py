@@ -25,6 +25,7 @@ from guest import PROJECT_DIR, Guest, make_guest
 from fsm.checkpoint import CHECKPOINT_PATH, MAX_CHECKPOINT_BYTES
 from sim import guest as sim_guest
 from sim.emulators import digitalocean as do_emulator
+from sim.emulators import ec2 as ec2_emulator
 from sim.emulators import nocloud as nocloud_emulator
 from sim.guest import USERSCRIPT_FMRI
 from sim.serve import serving
@@ -475,3 +476,33 @@ def test_status_reads_the_checkpoint_through_the_bounded_path(tmp_path, kind):
     assert result.returncode == 0, result.stderr
     assert "damaged" in result.stdout and "Traceback" not in result.stderr
     assert os.path.lexists(path), "status reads only"
+
+
+# ---- every wait bounded: a drip-feeding metadata service --------------------------------
+
+DRIP_SETTINGS = "[timeouts]\nhttp = 1\nfetch = 4\n"
+
+
+def drip_guest(tmp_path, platform: str, name: str = "guest") -> Guest:
+    md = {"digitalocean": do_emulator.default_metadata, "ec2": ec2_emulator.default_metadata}[
+        platform]()
+    md["_emulator"] = {**md.get("_emulator", {}), "drip_s": 0.5}
+    if platform == "digitalocean":
+        md["_emulator"]["config_drive"] = False   # the HTTP service is the only source
+    g = make_guest(tmp_path, platform, md, name=name)
+    g.write("/etc/metadata-agent.toml", DRIP_SETTINGS)
+    return g
+
+
+@pytest.mark.parametrize("platform", ["digitalocean", "ec2"])
+def test_a_drip_feeding_service_cannot_hold_fetch(tmp_path, platform):
+    """Before: one byte every half second kept each read alive, and FETCH never ended."""
+    g = drip_guest(tmp_path, platform)
+    started = time.monotonic()
+    with serving(g.root):
+        result = g.run(timeout=300)
+    took = time.monotonic() - started
+    out = result.stdout + result.stderr
+    assert result.returncode == 95, out[-2000:]
+    assert "fetch budget" in out and "the answer was still arriving" in out, out[-2000:]
+    assert took < 120, took
