@@ -154,12 +154,38 @@ def cmd_run(args: argparse.Namespace) -> int:
     except AgentError as e:
         print(f"metadata: {e}")  # stdout is the SMF service log
         return e.exit_code
+    _stop_on_signals()
     with agent_lock(system) as not_held:
         store = CheckpointStore(system)
         if not_held:
             store.refuse_one_shot(not_held)
         ctx = Context(system=system, settings=settings, checkpoint=store.load())
         return BootMachine(ctx, store).run()
+
+
+def _stop_on_signals() -> None:
+    """SIGTERM and SIGHUP end the run cleanly instead of killing it where it stands.
+
+    Commands run in the agent's own process group and session (never a new one), so SMF's
+    contract kill on `svcadm disable/restart`, and a kill of the whole group, reach them.
+    A signal to the agent alone is logged, and the SystemExit raised here unwinds the run:
+    subprocess.run kills the command it is waiting for and reaps it, so no command outlives
+    the agent to take effect after the restarted agent has decided to run it again; the
+    lock is released and temp files removed by the normal `finally` paths. The step stays
+    `started` in the checkpoint: the next start asks whether it took effect.
+    """
+    import logging
+    import signal
+
+    def stop(signum: int, _frame: object) -> None:
+        name = signal.Signals(signum).name
+        logging.getLogger("fsm.cli").error(
+            "received %s: killing the running command and exiting; the next start resumes "
+            "where this one stopped", name)
+        raise SystemExit(SMF_EXIT_ERR_FATAL)
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop)
 
 
 def cmd_status(args: argparse.Namespace) -> int:

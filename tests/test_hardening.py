@@ -506,3 +506,40 @@ def test_a_drip_feeding_service_cannot_hold_fetch(tmp_path, platform):
     assert result.returncode == 95, out[-2000:]
     assert "fetch budget" in out and "the answer was still arriving" in out, out[-2000:]
     assert took < 120, took
+
+
+# ---- SIGTERM and SIGHUP -----------------------------------------------------------------
+
+def _standin_alive(session: int, key: str) -> bool:
+    from crashkit import _standin_running
+
+    return _standin_running(session, key)
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
+def test_a_signal_kills_the_running_command_and_the_restart_runs_it_once(tmp_path, signame):
+    """Before: a SIGTERM to the agent left its slow `zpool reguid` running; the restarted
+    agent found the GUID unchanged and ran reguid again, and then the orphan finished too:
+    two reguids. Now the signal is logged, the command is killed with the agent, and the
+    restart runs it exactly once."""
+    g = nocloud_guest(tmp_path)
+    g.set_state(faults={"delay": {"zpool reguid": 20}})
+    proc = start_agent(g)
+    try:
+        wait_for(lambda: _standin_alive(proc.pid, "zpool reguid"), proc,
+                 "zpool reguid was never started")
+        os.kill(proc.pid, getattr(signal, signame))
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            kill_group(proc)
+    assert proc.returncode == 95, out[-2000:]
+    assert f"received {signame}: killing the running command" in out
+    assert "Traceback" not in out
+    assert not _standin_alive(proc.pid, "zpool reguid"), "the command outlived the agent"
+    assert one_shot_counts(g)["zpool reguid"] == 0
+    assert not glob.glob(g.path("/var/metadata/.*.tmp-*"))
+    g.set_state(faults={})
+    result = g.run()
+    assert result.returncode == 0, (result.stdout + result.stderr)[-2000:]
+    assert one_shot_counts(g)["zpool reguid"] == 1
