@@ -386,7 +386,7 @@ def parse_address(value: object, origin: str, what: str = "address"
     try:
         parsed = ipaddress.ip_address(address)
     except ValueError:
-        raise _error(origin, f"{what} {_shown_value(value)} is not an IP address") from None
+        raise _error(origin, f"{_shown_value(value)} is not an IP address") from None
     if pct:
         if parsed.version != 6 or not parsed.is_link_local:
             raise _error(origin, f"{what} {_shown_value(value)}: a scope id (%...) is only "
