@@ -543,3 +543,18 @@ def test_a_signal_kills_the_running_command_and_the_restart_runs_it_once(tmp_pat
     result = g.run()
     assert result.returncode == 0, (result.stdout + result.stderr)[-2000:]
     assert one_shot_counts(g)["zpool reguid"] == 1
+
+
+# ---- settings: no unbounded timeouts -----------------------------------------------------
+
+@pytest.mark.parametrize("value", ["nan", "inf", "+inf", "1e9", "86400"])
+def test_absurd_timeouts_are_configuration_errors(tmp_path, value):
+    """Before: `http = nan` or `inf` was accepted; inf turned every request into an
+    unbounded wait and nan made every comparison false."""
+    g = nocloud_guest(tmp_path)
+    g.write("/etc/metadata-agent.toml", f"[timeouts]\nhttp = {value}\n")
+    result = g.run()
+    out = result.stdout + result.stderr
+    assert result.returncode == 96, out[-2000:]
+    assert "/etc/metadata-agent.toml: timeouts.http:" in out
+    assert one_shot_counts(g)["zpool reguid"] == 0
