@@ -558,3 +558,37 @@ def test_absurd_timeouts_are_configuration_errors(tmp_path, value):
     assert result.returncode == 96, out[-2000:]
     assert "/etc/metadata-agent.toml: timeouts.http:" in out
     assert one_shot_counts(g)["zpool reguid"] == 0
+
+
+# ---- foreign-owned /root/.ssh -----------------------------------------------------------
+
+ATTACKER = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBW76c9qHq4UK/Q6SSmCMzv9+IDZVDLsl0e67D40grsN "
+            "mallory@elsewhere")
+
+
+@pytest.mark.parametrize("case", ["foreign owner", "world-writable"])
+def test_lines_of_a_file_root_did_not_own_are_not_blessed(tmp_path, case):
+    """Before: the agent chowned /root/.ssh and authorized_keys to root and kept their
+    lines, turning a key sshd's StrictModes ignored into a working root login."""
+    if os.geteuid() != 0:
+        pytest.skip("giving a file to another uid needs root")
+    g = nocloud_guest(tmp_path)
+    ssh = g.path("/root/.ssh")
+    os.makedirs(ssh, exist_ok=True)
+    g.write("/root/.ssh/authorized_keys", ATTACKER + "\n", mode=0o666)
+    if case == "foreign owner":
+        os.chown(ssh, 1234, 1234)
+        os.chown(g.path("/root/.ssh/authorized_keys"), 1234, 1234)
+    os.chmod(ssh, 0o777)
+    os.chmod(g.path("/root/.ssh/authorized_keys"), 0o666)
+    result = g.run()
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-2000:]
+    keys = g.show()["ssh"]
+    assert ATTACKER not in keys["authorized_keys"]
+    assert keys["authorized_keys"] == list(nocloud_emulator.DEFAULT_KEYS)
+    assert keys["file"]["owner"] == "0:0" and keys["file"]["mode"] == "0600"
+    assert keys["dir"]["owner"] == "0:0" and keys["dir"]["mode"] == "0700"
+    assert "sshd ignored it; its lines were not carried" in out
+    assert any("sshd ignored it" in w["message"] for w in g.checkpoint().warnings)
+    assert g.read("/root/.ssh/authorized_keys.untrusted") == ATTACKER + "\n"
