@@ -592,3 +592,18 @@ def test_lines_of_a_file_root_did_not_own_are_not_blessed(tmp_path, case):
     assert "sshd ignored it; its lines were not carried" in out
     assert any("sshd ignored it" in w["message"] for w in g.checkpoint().warnings)
     assert g.read("/root/.ssh/authorized_keys.untrusted") == ATTACKER + "\n"
+
+
+def test_a_user_owned_hosts_file_is_roots_after_the_rewrite(tmp_path):
+    """Before: a user-owned 0666 /etc/inet/hosts kept its owner and mode after the agent
+    rewrote it, so that user could keep rewriting root's name resolution."""
+    if os.geteuid() != 0:
+        pytest.skip("giving a file to another uid needs root")
+    g = nocloud_guest(tmp_path)
+    hosts = g.path("/etc/inet/hosts")
+    os.chown(hosts, 1234, 1234)
+    os.chmod(hosts, 0o666)
+    assert g.run().returncode == 0
+    st = os.stat(hosts)
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (0, 3, 0o644)
+    assert "nocloud-guest" in g.read("/etc/inet/hosts")
