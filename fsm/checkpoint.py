@@ -24,7 +24,8 @@ from typing import Any
 
 import msgpack
 
-from fsm.steps import PHASE_NAMES, Frequency, Step
+from fsm import cpschema
+from fsm.steps import Frequency, Step
 from fsm.system import System
 
 log = logging.getLogger(__name__)
@@ -117,16 +118,17 @@ def encode(cp: Checkpoint) -> bytes:
     return msgpack.packb(cp.to_map(), use_bin_type=True)
 
 
-_FIELD_TYPES: dict[str, tuple[type, ...]] = {
-    "phase": (str,), "boot": (int,), "instance_id": (str, type(None)),
-    "provider": (str, type(None)), "instances": (dict,), "once": (dict,),
-    "boot_steps": (dict,), "phases": (dict,), "last_error": (dict, type(None)),
-    "resume_from": (str, type(None)), "updated": (float, int),
-}
+class NewerSchemaError(CheckpointError):
+    """A checkpoint written by a newer agent (an older one booted after a boot-environment
+    rollback): not damaged, but not understood either. Its records cannot be read, so
+    nothing may be concluded from them: one-shot steps are refused, not re-run."""
 
 
 def decode(data: bytes) -> Checkpoint:
-    """Bytes to a Checkpoint, or CheckpointError saying what is wrong with them."""
+    """Bytes to a Checkpoint, or CheckpointError saying what is wrong with them.
+
+    The whole structure is checked against fsm/cpschema.py (types and ranges): a map that
+    decodes but lies is as damaged as one that does not decode."""
     if len(data) > MAX_CHECKPOINT_BYTES:
         raise CheckpointError(f"larger than {MAX_CHECKPOINT_BYTES} bytes")
     try:
@@ -135,34 +137,17 @@ def decode(data: bytes) -> Checkpoint:
         raise CheckpointError(f"not msgpack: {type(e).__name__}: {e}") from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"top level is {type(obj).__name__}, not a map")
-    if obj.get("schema") != SCHEMA_VERSION:
-        raise CheckpointError(f"schema version {obj.get('schema')!r}, expected {SCHEMA_VERSION}")
-    for name, types in _FIELD_TYPES.items():
-        if name not in obj or not isinstance(obj[name], types) or isinstance(obj[name], bool) and bool not in types:
-            raise CheckpointError(f"field {name!r} missing or of the wrong type")
-    for name in ("phase", "resume_from"):
-        if obj[name] is not None and obj[name] not in PHASE_NAMES:
-            raise CheckpointError(f"unknown phase {obj[name]!r} in {name!r}")
-    for table in ("once", "boot_steps", "phases"):
-        _check_records(table, obj[table])
-    for iid, records in obj["instances"].items():
-        if not isinstance(records, dict):
-            raise CheckpointError(f"instances[{iid!r}] is not a map")
-        _check_records(f"instances[{iid!r}]", records)
-    warnings = obj.get("warnings", [])  # absent in checkpoints written before it existed
-    if not isinstance(warnings, list) or len(warnings) > MAX_WARNINGS or not all(
-            isinstance(w, dict) and isinstance(w.get("step"), str)
-            and isinstance(w.get("message"), str) for w in warnings):
-        raise CheckpointError("field 'warnings' is not a list of {step, message}")
-    return Checkpoint(**{name: obj[name] for name in _FIELD_TYPES}, warnings=warnings)
-
-
-def _check_records(table: str, records: dict[str, Any]) -> None:
-    for key, rec in records.items():
-        if not isinstance(rec, dict):
-            raise CheckpointError(f"{table}[{key!r}] is not a map")
-        if table != "phases" and rec.get("status") not in (STARTED, DONE, FAILED):
-            raise CheckpointError(f"{table}[{key!r}] has no valid status")
+    schema = obj.get("schema")
+    if isinstance(schema, int) and not isinstance(schema, bool) and schema > SCHEMA_VERSION:
+        raise NewerSchemaError(f"schema version {schema}, newer than this agent's "
+                               f"{SCHEMA_VERSION}")
+    if schema != SCHEMA_VERSION:
+        raise CheckpointError(f"schema version {str(schema)[:20]!r}, expected {SCHEMA_VERSION}")
+    try:
+        fields = cpschema.check(obj)
+    except cpschema.CheckpointShapeError as e:
+        raise CheckpointError(f"not a valid checkpoint: {e}") from None
+    return Checkpoint(**fields)
 
 
 class CheckpointStore:
@@ -172,13 +157,31 @@ class CheckpointStore:
         self.system = system
         self.path = path
         self.last_save_error: str | None = None
+        # Why one-shot steps must not run in this start (no lock, a newer schema), or None.
+        self.one_shot_refusal: str | None = None
+        # Why the checkpoint must not be written at all (a newer agent's file), or None.
+        self.read_only: str | None = None
+
+    def refuse_one_shot(self, why: str) -> None:
+        if self.one_shot_refusal is None:
+            self.one_shot_refusal = why
 
     def load(self) -> Checkpoint:
         for candidate in (self.path, self.path + PREVIOUS_SUFFIX):
-            if not self.system.exists(candidate):
+            if not self.system.lexists(candidate):
                 continue
             try:
                 cp = decode(self.system.read_bytes(candidate, limit=MAX_CHECKPOINT_BYTES))
+            except NewerSchemaError as e:
+                # Not damaged: kept as it is, never overwritten, and nothing concluded from
+                # its absence of records (that would repeat one-shot work).
+                why = f"{candidate} was written by a newer agent ({e})"
+                log.error("checkpoint: %s; leaving it untouched: one-shot steps will not run "
+                          "and nothing is checkpointed. `metadata reset` accepts the loss",
+                          why)
+                self.read_only = why
+                self.refuse_one_shot(why)
+                return Checkpoint()
             except (CheckpointError, OSError) as e:
                 self._move_aside(candidate, str(e))
                 continue
@@ -203,6 +206,12 @@ class CheckpointStore:
 
     def save(self, cp: Checkpoint) -> bool:
         """Write the checkpoint; on failure (full disk, read-only root) say so and go on."""
+        if self.read_only:
+            msg = f"not written: {self.read_only}"
+            if msg != self.last_save_error:
+                log.error("checkpoint: %s", msg)
+            self.last_save_error = msg
+            return False
         cp.updated = time.time()
         try:
             self.system.write_file(self.path, encode(cp), mode=0o600,

@@ -57,8 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("reset", help="move the checkpoint aside so the next run starts fresh",
-                       description="Move the checkpoint aside; the next run is a first boot.")
+                       description="Move the checkpoint aside; the next run is a first boot "
+                       "of the agent (one-shot work already done for this instance is "
+                       "recognised, not repeated). Takes the agent lock: waits for a "
+                       "running agent at most --wait seconds, then exits 95.")
     _add_root(p)
+    p.add_argument("--wait", type=float, default=10.0, metavar="SECONDS",
+                   help="how long to wait for a running agent (default: 10)")
     p.set_defaults(func=cmd_reset)
 
     _add_seed_parsers(sub)
@@ -149,10 +154,38 @@ def cmd_run(args: argparse.Namespace) -> int:
     except AgentError as e:
         print(f"metadata: {e}")  # stdout is the SMF service log
         return e.exit_code
-    with agent_lock(system):
+    _stop_on_signals()
+    with agent_lock(system) as not_held:
         store = CheckpointStore(system)
+        if not_held:
+            store.refuse_one_shot(not_held)
         ctx = Context(system=system, settings=settings, checkpoint=store.load())
         return BootMachine(ctx, store).run()
+
+
+def _stop_on_signals() -> None:
+    """SIGTERM and SIGHUP end the run cleanly instead of killing it where it stands.
+
+    Commands run in the agent's own process group and session (never a new one), so SMF's
+    contract kill on `svcadm disable/restart`, and a kill of the whole group, reach them.
+    A signal to the agent alone is logged, and the SystemExit raised here unwinds the run:
+    subprocess.run kills the command it is waiting for and reaps it, so no command outlives
+    the agent to take effect after the restarted agent has decided to run it again; the
+    lock is released and temp files removed by the normal `finally` paths. The step stays
+    `started` in the checkpoint: the next start asks whether it took effect.
+    """
+    import logging
+    import signal
+
+    def stop(signum: int, _frame: object) -> None:
+        name = signal.Signals(signum).name
+        logging.getLogger("fsm.cli").error(
+            "received %s: killing the running command and exiting; the next start resumes "
+            "where this one stopped", name)
+        raise SystemExit(SMF_EXIT_ERR_FATAL)
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -230,10 +263,18 @@ def cmd_seed_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_reset(args: argparse.Namespace) -> int:
+    import math
+
     from fsm.checkpoint import CheckpointStore
+    from fsm.lock import exclusive
     from fsm.system import System
 
-    moved = CheckpointStore(System(args.root)).reset()
+    if not (math.isfinite(args.wait) and 0 <= args.wait <= 3600):
+        print("metadata: reset: --wait must be 0..3600 seconds", file=sys.stderr)
+        return SMF_EXIT_ERR_CONFIG
+    system = System(args.root)
+    with exclusive(system, args.wait):
+        moved = CheckpointStore(system).reset()
     print(f"checkpoint moved aside to {moved}" if moved else "no checkpoint: nothing to reset")
     return 0
 

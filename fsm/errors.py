@@ -25,6 +25,16 @@ def shown(value: object, limit: int = SHOWN_CHARS) -> str:
     return f"{text[:limit]}... ({size} characters)"
 
 
+# Longest problem text an error carries: a provider that quotes a value whole (instead of
+# through `shown`) still cannot make a message, a log line or the checkpoint huge.
+MAX_PROBLEM_CHARS = 500
+
+
+def cut(text: str, limit: int = MAX_PROBLEM_CHARS) -> str:
+    """`text`, cut to `limit` characters with the full length named."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 class AgentError(Exception):
     """Base of every error the agent reports; `exit_code` is what SMF sees."""
 
@@ -37,6 +47,7 @@ class ConfigError(AgentError):
     exit_code = SMF_EXIT_ERR_CONFIG
 
     def __init__(self, source: str, key: str, problem: str):
+        source, key, problem = cut(source, 200), cut(key, 200), cut(problem)
         self.source, self.key, self.problem = source, key, problem
         super().__init__(f"{source}: {key}: {problem}")
 
@@ -47,6 +58,7 @@ class MetadataError(AgentError):
     exit_code = SMF_EXIT_ERR_CONFIG
 
     def __init__(self, source: str, field: str, problem: str):
+        source, field, problem = cut(source, 200), cut(field, 200), cut(problem)
         self.source, self.field, self.problem = source, field, problem
         super().__init__(f"{source}: {field}: {problem}")
 
@@ -65,8 +77,8 @@ class CommandError(AgentError):
     def __init__(self, argv: list[str], returncode: int | None, stderr: str, why: str = ""):
         self.argv, self.returncode, self.stderr = list(argv), returncode, stderr
         what = why or f"exit code {returncode}"
-        detail = stderr.strip().splitlines()[-1] if stderr.strip() else ""
-        msg = f"{' '.join(argv)}: {what}"
+        detail = cut(stderr.strip().splitlines()[-1], 300) if stderr.strip() else ""
+        msg = f"{cut(' '.join(argv), 300)}: {what}"
         super().__init__(f"{msg}: {detail}" if detail else msg)
 
 
@@ -77,4 +89,4 @@ class ParseError(AgentError):
 
     def __init__(self, command: str, line: str, problem: str):
         self.command, self.line, self.problem = command, line, problem
-        super().__init__(f"{command}: unexpected output {line!r}: {problem}")
+        super().__init__(f"{command}: unexpected output {shown(line)}: {cut(problem)}")

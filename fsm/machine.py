@@ -52,6 +52,20 @@ class CheckpointUnwritable(AgentError):
     recorded."""
 
 
+class OneShotRefused(AgentError):
+    """A one-shot step was not run: this start cannot tell whether it already ran (no
+    lock, or a checkpoint this agent cannot read)."""
+
+
+# Longest error message stored in the checkpoint (twice: the step and last_error) and
+# logged: messages quote metadata values, which must never grow the checkpoint past its cap.
+MAX_ERROR_CHARS = 1000
+
+
+def _cut(text: str, limit: int = MAX_ERROR_CHARS) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... (cut, {len(text)} characters)"
+
+
 class _StopMachine(Exception):
     def __init__(self, error: BaseException):
         self.error = error
@@ -124,7 +138,7 @@ class BootMachine:
 
     def _adopt_instance(self) -> None:
         md = self.ctx.metadata
-        new_id = md.instance_id if md else None
+        new_id = checkpoint_instance_id(md.instance_id if md else None)
         old_id = self.cp.instance_id
         if self.ctx.provider:
             self.cp.provider = self.ctx.provider.name
@@ -237,7 +251,17 @@ class BootMachine:
             return
         one_shot = step.frequency is not Frequency.PER_BOOT and step.phase not in GATHER_PHASES
         if one_shot:
-            intent = step.intent(self.ctx) if step.intent else {}
+            refusal = self.store.one_shot_refusal
+            if refusal:
+                self._step_failed(step, OneShotRefused(
+                    f"not run: {refusal}, so this start cannot tell whether it already ran"),
+                    0.0)
+                return
+            try:
+                intent = step.intent(self.ctx) if step.intent else {}
+            except Exception as e:  # reading the intent is part of the step: its failure
+                self._step_failed(step, e, 0.0)
+                return
             self.cp.mark(step, iid, STARTED, intent=intent)
             if not self.store.save(self.cp) and step.intent is not None:
                 # Its intent is what keeps a step like reguid from repeating: unrecorded,
@@ -273,16 +297,17 @@ class BootMachine:
         self.store.save(self.cp)
 
     def _step_failed(self, step: Step, error: Exception, took_s: float) -> None:
+        message = _cut(str(error))
         if isinstance(error, (AgentError, OSError)):
             # OSError: the guest refused a write (full, read-only): a fact, not a bug.
-            log.error("failed: %s", error)
+            log.error("failed: %s", message)
         else:
-            log.error("failed with an internal error: %s: %s\n%s", type(error).__name__, error,
-                      traceback.format_exc().rstrip())
-        self.cp.last_error = {"phase": step.phase, "step": step.name, "message": str(error),
+            log.error("failed with an internal error: %s: %s\n%s", type(error).__name__,
+                      message, _cut(traceback.format_exc().rstrip(), 4 * MAX_ERROR_CHARS))
+        self.cp.last_error = {"phase": step.phase, "step": step.name, "message": message,
                               "exit_code": _exit_code(error), "time": time.time()}
         if step.phase not in GATHER_PHASES:
-            self.cp.mark(step, self.cp.instance_id, FAILED, error=str(error),
+            self.cp.mark(step, self.cp.instance_id, FAILED, error=message,
                          duration=round(took_s, 6))
         self.failures.append((step.phase, error))
         self.store.save(self.cp)
@@ -308,6 +333,22 @@ class BootMachine:
         log.error("%d step(s) failed; everything else was done. Holding at %s (exit %d): "
                   "`svcadm clear` retries from there", len(self.failures), self.state, code)
         return code
+
+
+MAX_INSTANCE_ID_CHARS = 256
+
+
+def checkpoint_instance_id(instance_id: str | None) -> str | None:
+    """The instance id as the checkpoint keys it: as given when it is short printable
+    text, else `sha256:<hex>` of it (still one id per instance), so that metadata can
+    neither grow the checkpoint past its cap nor put control characters in a log line."""
+    if instance_id is None:
+        return None
+    if len(instance_id) <= MAX_INSTANCE_ID_CHARS and instance_id.isprintable():
+        return instance_id
+    import hashlib
+
+    return "sha256:" + hashlib.sha256(instance_id.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _exit_code(error: BaseException) -> int:

@@ -8,6 +8,7 @@ a mistyped endpoint silently ignored would send the agent to the wrong service.
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,6 +53,18 @@ SCHEMA: dict[str, dict[str, tuple[type, Any, str]]] = {
 }
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+# No wait of the agent's is meant to last an hour: a larger value is a typo (ms for s) or
+# `inf`, and would turn a bounded wait into SMF's timeout and maintenance.
+MAX_SECONDS = 3600.0
+
+
+def check_seconds(source: str, dotted: str, value: float) -> float:
+    """A timeout: finite, 0..MAX_SECONDS (nan, inf, 1e9 are configuration errors)."""
+    if not math.isfinite(value):
+        raise ConfigError(source, dotted, f"{value!r} is not a finite number of seconds")
+    if not 0 <= value <= MAX_SECONDS:
+        raise ConfigError(source, dotted, f"{value:g} s is outside 0..{MAX_SECONDS:g} s")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -102,7 +115,7 @@ def _coerce(source: str, dotted: str, want: type, value: Any) -> Any:
     if want is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         if value < 0:
             raise ConfigError(source, dotted, "must not be negative")
-        return float(value)
+        return check_seconds(source, dotted, float(value))
     if isinstance(value, want) and (want is bool or not isinstance(value, bool)):
         return value
     raise ConfigError(source, dotted, f"must be a {want.__name__}, not {type(value).__name__}")

@@ -111,7 +111,9 @@ def _coerce(source: str, prop: str, want: type, smf_type: str, value: str) -> An
             raise ConfigError(source, prop, f"{value!r} is not a number of seconds") from None
         if not math.isfinite(seconds) or seconds < 0:
             raise ConfigError(source, prop, f"{value!r} must be a finite, non-negative number")
-        return seconds
+        from fsm.settings import check_seconds
+
+        return check_seconds(source, prop, seconds)
     return value
 
 

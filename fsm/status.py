@@ -8,7 +8,13 @@ import json
 import time
 from typing import Any
 
-from fsm.checkpoint import CHECKPOINT_PATH, PREVIOUS_SUFFIX, CheckpointError, decode
+from fsm.checkpoint import (
+    CHECKPOINT_PATH,
+    MAX_CHECKPOINT_BYTES,
+    PREVIOUS_SUFFIX,
+    CheckpointError,
+    decode,
+)
 from fsm.phases import PHASES
 from fsm.steps import PHASE_NAMES
 from fsm.system import System
@@ -28,10 +34,11 @@ def status_data(root: str) -> dict[str, Any]:
     cp = None
     source = None
     for path in (CHECKPOINT_PATH, CHECKPOINT_PATH + PREVIOUS_SUFFIX):
-        if not system.exists(path):
+        if not system.lexists(path):
             continue
         try:
-            cp = decode(system.read_bytes(path))
+            # The run's own read path: no link followed, no FIFO waited on, bounded size.
+            cp = decode(system.read_bytes(path, limit=MAX_CHECKPOINT_BYTES))
             source = path
             break
         except (CheckpointError, OSError) as e:

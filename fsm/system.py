@@ -15,6 +15,7 @@ import logging
 import os
 import stat
 import subprocess
+import threading
 from dataclasses import dataclass
 
 from fsm import crashpoints
@@ -24,6 +25,10 @@ log = logging.getLogger(__name__)
 
 CLEAN_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C", "LC_ALL": "C"}
 DEFAULT_COMMAND_TIMEOUT_S = 30.0
+# Any one file the agent reads, unless the caller gives a tighter limit.
+MAX_READ_BYTES = 16 << 20
+# A read of a disk's first sectors (DETECT looks for seed archives on every disk).
+DEVICE_READ_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -73,24 +78,86 @@ class System:
         except FileNotFoundError:
             return []
 
-    def read_bytes(self, guest_path: str, limit: int | None = None) -> bytes:
-        """Read a file; with `limit`, refuse one larger than that many bytes."""
-        with open(self.path(guest_path), "rb") as f:
-            data = f.read(-1 if limit is None else limit + 1)
-        if limit is not None and len(data) > limit:
-            raise OSError(errno.EFBIG, f"larger than {limit} bytes", guest_path)
-        return data
+    def lexists(self, guest_path: str) -> bool:
+        """Whether anything, a dangling link included, is at the path."""
+        return os.path.lexists(self.path(guest_path))
 
-    def read_head(self, guest_path: str, size: int) -> bytes:
-        """The first `size` bytes of a file or raw disk (which is larger than any limit)."""
-        with open(self.path(guest_path), "rb") as f:
-            return f.read(size)
+    def read_bytes(self, guest_path: str, limit: int | None = None) -> bytes:
+        """Read a regular file: the one read path for every file the agent reads.
+
+        Never blocks and never follows a link: every directory on the way and the file are
+        opened with O_NOFOLLOW (a link raises UnsafePathError), the file with O_NONBLOCK so
+        a FIFO planted at resolv.conf cannot hang the boot, and fstat must say it is a
+        regular file (not a FIFO, device or directory: /dev/zero would read for ever). At
+        most `limit` bytes (default MAX_READ_BYTES): a larger file raises EFBIG.
+        """
+        limit = MAX_READ_BYTES if limit is None else limit
+        parent, name = _split(guest_path)
+        dfd = self._open_dir(parent, create=False)
+        try:
+            try:
+                fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY,
+                             dir_fd=dfd)
+            except OSError as e:
+                if e.errno in (errno.ELOOP, errno.EMLINK) and _is_link_at(dfd, name):
+                    raise UnsafePathError(errno.ELOOP, "refusing to follow a symbolic link",
+                                          guest_path) from None
+                raise
+        finally:
+            os.close(dfd)
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise OSError(errno.EINVAL, "not a regular file; refusing to read it",
+                              guest_path)
+            if st.st_size > limit:
+                raise OSError(errno.EFBIG, f"larger than {limit} bytes", guest_path)
+            chunks: list[bytes] = []
+            got = 0
+            while got <= limit:
+                chunk = os.read(fd, min(1 << 20, limit + 1 - got))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                got += len(chunk)
+        finally:
+            os.close(fd)
+        if got > limit:
+            raise OSError(errno.EFBIG, f"larger than {limit} bytes", guest_path)
+        return b"".join(chunks)
+
+    def read_head(self, guest_path: str, size: int, timeout_s: float | None = None) -> bytes:
+        """The first `size` bytes of a raw disk, within `timeout_s` (DEVICE_READ_TIMEOUT_S).
+
+        Device nodes are links into /devices on illumos, so this one read follows links.
+        The read runs in a worker thread: a wedged disk (or a FIFO) leaves that thread
+        blocked, not the boot; past the bound it raises OSError(ETIMEDOUT)."""
+        path = self.path(guest_path)
+        timeout = DEVICE_READ_TIMEOUT_S if timeout_s is None else timeout_s
+        box: dict[str, object] = {}
+
+        def read() -> None:
+            try:
+                with open(path, "rb") as f:
+                    box["data"] = f.read(size)
+            except BaseException as e:  # handed to the caller's thread
+                box["error"] = e
+
+        worker = threading.Thread(target=read, name=f"read {guest_path}", daemon=True)
+        worker.start()
+        worker.join(timeout)
+        if worker.is_alive():
+            raise OSError(errno.ETIMEDOUT, f"no data within {timeout:g} s (a wedged device?)",
+                          guest_path)
+        if "error" in box:
+            raise box["error"]  # type: ignore[misc]
+        return box["data"]  # type: ignore[return-value]
 
     def read_text(self, guest_path: str, default: str | None = None,
                   limit: int | None = None) -> str:
         try:
             return self.read_bytes(guest_path, limit).decode("utf-8", errors="replace")
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             if default is None:
                 raise
             return default
@@ -327,6 +394,13 @@ def _unlink_quietly(dfd: int, name: str) -> None:
         os.unlink(name, dir_fd=dfd)
     except OSError:
         pass
+
+
+def _is_link_at(dfd: int, name: str) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=dfd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
 
 
 def _exists_at(dfd: int, name: str) -> bool:

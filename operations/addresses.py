@@ -15,8 +15,9 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from fsm.errors import MetadataError
+from fsm.errors import MetadataError, shown
 from operations.parseable import parse_records
+from operations.validate import validate_interface
 
 if TYPE_CHECKING:
     from fsm.steps import Context, Outcome
@@ -91,12 +92,12 @@ def wanted_addresses(ctx: Context, nic: Nic, link: str) -> list[WantedAddr]:
     v6: list[str] = []
     for cidr in nic.addresses:
         try:
-            iface = ipaddress.ip_interface(cidr.strip())
-        except ValueError:
-            raise MetadataError(origin, "addresses",
-                                f"{cidr!r} on {link} is not an address/prefix") from None
+            iface = validate_interface(cidr, "x:x")
+        except MetadataError as e:
+            raise MetadataError(origin, "addresses", f"on {link}: {e.problem}") from None
         if "/" not in cidr:
-            raise MetadataError(origin, "addresses", f"{cidr!r} on {link} has no prefix length")
+            raise MetadataError(origin, "addresses",
+                                f"{shown(cidr)} on {link} has no prefix length")
         (v4 if iface.version == 4 else v6).append(iface.with_prefixlen)
     wanted: list[WantedAddr] = []
     if nic.addrconf or v6:

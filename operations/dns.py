@@ -12,15 +12,14 @@ rewritten whole and atomically, and only when their content changes.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
-import re
 from typing import TYPE_CHECKING
 
 from fsm.errors import MetadataError
 from fsm.steps import Outcome
 from operations.dhcp import lease_facts
 from operations.netlinks import nic_links, primary_nic
+from operations.validate import validate_domain, validate_nameserver
 
 if TYPE_CHECKING:
     from fsm.steps import Context
@@ -30,7 +29,6 @@ log = logging.getLogger(__name__)
 RESOLV_CONF = "/etc/resolv.conf"
 NSSWITCH = "/etc/nsswitch.conf"
 NSSWITCH_DBS = ("hosts", "ipnodes")
-DOMAIN_RE = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_][A-Za-z0-9_-]{0,62})*\.?$")
 MAX_NAMESERVERS = 3  # resolver(5): only the first three are used
 
 
@@ -58,14 +56,14 @@ def wanted_dns(ctx: Context) -> tuple[list[str], list[str], str]:
             if not search and lease["domain"]:
                 search = [lease["domain"]]
                 search_from = (f"dhcp lease on {lease['link']}", "DNSdmain")
-    for server in resolvers:
-        try:
-            ipaddress.ip_address(server)
-        except ValueError:
-            raise MetadataError(*resolvers_from, f"{server!r} is not an IP address") from None
-    for domain in search:
-        if not DOMAIN_RE.match(domain) or len(domain) > 253:
-            raise MetadataError(*search_from, f"{domain!r} is not a domain name")
+    try:
+        resolvers = [validate_nameserver(server, "x:x") for server in resolvers]
+    except MetadataError as e:
+        raise MetadataError(*resolvers_from, e.problem) from None
+    try:
+        search = [validate_domain(domain, "x:x") for domain in search]
+    except MetadataError as e:
+        raise MetadataError(*search_from, e.problem) from None
     return _unique(resolvers), _unique(search), source
 
 

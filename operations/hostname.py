@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import os
-import stat
 from typing import Any
 
 from fsm.errors import AgentError
@@ -90,11 +89,17 @@ def rewrite_hosts(text: str, fqdn: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+SYS_GID = 3   # illumos group `sys`
+
+
 def _keep_mode(st: os.stat_result | None) -> dict[str, Any]:
-    """A rewritten /etc file keeps its mode and owner (illumos ships hosts as root:sys)."""
+    """A rewritten /etc file is root's, mode 0644, as SUNWcs.mf ships /etc/inet/hosts
+    (`group=sys`, the default mode): a user-owned 0666 file is not kept that way, or its
+    owner could rewrite the name resolution root relies on. The group is kept when root
+    owned the file, else `sys`."""
     if st is None:
         return {"mode": 0o644, "owner": (0, 0)}
-    return {"mode": stat.S_IMODE(st.st_mode), "owner": (st.st_uid, st.st_gid)}
+    return {"mode": 0o644, "owner": (0, st.st_gid if st.st_uid == 0 else SYS_GID)}
 
 
 def set_hostname(ctx: Context) -> Outcome:

@@ -28,11 +28,12 @@ import ipaddress
 import logging
 from typing import TYPE_CHECKING, Union
 
-from fsm.errors import CommandError, MetadataError
+from fsm.errors import CommandError, MetadataError, shown
 from fsm.steps import Outcome
 from operations.addresses import NO_LEASE, show_addresses
 from operations.dhcp import lease_facts
 from operations.netlinks import nic_links, primary_nic
+from operations.validate import validate_gateway
 
 if TYPE_CHECKING:
     from fsm.steps import Context
@@ -52,7 +53,16 @@ def _family(md: Metadata, field: str, value: str) -> int:
             return ipaddress.ip_network(value, strict=False).version
         return ipaddress.ip_address(value).version
     except ValueError:
-        raise MetadataError(md.origin(field), field, f"{value!r} is not an IP address") from None
+        raise MetadataError(md.origin(field), field, f"{shown(value)} is not an IP address") from None
+
+
+def _gateway(md: Metadata, field: str, value: str) -> str:
+    """A gateway checked by operations/validate.py (no scope id but a link name, not
+    multicast, broadcast, loopback or unspecified), blamed on the metadata's field."""
+    try:
+        return validate_gateway(value, "x:x")
+    except MetadataError as e:
+        raise MetadataError(md.origin(field), field, e.problem) from None
 
 
 def wanted_routes(md: Metadata, nics: list[Nic]) -> tuple[dict[int, str], list[tuple[str, str]]]:
@@ -62,12 +72,12 @@ def wanted_routes(md: Metadata, nics: list[Nic]) -> tuple[dict[int, str], list[t
     defaults: dict[int, str] = {}
     for nic in ordered:
         for gateway in nic.gateways:
-            family = _family(md, "nics", gateway)
-            defaults.setdefault(family, str(ipaddress.ip_address(gateway)))
+            checked = _gateway(md, "nics", gateway)
+            defaults.setdefault(ipaddress.ip_address(checked).version, checked)
     statics: list[tuple[str, str]] = []
     for route in md.routes:
-        family = _family(md, "routes", route.gateway)
-        gateway = str(ipaddress.ip_address(route.gateway))
+        gateway = _gateway(md, "routes", route.gateway)
+        family = ipaddress.ip_address(gateway).version
         if route.destination == "default":
             defaults.setdefault(family, gateway)
             continue

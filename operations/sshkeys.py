@@ -177,6 +177,17 @@ def install_keys(ctx: Context) -> Outcome:
     if dir_st is not None and not stat.S_ISDIR(dir_st.st_mode):
         raise UnsafeFileError(SSH_DIR, "is not a directory")
     present_text, file_st = read_regular_file(system, AUTHORIZED_KEYS, MAX_PRESENT_BYTES)
+    distrust = _untrusted(dir_st, file_st)
+    if distrust and present_text:
+        # sshd's StrictModes ignores such a file; rewriting its lines into a root-owned
+        # 0600 file would turn a line someone else could write into a working root login.
+        # Kept aside for the operator, never carried over.
+        system.move_aside(AUTHORIZED_KEYS, AUTHORIZED_KEYS + UNTRUSTED_SUFFIX)
+        outcome.warnings.append(
+            f"{AUTHORIZED_KEYS}: {distrust}, so sshd ignored it; its lines were not "
+            f"carried into the new root-owned file (moved aside to "
+            f"{AUTHORIZED_KEYS + UNTRUSTED_SUFFIX})")
+        present_text, file_st = None, None
     present = (present_text or "").split("\n")
     if present[-1] == "":
         present.pop()
@@ -206,6 +217,23 @@ def install_keys(ctx: Context) -> Outcome:
     if managed_text != managed_text_before and (managed_now or managed_text_before is not None):
         _write_record(system, managed_text, outcome)
     return outcome
+
+
+UNTRUSTED_SUFFIX = ".untrusted"
+
+
+def _untrusted(dir_st: os.stat_result | None, file_st: os.stat_result | None) -> str | None:
+    """Why sshd (StrictModes) would not trust the present file, or None: it or /root/.ssh
+    is owned by someone other than the agent's user (root), or writable by group or others."""
+    me = os.geteuid()
+    for what, st in (("/root/.ssh", dir_st), ("it", file_st)):
+        if st is None:
+            continue
+        if st.st_uid != me:
+            return f"{what} was owned by uid {st.st_uid}, not root"
+        if stat.S_IMODE(st.st_mode) & 0o022:
+            return f"{what} was writable by group or others (mode {stat.S_IMODE(st.st_mode):04o})"
+    return None
 
 
 def _write_record(system: System, text: str, outcome: Outcome) -> None:

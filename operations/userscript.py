@@ -14,6 +14,7 @@ import logging
 from fsm.steps import Context, Frequency, Outcome, Step
 from operations.sshkeys import needs_fixing, read_regular_file
 from operations.validate import MAX_SCRIPT_BYTES, validate_script
+from operations.witness import instance_tag
 
 log = logging.getLogger(__name__)
 
@@ -21,9 +22,27 @@ SCRIPT_PATH = "/var/metadata/userscript"
 USERSCRIPT_FMRI = "svc:/system/illumos/userscript:default"
 SVCADM = "/usr/sbin/svcadm"
 SVCPROP = "/usr/bin/svcprop"
-# The userscript method's records (smf/userscript.sh), keyed by the script's checksum.
+# The userscript method's records (smf/userscript.sh), keyed by the script's checksum and
+# the instance's tag: `<sha256>/<tag>`.
 RUN_RECORDS = ("/var/metadata/userscript.done", "/var/metadata/userscript.started",
                "/var/metadata/userscript.failed")
+# The tag of the instance the installed script is for (operations/witness.py), which the
+# method puts in its records.
+INSTANCE_PATH = "/var/metadata/userscript.instance"
+MAX_RECORD_BYTES = 4096
+
+
+def _record_tag(system, record: str) -> str | None:
+    """The instance tag in a run record's key (`<sha256>/<tag>`); "" for a record written
+    before records had one; None when the record cannot be read as one."""
+    try:
+        text = system.read_text(record, limit=MAX_RECORD_BYTES)
+    except OSError:
+        return None
+    words = text.split()
+    if not words:
+        return None
+    return words[0].partition("/")[2]
 
 
 def _service_enabled(ctx: Context) -> bool:
@@ -49,13 +68,29 @@ def install(ctx: Context) -> Outcome:
     if not same:
         system.write_file(SCRIPT_PATH, script, mode=0o700, owner=(0, 0))
         outcome.changed(f"{SCRIPT_PATH} installed ({len(script)} bytes, mode 0700, owner root)")
-    # This step runs once per instance, and always before the service can (it requires
-    # the metadata service online): a run record left by another instance (the image
-    # builder's VM, say) would make the same script skip this new instance, so drop it.
+    # The method keys its records by the script and this tag, so a record of this
+    # instance's run survives a lost checkpoint (this step running again for the same
+    # instance) and the script does not run twice. A record of another instance (the image
+    # builder's VM, say) would never match; it is removed so the audit trail is this VM's.
+    tag = instance_tag(ctx.checkpoint.instance_id)
+    try:
+        present_tag = system.read_text(INSTANCE_PATH, limit=MAX_RECORD_BYTES).strip()
+    except (FileNotFoundError, NotADirectoryError):
+        present_tag = None
+    except OSError:
+        present_tag = None
+        system.remove(INSTANCE_PATH)
+    if present_tag != tag:
+        system.write_file(INSTANCE_PATH, tag + "\n", mode=0o644, owner=(0, 0))
+        outcome.changed(f"{INSTANCE_PATH}: the script is for instance {tag}")
     for record in RUN_RECORDS:
-        if system.exists(record) or system.is_symlink(record):
-            system.remove(record)
-            outcome.changed(f"{record} removed: it recorded another instance's run")
+        if not (system.exists(record) or system.is_symlink(record)):
+            continue
+        if _record_tag(system, record) == tag:
+            log.info("%s records this instance's own run: kept", record)
+            continue
+        system.remove(record)
+        outcome.changed(f"{record} removed: it recorded another instance's run")
     if not _service_enabled(ctx):
         system.apply([SVCADM, "enable", USERSCRIPT_FMRI])
         outcome.changed(f"{USERSCRIPT_FMRI} enabled: it runs the script once")
@@ -70,9 +105,11 @@ STEPS: tuple[Step, ...] = (
                  f"owner root; rewritten only when different) and runs `svcadm enable "
                  f"{USERSCRIPT_FMRI}` unless `svcprop -c -p general/enabled` already says "
                  f"true; that service runs the script once, records success and disables "
-                 f"itself. The method's run records (userscript.done/.started/.failed) "
-                 f"from an earlier instance are removed, so a new VM from the same image "
-                 f"runs its script too. No script in the metadata: nothing. The script is "
+                 f"itself. It writes the instance's tag to {INSTANCE_PATH}; the method keys "
+                 f"its run records (userscript.done/.started/.failed) by script and tag, "
+                 f"so this instance's script never runs twice even when the checkpoint is "
+                 f"lost, and records of another instance are removed, so a new VM from "
+                 f"the same image runs its script too. No script in the metadata: nothing. The script is "
                  f"never logged (only its size) nor checkpointed",
          fails_when="the script does not begin with `#!` and an absolute interpreter path, "
                     "its `#!` line ends in CR-LF or exceeds 1023 bytes, it is over 16 MiB "

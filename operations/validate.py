@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import re
 import struct
 from dataclasses import dataclass
 
-from fsm.errors import MetadataError
+from fsm.errors import MetadataError, shown
 
 # ---- hostnames --------------------------------------------------------------------------
 
@@ -354,3 +355,87 @@ def validate_script(data: bytes, origin: str) -> bytes:
         raise _error(origin, "user script's #! line must name an interpreter by absolute "
                              "path (e.g. #!/bin/sh); it was not installed")
     return data
+
+
+# ---- addresses, nameservers, gateways, domains ------------------------------------------
+#
+# Python's ipaddress accepts anything after `%` as an IPv6 scope id, newlines included: a
+# nameserver `fe80::1%x\nnameserver 198.51.100.66` would add lines to /etc/resolv.conf and
+# forge log lines, and the same text would reach `route` argv as a gateway. A scope is
+# accepted only when it is an illumos link name (dladm(8): letters, digits, `_` and `.`,
+# starting with a letter and ending with a digit, at most 31 characters), and only on a
+# link-local address, the one kind of address a scope names a link for.
+
+_LINK_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.]{0,29}[0-9]\Z")
+_DOMAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,62}(\.[A-Za-z0-9_][A-Za-z0-9_-]{0,62})*\.?\Z")
+MAX_DOMAIN_CHARS = 253
+LIMITED_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
+
+
+def _shown_value(value: object) -> str:
+    return shown(value)
+
+
+def parse_address(value: object, origin: str, what: str = "address"
+                  ) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """An IP address, with a scope id only when it is a link name on a link-local address."""
+    if not isinstance(value, str):
+        raise _error(origin, f"{what} must be text, not {type(value).__name__}")
+    text = value.strip()
+    address, pct, scope = text.partition("%")
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        raise _error(origin, f"{_shown_value(value)} is not an IP address") from None
+    if pct:
+        if parsed.version != 6 or not parsed.is_link_local:
+            raise _error(origin, f"{what} {_shown_value(value)}: a scope id (%...) is only "
+                                 "meaningful on an IPv6 link-local address")
+        if not _LINK_NAME.match(scope):
+            raise _error(origin, f"{what} {_shown_value(value)}: scope id {_shown_value(scope)}"
+                                 " is not a link name")
+        return ipaddress.ip_address(text)
+    return parsed
+
+
+def validate_nameserver(value: object, origin: str) -> str:
+    """A resolver address as resolv.conf may name it: not unspecified (0.0.0.0, ::),
+    not multicast or broadcast."""
+    addr = parse_address(value, origin, "nameserver")
+    if addr.is_unspecified or addr.is_multicast or addr == LIMITED_BROADCAST:
+        raise _error(origin, f"nameserver {_shown_value(value)} is not a host address")
+    return str(addr)
+
+
+def validate_gateway(value: object, origin: str) -> str:
+    """A router address: not unspecified, multicast, broadcast or loopback."""
+    addr = parse_address(value, origin, "gateway")
+    if (addr.is_unspecified or addr.is_multicast or addr.is_loopback
+            or addr == LIMITED_BROADCAST):
+        raise _error(origin, f"gateway {_shown_value(value)} is not a router's address")
+    return str(addr)
+
+
+def validate_interface(value: object, origin: str) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface:
+    """address/prefix for a static address: a /0 prefix (netmask 0.0.0.0) would claim
+    every address as on-link, so it is refused; no scope ids."""
+    if not isinstance(value, str) or "%" in value:
+        raise _error(origin, f"{_shown_value(value)} is not an address/prefix")
+    try:
+        iface = ipaddress.ip_interface(value.strip())
+    except ValueError:
+        raise _error(origin, f"{_shown_value(value)} is not an address/prefix") from None
+    if iface.network.prefixlen == 0:
+        raise _error(origin, f"{_shown_value(value)} has a /0 prefix (netmask 0.0.0.0): "
+                             "every address would be on this link")
+    if iface.ip.is_multicast or iface.ip.is_unspecified:
+        raise _error(origin, f"{_shown_value(value)} is not a host address")
+    return iface
+
+
+def validate_domain(value: object, origin: str) -> str:
+    """A DNS search domain: dot-separated labels of letters, digits, `-` and `_` (end
+    anchored with \\Z: `$` would let a trailing newline through)."""
+    if not isinstance(value, str) or len(value) > MAX_DOMAIN_CHARS or not _DOMAIN.match(value):
+        raise _error(origin, f"{_shown_value(value)} is not a domain name")
+    return value

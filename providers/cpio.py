@@ -11,6 +11,7 @@ ours to pick. FETCH reads a bounded head of that disk and parses it in Python
 
 from __future__ import annotations
 
+import errno
 import logging
 from typing import TYPE_CHECKING
 
@@ -50,7 +51,10 @@ def seed_devices(ctx: Context) -> list[str]:
         try:
             head = localdisk.read_device_head(ctx.system, device, SECTOR)
         except OSError as e:
-            log.debug("%s: cannot read: %s", device, e.strerror)
+            if e.errno == errno.ETIMEDOUT:  # a wedged disk: say so, look at the others
+                log.warning("%s: %s; not a seed disk this boot", device, e.strerror)
+            else:
+                log.debug("%s: cannot read: %s", device, e.strerror)
             continue
         if cpioarchive.archive_format(head):
             found.append(device)

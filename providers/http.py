@@ -6,6 +6,12 @@ retried forever, which turned a broken service into a hung boot. Here every requ
 own timeout (`timeouts.http`) and the whole fetch shares one budget (`timeouts.fetch`):
 when it is spent the caller gets a ServiceError naming the source and the URL.
 
+`timeouts.http` is a wall-clock deadline on the whole exchange (connect, headers, body),
+not a per-read socket timeout: a server drip-feeding one byte a second satisfies every read
+and would otherwise hold FETCH for ever. The exchange runs in a worker thread; at the
+deadline the caller moves on (the connection is shut down when it can be reached, else the
+daemon thread is left to the server's pace, and dies with the process).
+
 Only transient answers are retried (connection errors, timeouts, a body cut short, 5xx,
 429); any other status goes back to the caller, who knows what a 401 or 404 means there.
 `requests` is imported inside the functions: most platforms never talk HTTP, and the agent's
@@ -17,6 +23,8 @@ from __future__ import annotations
 import email.utils
 import logging
 import random
+import socket
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -110,19 +118,46 @@ class HttpClient:
                            f"last: {last_error}")
 
     def _attempt(self, method: str, url: str, headers: dict[str, str], timeout_s: float) -> Reply:
+        """One exchange, ended at `timeout_s` of wall-clock time whatever the server does."""
+        box: dict[str, Any] = {}
+        done = threading.Event()
+        cancelled = threading.Event()
+
+        def exchange() -> None:
+            try:
+                box["reply"] = self._exchange(method, url, headers, timeout_s, box, cancelled)
+            except BaseException as e:  # handed to the caller's thread
+                box["error"] = e
+            finally:
+                done.set()
+
+        worker = threading.Thread(target=exchange, daemon=True, name=f"http {url}")
+        worker.start()
+        if not done.wait(timeout_s):
+            cancelled.set()
+            _shut(box.get("response"))
+            raise _Transient(f"no answer within {timeout_s:.3g} s (the answer was still "
+                             f"arriving)")
+        if "error" in box:
+            raise box["error"]
+        return box["reply"]
+
+    def _exchange(self, method: str, url: str, headers: dict[str, str], timeout_s: float,
+                  box: dict[str, Any], cancelled: threading.Event) -> Reply:
         import requests
 
         started = time.monotonic()
         try:
             with self.session.request(method, url, headers=headers, timeout=timeout_s,
                                       stream=True, allow_redirects=False) as resp:
+                box["response"] = resp
                 body = bytearray()
                 for chunk in resp.iter_content(65536):
                     body += chunk
                     if len(body) > MAX_BODY_BYTES:
                         raise ServiceError(f"{self.source}: {method} {url}: answer larger than "
                                            f"{MAX_BODY_BYTES} bytes")
-                    if time.monotonic() - started > timeout_s:
+                    if cancelled.is_set() or time.monotonic() - started > timeout_s:
                         raise _Transient(f"answer took longer than {timeout_s:.3g} s")
                 status, reply_headers = resp.status_code, dict(resp.headers)
         except requests.exceptions.Timeout:
@@ -136,6 +171,18 @@ class HttpClient:
             raise _Transient(f"HTTP {status}", _retry_after_s(reply_headers.get("Retry-After")))
         log.debug("%s: %s %s: HTTP %d, %d bytes", self.source, method, url, status, len(body))
         return Reply(status, bytes(body), reply_headers)
+
+
+def _shut(response: Any) -> None:
+    """Shut down the socket under a response still being read, so its reader wakes now."""
+    conn = getattr(getattr(response, "raw", None), "_connection", None)
+    sock = getattr(conn, "sock", None)
+    if sock is None:
+        return
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
 
 
 def _backoff_s(attempt: int) -> float:

@@ -12,6 +12,8 @@ reserved `"_emulator"` key of the metadata JSON:
       "retry_after": 2,       ... with this Retry-After header (seconds)
       "delay_s": 3.0,         wait this long before answering (slow beyond a timeout)
       "reset": true,          send the headers and half the body, then reset the connection
+      "drip_s": 1.0,          send the whole answer (status line included) one byte per
+                              drip_s seconds: each read gets a byte, the answer never ends
       "body": "{not json",    serve this text instead of the real body (status 200)
       "times": 2,             apply the faults to the first N matching requests only
       "flap": true,           apply them to every other matching request (1st, 3rd, ...)
@@ -33,7 +35,7 @@ from typing import Any, Callable
 
 RESERVED_KEY = "_emulator"
 FAULT_KEYS = frozenset({"status", "retry_after", "delay_s", "reset", "body", "times", "flap",
-                        "paths"})
+                        "paths", "drip_s"})
 
 
 @dataclass(frozen=True)
@@ -70,11 +72,13 @@ class Faults:
         self.retry_after: Any = spec.get("retry_after")
         self.delay_s = float(spec.get("delay_s", 0) or 0)
         self.reset = bool(spec.get("reset", False))
+        self.drip_s = float(spec.get("drip_s", 0) or 0)
         self.body = str(spec["body"]) if spec.get("body") is not None else None
         self.times = int(spec["times"]) if spec.get("times") is not None else None
         self.flap = bool(spec.get("flap", False))
         self.paths = {normalise_path(p)[0] for p in spec.get("paths", [])}
-        self.active = any((self.status, self.delay_s, self.reset, self.body is not None))
+        self.active = any((self.status, self.delay_s, self.reset, self.drip_s,
+                           self.body is not None))
         self._seen = 0
         self._lock = threading.Lock()
 
@@ -170,7 +174,23 @@ def _handler_class(server: HttpServer) -> type[BaseHTTPRequestHandler]:
                 if faulty and faults.body is not None:
                     answer = Answer(200, faults.body.encode(), content_type=answer.content_type)
             server.record(self.command, self.path, answer.status)
+            if faulty and faults.drip_s:
+                self._drip(answer, faults.drip_s)
+                return
             self._send(answer, reset=faulty and faults.reset)
+
+        def _drip(self, answer: Answer, every_s: float) -> None:
+            raw = (f"HTTP/1.1 {answer.status} OK\r\nContent-Type: {answer.content_type}\r\n"
+                   f"Content-Length: {len(answer.body)}\r\n\r\n").encode() + answer.body
+            self.close_connection = True
+            try:
+                for byte in raw:
+                    if server._closing.wait(every_s):
+                        return
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+            except OSError:   # the client gave up and closed: what a bounded client does
+                return
 
         def _send(self, answer: Answer, reset: bool) -> None:
             self.send_response(answer.status)

@@ -6,21 +6,24 @@
 #
 # Written for POSIX sh (illumos /bin/sh is ksh93); `bash -n` and dash also accept it.
 #
-# Records, in /var/metadata, keyed by the script's SHA-256 so that a new script (a new
-# instance's user-data) runs even where an old one already did:
-#   userscript.started  written (atomically) just BEFORE the script runs
-#   userscript.done     written (atomically: temp file + mv) just AFTER it exits 0
-#   userscript.failed   "<sha256> <exit status>" after it exits non-zero
+# Records, in /var/metadata, keyed by the script's SHA-256 and the instance it is for
+# (KEY = "<sha256>/<tag>", the tag the agent wrote to userscript.instance; just "<sha256>"
+# without that file), so that a new script or a new instance (a new VM from the image) runs
+# even where an old one already did, while the same instance never runs it twice, even
+# when the agent lost its checkpoint and installed the script again:
+#   userscript.started  KEY, written (atomically) just BEFORE the script runs
+#   userscript.done     KEY, written (atomically: temp file + mv) just AFTER it exits 0
+#   userscript.failed   "KEY <exit status>" after it exits non-zero
 # On start:
-#   done == checksum      the script already completed: do not run it again, just
+#   done == KEY           the script already completed: do not run it again, just
 #                         disable this service and exit SMF_EXIT_OK.
-#   started == checksum,  the last run never recorded completion: the system went down
+#   started == KEY,       the last run never recorded completion: the system went down
 #   no done/failed        mid-script, or between the script's success and the record.
 #                         That is logged as such and the script runs AGAIN: as the
 #                         agent's README says, a first-boot script may run more than
 #                         once, so it must be idempotent. (Recording "done" before
 #                         running would instead lose a script cut short by a crash.)
-#   failed == checksum    an operator cleared the maintenance state: run it again.
+#   failed == KEY         an operator cleared the maintenance state: run it again.
 #
 # Exit status, from /lib/svc/share/smf_include.sh:
 #   SMF_EXIT_OK (0)          ran and recorded, already done, or no script at all.
@@ -51,6 +54,7 @@ USERSCRIPT="$STATE_DIR/userscript"
 STARTED="$STATE_DIR/userscript.started"
 DONE="$STATE_DIR/userscript.done"
 FAILED="$STATE_DIR/userscript.failed"
+INSTANCE="$STATE_DIR/userscript.instance"
 SVCADM="$METADATA_ROOT/usr/sbin/svcadm"
 DIGEST="$METADATA_ROOT/usr/bin/digest"
 SYNC="$METADATA_ROOT/usr/bin/sync"
@@ -134,26 +138,32 @@ if ! sum=$(checksum "$USERSCRIPT") || [ -z "$sum" ]; then
 	exit "$SMF_EXIT_ERR_FATAL"
 fi
 short=$(printf '%.12s' "$sum")
+# The instance tag (a plain word the agent wrote; never a link followed).
+tag=
+if [ -f "$INSTANCE" ] && [ ! -h "$INSTANCE" ]; then
+	tag=$(record "$INSTANCE")
+fi
+key="$sum${tag:+/$tag}"
 
-if [ "$(record "$DONE")" = "$sum" ]; then
+if [ "$(record "$DONE")" = "$key" ]; then
 	say "user script sha256:$short already completed on an earlier start;" \
 	    "not running it again"
 	disable_self
 	exit "$SMF_EXIT_OK"
 fi
 
-if [ "$(record "$FAILED")" = "$sum" ]; then
+if [ "$(record "$FAILED")" = "$key" ]; then
 	# The failed record is "<sha256> <status>": its second word is the status.
 	last_status=$(sed -n '1s/^[^ ]* //p' "$FAILED")
 	say "user script sha256:$short failed on its last run (exit status $last_status);" \
 	    "running it again"
-elif [ "$(record "$STARTED")" = "$sum" ]; then
+elif [ "$(record "$STARTED")" = "$key" ]; then
 	say "user script sha256:$short was started before but its completion was never" \
 	    "recorded (the system stopped during the script or just after it);" \
 	    "running it again: user scripts must be idempotent"
 fi
 
-if ! write_record "$STARTED" "$sum"; then
+if ! write_record "$STARTED" "$key"; then
 	complain "could not write $STARTED; the script was not run"
 	exit "$SMF_EXIT_ERR_FATAL"
 fi
@@ -174,13 +184,13 @@ if [ "$status" -ne 0 ]; then
 	else
 		complain "user script sha256:$short failed with exit status $status"
 	fi
-	write_record "$FAILED" "$sum $status" ||
+	write_record "$FAILED" "$key $status" ||
 	    complain "could not write $FAILED"
 	complain "fix the cause, then: svcadm clear $SMF_FMRI (runs the script again)"
 	exit "$SMF_EXIT_ERR_FATAL"
 fi
 
-if ! write_record "$DONE" "$sum"; then
+if ! write_record "$DONE" "$key"; then
 	complain "user script sha256:$short succeeded but $DONE could not be written:" \
 	    "it will run again on the next start"
 	exit "$SMF_EXIT_ERR_FATAL"

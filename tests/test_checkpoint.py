@@ -45,7 +45,8 @@ def _path(store, suffix=""):
 
 def test_round_trip_keeps_every_field(store):
     cp = _saved(store, 3)
-    cp.last_error = {"phase": "STORAGE", "step": "expand", "message": "x", "exit_code": 95}
+    cp.last_error = {"phase": "STORAGE", "step": "expand", "message": "x", "exit_code": 95,
+                     "time": 1.5e9}
     cp.resume_from = "STORAGE"
     store.save(cp)
     back = store.load()
@@ -68,8 +69,10 @@ def test_save_keeps_the_previous_generation(store):
     pytest.param(lambda data: data[: len(data) // 2], id="truncated"),
     pytest.param(lambda data: os.urandom(200), id="garbage"),
     pytest.param(lambda data: b"", id="empty"),
-    pytest.param(lambda data: msgpack.packb({**msgpack.unpackb(data), "schema": 99}),
+    pytest.param(lambda data: msgpack.packb({**msgpack.unpackb(data), "schema": 0}),
                  id="wrong-version"),
+    pytest.param(lambda data: msgpack.packb({**msgpack.unpackb(data), "schema": "1"}),
+                 id="version-as-text"),
     pytest.param(lambda data: msgpack.packb([1, 2, 3]), id="not-a-map"),
     pytest.param(lambda data: msgpack.packb({**msgpack.unpackb(data), "boot": "two"}),
                  id="wrong-type"),

@@ -173,3 +173,20 @@ def test_full_boot_on_python_3_9(artefact, tmp_path, platform):
     with serving(reference.root):
         assert reference.run().returncode == 0
     assert comparable(packed) == comparable(reference)
+
+
+def test_a_drip_feeding_service_cannot_hold_the_archive_either(artefact, tmp_path):
+    """dist/metadata carries its own requests/urllib3: the wall-clock deadline per request
+    must hold there too (issue 12): one byte every half second, FETCH still ends."""
+    import time
+
+    from test_hardening import drip_guest
+
+    g = drip_guest(tmp_path, "ec2")
+    started = time.monotonic()
+    with serving(g.root):
+        done = run_clean(artefact, "run", "--root", g.root, timeout=300)
+    out = done.stdout + done.stderr
+    assert done.returncode == 95, out[-2000:]
+    assert "the answer was still arriving" in out
+    assert time.monotonic() - started < 120

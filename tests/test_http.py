@@ -162,3 +162,14 @@ def test_requests_is_not_imported_by_the_providers_at_start_up():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=PROJECT_DIR, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_a_drip_feeding_server_is_cut_at_the_wall_clock_deadline():
+    """One byte every 0.2 s satisfies every socket read: before, a request lasted as long
+    as the server liked (the budget was checked only between 64 KiB chunks)."""
+    started = time.monotonic()
+    with serve(drip_s=0.2) as server, client(timeout_s=0.5, budget_s=2) as c:
+        with pytest.raises(ServiceError, match=r"fetch budget .* no answer within 0\.\d+ s "
+                                               r"\(the answer was still arriving\)"):
+            c.request("GET", server.url + "/doc")
+    assert time.monotonic() - started < 30   # unbounded before; ~2 s now, slack for load

@@ -176,3 +176,15 @@ def test_fingerprints_are_what_ssh_keygen_prints(tmp_path):
         expected = subprocess.run(["ssh-keygen", "-l", "-f", f"{key}.pub"], capture_output=True,
                                   text=True, check=True).stdout.strip()
         assert fingerprint(lines[-1]) == expected
+
+
+def test_an_iso_whose_extent_runs_past_the_end_exits_96_with_the_reason(tmp_path):
+    """Issue 12: before, IsoReadError escaped as a traceback (exit 1)."""
+    image = iso_image("cidata", {"meta-data": b"instance-id: i-1\n" * 200,
+                                 "user-data": b"#!/bin/sh\necho hi\n"})
+    path = tmp_path / "cut.iso"
+    path.write_bytes(image[: len(image) - 2048])   # the last file's sector cut off
+    done = metadata("seed", "inspect", str(path))
+    assert done.returncode == SMF_EXIT_ERR_CONFIG, done.stderr
+    assert "data runs past the end of the image" in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr

@@ -47,7 +47,7 @@ def guest(tmp_path):
 def test_the_script_is_installed_and_the_service_enabled_once(guest):
     ctx = context(guest, SCRIPT)
     first = install(ctx)
-    assert len(first.changes) == 2
+    assert len(first.changes) == 3  # script, instance tag, enable
     shown = guest.show()["userscript"]
     assert shown["file"]["mode"] == "0700" and shown["file"]["owner"] == "0:0"
     assert open(guest.path(SCRIPT_PATH), "rb").read() == SCRIPT

@@ -318,3 +318,52 @@ def test_property_scripts_are_accepted_unchanged_or_rejected_cleanly(data):
     except MetadataError:
         return
     assert data.startswith(b"#!")
+
+
+# ---- nameservers, gateways, interfaces, domains (issue 12) -------------------------------
+
+@pytest.mark.parametrize("value", [
+    "fe80::1%x\nnameserver 198.51.100.66", "fe80::1%", "fe80::1%vioif0 -ifp x",
+    "2001:db8::1%vioif0", "192.0.2.1%vioif0", "0.0.0.0", "::", "224.0.0.251", "ff02::1",
+    "255.255.255.255", "not-an-address", 5,
+])
+def test_nonsense_nameservers_are_refused(value):
+    from operations.validate import validate_nameserver
+
+    with pytest.raises(MetadataError):
+        validate_nameserver(value, "test:resolvers")
+
+
+def test_a_link_local_nameserver_may_name_its_link():
+    from operations.validate import validate_gateway, validate_nameserver
+
+    assert validate_nameserver("fe80::1%vioif0", "t:f") == "fe80::1%vioif0"
+    assert validate_gateway(" 192.0.2.1 ", "t:f") == "192.0.2.1"
+
+
+@pytest.mark.parametrize("value", ["127.0.0.1", "255.255.255.255", "224.0.0.1", "0.0.0.0",
+                                   "fe80::1%a\nb0"])
+def test_nonsense_gateways_are_refused(value):
+    from operations.validate import validate_gateway
+
+    with pytest.raises(MetadataError):
+        validate_gateway(value, "test:nics")
+
+
+@pytest.mark.parametrize("value", ["10.0.0.5/0", "0.0.0.0/24", "224.0.0.5/24",
+                                   "fe80::1%vioif0/64", "x/24"])
+def test_nonsense_interfaces_are_refused(value):
+    from operations.validate import validate_interface
+
+    with pytest.raises(MetadataError):
+        validate_interface(value, "test:nics")
+
+
+@pytest.mark.parametrize("value", ["example.com\n", "example.com\nnameserver 1.2.3.4",
+                                   "a" * 64 + ".com", "x" * 600_000, "-", ""])
+def test_domains_are_anchored_at_the_very_end(value):
+    from operations.validate import validate_domain
+
+    with pytest.raises(MetadataError) as e:
+        validate_domain(value, "test:search")
+    assert len(str(e.value)) < 300

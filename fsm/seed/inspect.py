@@ -85,7 +85,10 @@ def _nocloud_files(volume: isoreader.IsoVolume, device: str, problems: list[str]
         elif entry.size > nocloud.FILE_CAP:
             problems.append(f"{device}: {name}: larger than {nocloud.FILE_CAP} bytes")
         else:
-            files[name] = volume.read(name)
+            try:
+                files[name] = volume.read(name)
+            except isoreader.IsoReadError as e:   # a truncated or forged image
+                problems.append(f"{device}: {e}")
     return files
 
 

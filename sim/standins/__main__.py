@@ -5,7 +5,8 @@ injected faults from `state["faults"]`, then runs `sim.standins.<command>.main`.
 
 Faults, keyed like the call counts: `hang` (block until killed, before any effect),
 `hang_after` (do the work, then block: a kill in the middle of a step after its effect),
-`fail` (exit 1 with the given message), `garbage` (print the given text instead).
+`fail` (exit 1 with the given message), `garbage` (print the given text instead),
+`delay` ({key: seconds}: sleep, then do the work: a slow command whose effect comes late).
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ def main() -> int:
     faults = guest_state.load(root).get("faults", {})
     if key in faults.get("hang", []):
         _block_until_killed()
+    if key in faults.get("delay", {}):   # a slow command: its effect comes late, but comes
+        import time
+
+        time.sleep(float(faults["delay"][key]))
     module = importlib.import_module(f"sim.standins.{command.replace('-', '_')}")
     code = 0
     with guest_state.locked(root) as st:

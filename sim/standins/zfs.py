@@ -1,10 +1,19 @@
-"""zfs(8) stand-in: `create` and `list`, after illumos-gate usr/src/cmd/zfs/zfs_main.c
-(zfs_do_create(), zfs_do_list()) and libzfs's error strings (usr/src/lib/libzfs).
+"""zfs(8) stand-in: `create`, `list`, and `set`/`get` of user properties, after illumos-gate
+usr/src/cmd/zfs/zfs_main.c (zfs_do_create(), zfs_do_list(), zfs_do_set(), zfs_do_get()) and
+libzfs's error strings (usr/src/lib/libzfs).
 
 - `zfs create [-p] [-o property=value]... filesystem`
 - `zfs create [-ps] [-b blocksize] [-o property=value]... -V size volume`: a volume gets its
   `/dev/zvol/dsk` and `/dev/zvol/rdsk` nodes; a non-sparse volume reserves its size.
 - `zfs list [-r|-d depth] [-Hp] [-o property[,...]] [-t type[,...]] [name]...`
+- `zfs set property=value ... dataset...`: user properties only (a name with a colon, of
+  lowercase letters, digits and `:-._`, as zfs_prop_user() in
+  usr/src/common/zfs/zfs_prop.c accepts; shorter than ZAP_MAXNAMELEN 256; the value shorter
+  than ZFS_MAXPROPLEN 8192, libzfs zfs_valid_proplist()). A native property is refused
+  here as "invalid property", which real zfs would set.
+- `zfs get [-Hp] [-o field[,...]] property[,...] dataset...`: the fields name, property,
+  value, source (zfs_main.c zfs_do_get); an unset user property is `-` with source `-`.
+  User properties and the `list` properties above.
 
 Space: the pool's usable space is its size less the 1/32 slop; used is what the image wrote
 plus every non-sparse volume. Messages as libzfs prints them: `cannot create 'rpool/swap':
@@ -154,8 +163,80 @@ def cmd_list(inv: Invocation, args: list[str]) -> int:
     return 0
 
 
+USER_PROP = re.compile(r"^[a-z0-9:._-]+$")
+ZAP_MAXNAMELEN = 256
+ZFS_MAXPROPLEN = 8192
+
+
+def _is_user_prop(name: str) -> bool:
+    return ":" in name and bool(USER_PROP.match(name))
+
+
+def cmd_set(inv: Invocation, args: list[str]) -> int:
+    pairs = [a for a in args if "=" in a]
+    names = args[len(pairs):]
+    if args[:len(pairs)] != pairs or not pairs:
+        inv.usage("missing property=value argument(s)")
+    if not names:
+        inv.usage("missing dataset name(s)")
+    datasets = _datasets(inv)
+    for name in names:
+        if name not in datasets:
+            inv.fail(f"cannot open '{name}': dataset does not exist")
+    for pair in pairs:
+        prop, _, value = pair.partition("=")
+        for name in names:
+            if not _is_user_prop(prop):
+                inv.fail(f"cannot set property for '{name}': invalid property '{prop}'")
+            if len(prop) >= ZAP_MAXNAMELEN:
+                inv.fail(f"cannot set property for '{name}': property name '{prop}' is too long")
+            if len(value.encode()) >= ZFS_MAXPROPLEN:
+                inv.fail(f"cannot set property for '{name}': property value '{value}' is "
+                         "too long")
+    for pair in pairs:
+        prop, _, value = pair.partition("=")
+        for name in names:
+            datasets[name].setdefault("user_props", {})[prop] = value
+    return 0
+
+
+def cmd_get(inv: Invocation, args: list[str]) -> int:
+    opts, rest = parse_opts(inv, args, "Hp", "o")
+    if len(rest) < 2:
+        inv.usage("missing property argument" if not rest else "missing dataset name(s)")
+    fields = opts.get("o", "name,property,value,source").split(",")
+    for f in fields:
+        if f not in ("name", "property", "value", "source"):
+            inv.usage(f"invalid field '{f}'")
+    props = rest[0].split(",")
+    for prop in props:
+        if not _is_user_prop(prop) and ALIASES.get(prop, prop) not in PROPERTIES:
+            inv.fail(f"bad property list: invalid property '{prop}'")
+    datasets = _datasets(inv)
+    rows = [] if opts.get("H") else [[f.upper() for f in fields]]
+    for name in rest[1:]:
+        if name not in datasets:
+            inv.fail(f"cannot open '{name}': dataset does not exist")
+        for prop in props:
+            user = datasets[name].get("user_props", {})
+            if _is_user_prop(prop):
+                value, source = (user[prop], "local") if prop in user else ("-", "-")
+            else:
+                value, source = _props(inv, name, bool(opts.get("p")))[ALIASES.get(prop, prop)], "-"
+            row = {"name": name, "property": prop, "value": value, "source": source}
+            rows.append([row[f] for f in fields])
+    if opts.get("H"):
+        for row in rows:
+            inv.out("\t".join(row))
+    else:
+        widths = [max(len(r[i]) for r in rows) for i in range(len(fields))]
+        for row in rows:
+            inv.out("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    return 0
+
+
 def main(inv: Invocation) -> int:
-    commands = {"create": cmd_create, "list": cmd_list}
+    commands = {"create": cmd_create, "list": cmd_list, "set": cmd_set, "get": cmd_get}
     if not inv.argv or inv.argv[0] not in commands:
         inv.usage("unrecognized command" if inv.argv else "missing command")
     return commands[inv.argv[0]](inv, inv.argv[1:])
