@@ -17,7 +17,7 @@ import logging
 import re
 from typing import TYPE_CHECKING
 
-from fsm.errors import MetadataError
+from fsm.errors import MetadataError, shown
 from fsm.steps import Outcome
 from operations.dhcp import lease_facts
 from operations.netlinks import nic_links, primary_nic
@@ -34,8 +34,11 @@ DOMAIN_RE = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_][A-Za-
 MAX_NAMESERVERS = 3  # resolver(5): only the first three are used
 
 
-def wanted_dns(ctx: Context) -> tuple[list[str], list[str], str]:
-    """(nameservers, search domains, where they came from)."""
+def wanted_dns(ctx: Context, warnings: list[str] | None = None) -> tuple[list[str], list[str], str]:
+    """(nameservers, search domains, where they came from).
+
+    A malformed value from the metadata is skipped with a warning in `warnings` (the
+    others are applied); one from the DHCP lease is garbage command output, an error."""
     md = ctx.metadata
     if md is None:
         return [], [], ""
@@ -58,15 +61,28 @@ def wanted_dns(ctx: Context) -> tuple[list[str], list[str], str]:
             if not search and lease["domain"]:
                 search = [lease["domain"]]
                 search_from = (f"dhcp lease on {lease['link']}", "DNSdmain")
+    good_resolvers, good_search = [], []
     for server in resolvers:
         try:
             ipaddress.ip_address(server)
+            good_resolvers.append(server)
         except ValueError:
-            raise MetadataError(*resolvers_from, f"{server!r} is not an IP address") from None
+            _bad(MetadataError(*resolvers_from, f"{shown(server)} is not an IP address"),
+                 resolvers_from, md.origin("resolvers"), warnings)
     for domain in search:
-        if not DOMAIN_RE.match(domain) or len(domain) > 253:
-            raise MetadataError(*search_from, f"{domain!r} is not a domain name")
-    return _unique(resolvers), _unique(search), source
+        if DOMAIN_RE.match(domain) and len(domain) <= 253:
+            good_search.append(domain)
+        else:
+            _bad(MetadataError(*search_from, f"{shown(domain)} is not a domain name"),
+                 search_from, md.origin("search_domains"), warnings)
+    return _unique(good_resolvers), _unique(good_search), source
+
+
+def _bad(error: MetadataError, blamed: tuple[str, str], metadata_origin: str,
+         warnings: list[str] | None) -> None:
+    if warnings is None or blamed[0] != metadata_origin:
+        raise error
+    warnings.append(f"{error}; skipped; the rest is applied")
 
 
 def _unique(items: list[str]) -> list[str]:
@@ -127,7 +143,7 @@ def _with_dns(line: str, db: str) -> str:
 
 def apply_dns(ctx: Context) -> Outcome:
     outcome = Outcome()
-    nameservers, search, source = wanted_dns(ctx)
+    nameservers, search, source = wanted_dns(ctx, outcome.warnings)
     system = ctx.system
     if len(nameservers) > MAX_NAMESERVERS:
         outcome.warnings.append(f"{len(nameservers)} nameservers given; the resolver uses the "

@@ -17,7 +17,7 @@ import ipaddress
 import logging
 from typing import TYPE_CHECKING
 
-from fsm.errors import CommandError, MetadataError
+from fsm.errors import CommandError, MetadataError, shown
 from fsm.steps import Outcome
 from operations.netlinks import nic_links, primary_nic
 
@@ -37,30 +37,50 @@ def _family(md: Metadata, field: str, value: str) -> int:
             return ipaddress.ip_network(value, strict=False).version
         return ipaddress.ip_address(value).version
     except ValueError:
-        raise MetadataError(md.origin(field), field, f"{value!r} is not an IP address") from None
+        raise MetadataError(md.origin(field), field, f"{shown(value)} is not an IP address") from None
 
 
-def wanted_routes(md: Metadata, nics: list[Nic]) -> tuple[dict[int, str], list[tuple[str, str]]]:
-    """({family: default gateway}, [(destination, gateway), ...] of static routes)."""
+def wanted_routes(md: Metadata, nics: list[Nic], warnings: list[str] | None = None
+                  ) -> tuple[dict[int, str], list[tuple[str, str]]]:
+    """({family: default gateway}, [(destination, gateway), ...] of static routes).
+
+    A gateway or destination that is not an address, or a route mixing families, is
+    skipped with a warning in `warnings` (an error without it); the other routes stay."""
     primary = primary_nic(md)
     ordered = ([primary] if primary in nics else []) + [n for n in nics if n is not primary]
     defaults: dict[int, str] = {}
     for nic in ordered:
         for gateway in nic.gateways:
-            family = _family(md, "nics", gateway)
+            try:
+                family = _family(md, "nics", gateway)
+            except MetadataError as e:
+                _skip(e, warnings)
+                continue
             defaults.setdefault(family, str(ipaddress.ip_address(gateway)))
     statics: list[tuple[str, str]] = []
     for route in md.routes:
-        family = _family(md, "routes", route.gateway)
+        try:
+            family = _family(md, "routes", route.gateway)
+            if route.destination != "default" and _family(md, "routes",
+                                                          route.destination) != family:
+                raise MetadataError(md.origin("routes"), "routes",
+                                    f"{shown(route.destination)} via {shown(route.gateway)} "
+                                    f"mixes IPv4 and IPv6")
+        except MetadataError as e:
+            _skip(e, warnings)
+            continue
         gateway = str(ipaddress.ip_address(route.gateway))
         if route.destination == "default":
             defaults.setdefault(family, gateway)
             continue
-        if _family(md, "routes", route.destination) != family:
-            raise MetadataError(md.origin("routes"), "routes",
-                                f"{route.destination} via {route.gateway} mixes IPv4 and IPv6")
         statics.append((str(ipaddress.ip_network(route.destination, strict=False)), gateway))
     return defaults, statics
+
+
+def _skip(error: MetadataError, warnings: list[str] | None) -> None:
+    if warnings is None:
+        raise error
+    warnings.append(f"{error}; skipped; the rest is applied")
 
 
 def persistent_routes(ctx: Context) -> list[tuple[str, str]]:
@@ -102,7 +122,7 @@ def apply_routes(ctx: Context) -> Outcome:
     if md is None:
         return outcome
     nics = [nic for nic, _ in nic_links(ctx)]
-    defaults, statics = wanted_routes(md, nics)
+    defaults, statics = wanted_routes(md, nics, outcome.warnings)
     if not defaults and not statics:
         log.info("no gateway in the metadata; the default route is the DHCP lease's, "
                  "installed by dhcpagent" if any(n.dhcp4 for n in nics) else

@@ -46,6 +46,10 @@ class Metadata:
     # Items the source carried that the agent skips, each naming source, field and value:
     # the rest of the document is still applied (blast radius).
     warnings: tuple[str, ...] = ()
+    # The source was found but yielded nothing usable (an empty seed volume, every file
+    # missing or empty): not a new instance, and nothing a previous instance installed is
+    # removed on its word (fsm/gather.py keeps the recorded instance and its network).
+    empty: bool = False
     provenance: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
 
     def origin(self, model_field: str) -> str:
