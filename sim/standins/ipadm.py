@@ -23,7 +23,9 @@ link gets, otherwise a QEMU user-net style one is derived from the link's positi
 A `-w` wait really waits (this is the simulated kernel, not a test sleep). Bookkeeping of
 requests and bound leases lives in `state["dhcp"]["requested"|"bound"]`, so the address
 records themselves stay plain `{addrobj, type, state, addr}`. A bound lease installs its
-router as the default route, as dhcpagent does.
+router as the default route, as dhcpagent does. `state["ipv6_ra"][link]` is the prefix a
+router advertises on the link (none: no IPv6 router): `-T addrconf` then also gets the SLAAC
+address in.ndpd would form from it.
 """
 
 from __future__ import annotations
@@ -149,6 +151,13 @@ def link_local(st: dict[str, Any], link: str) -> str:
     eui = octets[:3] + [0xFF, 0xFE] + octets[3:]
     groups = [f"{eui[i] << 8 | eui[i + 1]:x}" for i in range(0, 8, 2)]
     return str(ipaddress.ip_address("fe80::" + ":".join(groups))) + "/10"
+
+
+def slaac_address(st: dict[str, Any], link: str, prefix: str) -> str:
+    """The address SLAAC forms on `link` from an advertised /64 and the EUI-64 of its MAC."""
+    interface_id = int(ipaddress.ip_interface(link_local(st, link)).ip) & ((1 << 64) - 1)
+    network = ipaddress.ip_network(prefix, strict=False)
+    return f"{ipaddress.ip_address(int(network.network_address) | interface_id)}/{network.prefixlen}"
 
 
 def select_fields(inv: Invocation, spec: str | None, known: dict[str, int],
@@ -295,6 +304,12 @@ def create_addr(inv: Invocation, args: list[str]) -> int:
             die(inv, "Could not create address: Addrconf already in progress")
         addresses.append({"addrobj": addrobj, "type": "addrconf", "state": "ok",
                           "addr": link_local(st, ifname)})
+        prefix = (st.get("ipv6_ra") or {}).get(ifname)
+        if prefix:
+            # A router advertising `prefix` on the link: in.ndpd adds the stateless
+            # (SLAAC) address, listed under the same address object as the link-local one.
+            addresses.append({"addrobj": addrobj, "type": "addrconf", "state": "ok",
+                              "addr": slaac_address(st, ifname, prefix)})
         return 0
     wait = opts.get("w", "120")
     if wait != "forever" and not (wait.isdigit() and int(wait) > 0):
