@@ -51,8 +51,10 @@ def wanted_dns(ctx: Context, warnings: list[str] | None = None) -> tuple[list[st
     if not resolvers or not search:
         pairs = nic_links(ctx)
         primary = primary_nic(md)
-        dhcp_links = [link for nic, link in pairs if nic.dhcp4 and nic is primary]
-        dhcp_links += [link for nic, link in pairs if nic.dhcp4 and nic is not primary]
+        # A lease whose DNS servers the metadata refuses (use-dns: false) is not asked.
+        dhcp_links = [link for nic, link in pairs if nic.dhcp4 and nic.dhcp_dns and nic is primary]
+        dhcp_links += [link for nic, link in pairs
+                       if nic.dhcp4 and nic.dhcp_dns and nic is not primary]
         lease = lease_facts(ctx, dhcp_links[0]) if dhcp_links else None
         if lease:
             if not resolvers and lease["dns"]:

@@ -14,6 +14,7 @@ from fsm.errors import AgentError
 from fsm.steps import Context, Frequency, Outcome, Step
 from operations import addresses, dns, routes
 from operations.dhcp import dhcp_addrobj, ensure_dhcp
+from operations.dhcpagent import ensure_ignore_list, ignored_options
 from operations.netlinks import nic_links, nic_problem_warnings, primary_nic
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ def configure_addresses(ctx: Context) -> Outcome:
         if not nic.dhcp4:
             continue
         before = {a.addrobj for a in addresses.show_addresses(ctx.system)}
+        ensure_ignore_list(ctx.system, link, ignored_options(nic), outcome)
         try:
             ensure_dhcp(ctx, link, primary=nic is primary)
         except AgentError as e:
@@ -98,7 +100,9 @@ STEPS: tuple[Step, ...] = (
          changes="address objects via `ipadm create-addr`: static IPv4 `LINK/v4`, "
                  "`LINK/v4nN`; IPv6 addrconf `LINK/v6` and static `LINK/v6s`, `LINK/v6snN`; "
                  "DHCP `LINK/dhcp` (`-T dhcp -1 -w N`, the lease awaited for at most "
-                 "`timeouts.dhcp` s with backoff). An object with the wrong address or type, or "
+                 "`timeouts.dhcp` s with backoff), after `LINK.PARAM_IGNORE_LIST=3,6` in "
+                 "/etc/default/dhcpagent for a NIC whose lease must not install its router "
+                 "or DNS servers (netplan dhcp4-overrides use-routes/use-dns: false). An object with the wrong address or type, or "
                  "a wanted address on another link, is deleted and created again; our own "
                  "objects no longer wanted are deleted; other objects are never touched",
          fails_when="no DHCP lease within `timeouts.dhcp` (exit 95, the other NICs are still "

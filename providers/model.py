@@ -23,6 +23,10 @@ class Nic:
     gateways: tuple[str, ...] = ()
     primary: bool = False
     name: str | None = None                 # the source's own label (e.g. "net0", "public")
+    # netplan dhcp4-overrides use-routes / use-dns: may this NIC's lease install its router
+    # and give DNS servers (operations/dhcpagent.py)?
+    dhcp_routes: bool = True
+    dhcp_dns: bool = True
 
 
 @dataclass(frozen=True)

@@ -312,6 +312,33 @@ def _v2_ethernet(name: str, eth: dict[str, Any], where: str, out: dict[str, Any]
         out["resolvers"] += _ips(nameservers.get("addresses"), f"{where}.nameservers.addresses", cx)
         out["search_domains"] += _strings(nameservers.get("search"),
                                           f"{where}.nameservers.search", cx)
+    overrides = _dhcp4_overrides(eth, where, cx)
+    for key in ("dhcp6-overrides",):
+        if eth.get(key):
+            cx.items.skip(f"{cx.field} {where}.{key}", eth[key], "not supported by this agent")
     return Nic(mac=mac, addresses=tuple(addresses), dhcp4=_flag(eth, "dhcp4", where, cx),
                addrconf=_flag(eth, "dhcp6", where, cx),
-               gateways=tuple(dict.fromkeys(gateways)), name=name)
+               gateways=tuple(dict.fromkeys(gateways)), name=name, **overrides)
+
+
+def _dhcp4_overrides(eth: dict[str, Any], where: str, cx: _Ctx) -> dict[str, bool]:
+    """netplan `dhcp4-overrides`: `use-routes` and `use-dns` are honoured (dhcpagent's
+    per-interface PARAM_IGNORE_LIST); any other override is a warning."""
+    out: dict[str, bool] = {}
+    overrides = eth.get("dhcp4-overrides")
+    if overrides is None:
+        return out
+    if not isinstance(overrides, dict):
+        cx.items.skip(f"{cx.field} {where}.dhcp4-overrides", overrides, "must be a mapping")
+        return out
+    for key, value in overrides.items():
+        field = f"{cx.field} {where}.dhcp4-overrides.{key}"
+        if key in ("use-routes", "use-dns"):
+            if isinstance(value, bool):
+                out["dhcp_routes" if key == "use-routes" else "dhcp_dns"] = value
+            else:
+                cx.items.skip(field, value, "must be true or false")
+        else:
+            cx.items.skip(field, value, "not supported by this agent (use-routes and "
+                                        "use-dns are)")
+    return out

@@ -110,3 +110,34 @@ def test_a_new_instance_without_keys_keeps_root_keys(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     shown = guest.show()
     assert shown["hostname"]["nodename"] == "other" and shown["ssh"]["authorized_keys"] == [KEY]
+
+
+DHCP_OVERRIDES = f"""version: 2
+ethernets:
+  primary:
+    match: {{macaddress: "{MAC}"}}
+    dhcp4: true
+  backend:
+    match: {{macaddress: "52:54:00:00:00:02"}}
+    dhcp4: true
+    dhcp4-overrides:
+      use-routes: false
+      use-dns: false
+"""
+
+
+def test_dhcp4_overrides_use_routes_and_use_dns_false_leave_one_default_route(tmp_path):
+    """netplan dhcp4-overrides on the second NIC: its lease installs no router and gives no
+    DNS servers (dhcpagent's per-interface PARAM_IGNORE_LIST). Was: ignored, two default
+    routes."""
+    guest = make_guest(tmp_path, "nocloud", {"network-config": DHCP_OVERRIDES})
+    links = guest.state()["links"]
+    guest.set_state(links=links + [{**links[0], "link": "vioif1", "mac": "52:54:0:0:0:2"}])
+    result = guest.run()
+    assert result.returncode == 0, result.stdout + result.stderr
+    shown = guest.show()
+    assert [r for r in shown["routes"] if r["destination"] == "default"] == [
+        {"destination": "default", "gateway": "10.0.2.2"}]
+    assert shown["dns"]["nameservers"] == ["10.0.2.3"]
+    assert "vioif1.PARAM_IGNORE_LIST=3,6" in guest.read("/etc/default/dhcpagent").splitlines()
+    assert {a["addrobj"] for a in shown["addresses"]} >= {"vioif0/dhcp", "vioif1/dhcp"}

@@ -75,9 +75,34 @@ def as_list(value: Any) -> list[str]:
     return [value] if isinstance(value, str) else [str(v) for v in value]
 
 
+def _dhcpagent_ignores(root: str, link: str) -> list[int]:
+    """What dhcpagent reads from /etc/default/dhcpagent when DHCP starts on `link`:
+    PARAM_IGNORE_LIST, per interface first (dhcpagent/defaults.c: df_get_string)."""
+    try:
+        with open(f"{root}/etc/default/dhcpagent", encoding="utf-8") as f:
+            text = f.read()
+    except OSError:
+        return []
+    found: dict[str, str] = {}
+    for line in text.splitlines():
+        name, sep, value = line.strip().partition("=")
+        if not sep or name.startswith("#"):
+            continue
+        iface, dot, param = name.rpartition(".")
+        if param.upper() == "PARAM_IGNORE_LIST":
+            found[iface if dot else ""] = value
+    chosen = found.get(link, found.get("", ""))
+    return [int(c) for c in chosen.split(",") if c.strip().isdigit()]
+
+
 def _bind(st: dict[str, Any], link: str) -> None:
     dhcp = dhcp_state(st)
     lease = dict(dhcp["leases"].get(link) or default_lease(st, link))
+    ignored = (dhcp.get("ignore") or {}).get(link) or []
+    if 3 in ignored:    # option 3, Router: not applied, not reported by dhcpinfo
+        lease["router"] = None
+    if 6 in ignored:    # option 6, DNS servers
+        lease["dns"] = []
     dhcp["bound"][link] = lease
     dhcp["requested"].pop(link, None)
     for addr in st.get("addresses", []):
@@ -317,6 +342,7 @@ def create_addr(inv: Invocation, args: list[str]) -> int:
     addresses.append({"addrobj": addrobj, "type": "dhcp", "state": "down", "addr": NO_LEASE})
     dhcp = dhcp_state(st)
     dhcp["requested"][ifname] = time.time()
+    dhcp.setdefault("ignore", {})[ifname] = _dhcpagent_ignores(inv.root, ifname)
     if opts.get("1"):
         dhcp["primary"] = ifname
     if not _wait_for_lease(inv, ifname, wait):
