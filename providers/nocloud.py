@@ -13,9 +13,10 @@ parsed. An empty file is the same as an absent one, and a volume whose files are
 missing or empty yields `empty=True` (no usable data: not a new instance). The network
 comes from `network-config` (providers/netconfig.py), else from meta-data
 `network-interfaces` (providers/eni.py), else DHCP on the first link, as cloud-init
-orders them. `user-data` is used only when it is a script (`#!`); cloud-config and the
-like are cloud-init's business and are skipped with a warning that never quotes them
-(user-data can hold secrets).
+orders them. `user-data` is run only when it is a script (`#!`); of a cloud-config only
+`ssh_authorized_keys`, `fqdn` and `hostname` are taken (providers/cloudconfig.py: Proxmox
+puts the keys and the name there); the rest is cloud-init's business, skipped with a
+warning that never quotes it (user-data can hold secrets).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from fsm.errors import MetadataError
-from providers import localdisk, netconfig, smbios
+from providers import cloudconfig, localdisk, netconfig, smbios
 from providers.base import Provider
 from providers.eni import parse_eni
 from providers.items import Items
@@ -102,6 +103,15 @@ def parse_seed(files: dict[str, bytes]) -> Metadata:
         if files["user-data"].startswith(b"#!"):
             script = files["user-data"]
             provenance["user_script"] = "user-data"
+        elif cloudconfig.is_cloud_config(files["user-data"]):
+            found = cloudconfig.read(files["user-data"], items, "user-data", load_document)
+            if found["ssh_keys"]:
+                provenance["ssh_keys"] = " and ".join(
+                    [*(["meta-data public-keys"] if keys else []), "user-data ssh_authorized_keys"])
+                keys = keys + found["ssh_keys"]
+            if found["hostname"]:
+                hostname = found["hostname"]
+                provenance["hostname"] = f"user-data {found['hostname_key']}"
         else:
             items.note("user-data", "not a script (no #! line): not run (cloud-config is "
                                     "cloud-init's)")

@@ -24,7 +24,7 @@ import zlib
 from typing import TYPE_CHECKING, Any
 
 from fsm.errors import MetadataError
-from providers import nocloud, smbios
+from providers import cloudconfig, nocloud, smbios
 from providers.base import Provider
 from providers.items import Items
 from providers.model import Metadata, Nic
@@ -164,6 +164,17 @@ def parse(meta_bytes: bytes, user_data: bytes | None) -> Metadata:
         if user_data.startswith(b"#!"):
             script = user_data
             provenance["user_script"] = "guestinfo.userdata"
+        elif cloudconfig.is_cloud_config(user_data):
+            found = cloudconfig.read(user_data, items, "guestinfo.userdata",
+                                     nocloud.load_document)
+            if found["ssh_keys"]:
+                provenance["ssh_keys"] = " and ".join(
+                    [*([provenance["ssh_keys"]] if keys else []),
+                     "guestinfo.userdata ssh_authorized_keys"])
+                keys = keys + found["ssh_keys"]
+            if found["hostname"]:
+                hostname = found["hostname"]
+                provenance["hostname"] = f"guestinfo.userdata {found['hostname_key']}"
         else:
             items.note("guestinfo.userdata", "not a script (no #! line): not run "
                                              "(cloud-config is cloud-init's)")
