@@ -186,6 +186,13 @@ def _mac(value: Any, where: str, cx: _Ctx) -> str | None:
         raise cx.error(where, f"{shown(value)} is not a MAC address") from None
 
 
+def _route_extras(route: dict[str, Any], where: str, cx: _Ctx) -> None:
+    for key in ("metric", "on-link", "from", "scope", "type", "mtu"):
+        if key in route:
+            cx.items.skip(f"{cx.field} {where}.{key}", route[key],
+                          "not supported by this agent; the route is added without it")
+
+
 def _route(dest: Any, gateway: Any, where: str, cx: _Ctx, netmask: Any = None) -> Route:
     if gateway in (None, ""):
         raise cx.error(f"{where}.gateway", f"route to {shown(dest or 'default')} has no "
@@ -221,14 +228,27 @@ def _v1(config: list[Any], out: dict[str, Any], cx: _Ctx) -> None:
             elif kind == "route":
                 out["routes"].append(_route(item.get("destination", item.get("network")),
                                             item.get("gateway"), where, cx, item.get("netmask")))
+                _route_extras(item, where, cx)
             else:
                 cx.items.skip(f"{cx.field} {where}.type", kind,
                               f"interfaces of this type are not supported by this agent"
                               f"{' (' + shown(item.get('name')) + ')' if item.get('name') else ''}")
 
 
+# Documented fields the agent does not apply: each present one is a warning naming it.
+V1_UNHONOURED = ("mtu", "accept-ra")
+V2_UNHONOURED = ("mtu", "wakeonlan", "macaddress", "accept-ra", "routing-policy")
+
+
+def _unhonoured(obj: dict[str, Any], keys: tuple[str, ...], where: str, cx: _Ctx) -> None:
+    for key in keys:
+        if key in obj:
+            cx.items.skip(f"{cx.field} {where}.{key}", obj[key], "not supported by this agent")
+
+
 def _v1_physical(item: dict[str, Any], where: str, out: dict[str, Any], cx: _Ctx) -> Nic:
     mac = _mac(item.get("mac_address"), f"{where}.mac_address", cx)
+    _unhonoured(item, V1_UNHONOURED, where, cx)
     addresses: list[str] = []
     gateways: list[str] = []
     dhcp4 = addrconf = False
@@ -261,6 +281,7 @@ def _v1_physical(item: dict[str, Any], where: str, out: dict[str, Any], cx: _Ctx
                     out["routes"].append(_route(route.get("network", route.get("destination")),
                                                 route.get("gateway"), f"{sub}.routes[{k}]", cx,
                                                 route.get("netmask")))
+                    _route_extras(route, f"{sub}.routes[{k}]", cx)
     return Nic(mac=mac, addresses=tuple(addresses), dhcp4=dhcp4, addrconf=addrconf,
                gateways=tuple(gateways), name=str(item.get("name")) if item.get("name") else None)
 
@@ -287,6 +308,7 @@ def _v2_ethernet(name: str, eth: dict[str, Any], where: str, out: dict[str, Any]
                  cx: _Ctx) -> Nic:
     match = _typed(eth.get("match", {}), dict, f"{where}.match", cx)
     mac = _mac(match.get("macaddress"), f"{where}.match.macaddress", cx)
+    _unhonoured(eth, V2_UNHONOURED, where, cx)
     addresses: list[str] = []
     for i, a in enumerate(_typed(eth.get("addresses", []), list, f"{where}.addresses", cx)):
         with cx.items.guard():
@@ -303,6 +325,7 @@ def _v2_ethernet(name: str, eth: dict[str, Any], where: str, out: dict[str, Any]
                 raise cx.error(f"{where}.routes[{i}].table", f"policy routing table "
                                                              f"{shown(route['table'])} is not supported")
             parsed = _route(route.get("to"), route.get("via"), f"{where}.routes[{i}]", cx)
+            _route_extras(route, f"{where}.routes[{i}]", cx)
             if parsed.destination == "default":
                 gateways.append(parsed.gateway)
             else:
