@@ -46,11 +46,20 @@ def choose_provider(ctx: Context) -> Outcome:
 
 def fetch_metadata(ctx: Context) -> Outcome:
     assert ctx.provider is not None
+    from dataclasses import replace
+
     md = ctx.provider.fetch(ctx)
-    fallback = None if md.instance_id else smbios.instance_uuid(ctx.smbios,
-                                                                ctx.checkpoint.instance_id)
-    if fallback:
-        from dataclasses import replace
+    recorded = ctx.checkpoint.instance_id
+    fallback = None if md.instance_id else smbios.instance_uuid(ctx.smbios, recorded)
+    if md.empty and recorded:
+        # No usable data (an empty seed volume) is no new instance: the recorded one stays,
+        # and so does its network (persistent ipadm and route configuration).
+        log.warning("%s gave no usable data: keeping instance %s and its configuration",
+                    md.source, recorded)
+        md = replace(md, instance_id=recorded, network_skip=True, provenance={
+            **md.provenance, "instance_id": "(no usable data: the recorded instance)",
+            "network_skip": "(no usable data: the previous instance's network is kept)"})
+    elif fallback:
         md = replace(md, instance_id=fallback,
                      provenance={**md.provenance, "instance_id": "(SMBIOS UUID)"})
     ctx.metadata = md
@@ -75,7 +84,12 @@ STEPS: tuple[Step, ...] = (
     Step("FETCH", "metadata", Frequency.PER_BOOT, fetch_metadata,
          changes="nothing, except DHCP on the primary link on EC2 to reach its service",
          fails_when="the service is unreachable within its bounded retries (exit 95), "
-                    "or the metadata is malformed (exit 96)",
+                    "or a document cannot be parsed at all (not JSON/YAML/TOML, not a "
+                    "mapping: exit 96). A document that parses is taken item by item: an "
+                    "item the agent cannot apply is a warning naming source, field and "
+                    "value, and the rest is applied. A source with no usable data (an empty "
+                    "seed volume) is not a new instance: the recorded instance is kept and "
+                    "NETWORK is skipped, so nothing a previous instance installed is removed",
          on_failure="the machine stops at FETCH; the next start retries it",
          checkpointed="instance id (never the metadata itself)", stops_machine=True),
 )

@@ -207,7 +207,9 @@ class BootMachine:
     def _network_skipped(self) -> bool:
         md = self.ctx.metadata
         if md is not None and md.network_skip:
-            log.info("NETWORK skipped: %s says network.skip = true", md.origin("network_skip"))
+            why = md.provenance.get("network_skip", "")
+            log.info("NETWORK skipped: %s", why.strip("()") if why.startswith("(")
+                     else f"{md.origin('network_skip')} says network.skip = true")
             return True
         if self.ctx.settings.get("network.skip"):
             log.info("NETWORK skipped: network.skip = true in the agent settings")

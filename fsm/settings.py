@@ -34,6 +34,9 @@ SCHEMA: dict[str, dict[str, tuple[type, Any, str]]] = {
     },
     "ec2": {
         "endpoint": (str, "http://169.254.169.254", "IMDS base URL"),
+        "endpoint_ipv6": (str, "http://[fd00:ec2::254]",
+                          "IMDS base URL over IPv6, used when no DHCPv4 lease comes "
+                          "(IPv6-only subnets)"),
     },
     "digitalocean": {
         "endpoint": (str, "http://169.254.169.254", "metadata service base URL"),

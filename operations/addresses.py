@@ -84,20 +84,29 @@ def same_address(present: str, wanted_cidr: str) -> bool:
         return False
 
 
-def wanted_addresses(ctx: Context, nic: Nic, link: str) -> list[WantedAddr]:
-    """The static and addrconf objects this NIC needs on `link` (DHCP is dhcp.py's)."""
+def wanted_addresses(ctx: Context, nic: Nic, link: str,
+                     warnings: list[str] | None = None) -> list[WantedAddr]:
+    """The static and addrconf objects this NIC needs on `link` (DHCP is dhcp.py's).
+
+    A malformed address is skipped with a warning in `warnings` (an error without it)."""
     md = ctx.metadata
     origin = md.origin("nics") if md else "metadata:nics"
     v4: list[str] = []
     v6: list[str] = []
     for cidr in nic.addresses:
+        problem = None
         try:
             iface = validate_interface(cidr, "x:x")
         except MetadataError as e:
-            raise MetadataError(origin, "addresses", f"on {link}: {e.problem}") from None
-        if "/" not in cidr:
-            raise MetadataError(origin, "addresses",
-                                f"{shown(cidr)} on {link} has no prefix length")
+            problem = f"on {link}: {e.problem}"
+        if problem is None and "/" not in cidr:
+            problem = f"{shown(cidr)} on {link} has no prefix length"
+        if problem is not None:
+            error = MetadataError(origin, "addresses", problem)
+            if warnings is None:
+                raise error
+            warnings.append(f"{error}; skipped; the rest is applied")
+            continue
         (v4 if iface.version == 4 else v6).append(iface.with_prefixlen)
     wanted: list[WantedAddr] = []
     if nic.addrconf or v6:

@@ -32,8 +32,11 @@ NSSWITCH_DBS = ("hosts", "ipnodes")
 MAX_NAMESERVERS = 3  # resolver(5): only the first three are used
 
 
-def wanted_dns(ctx: Context) -> tuple[list[str], list[str], str]:
-    """(nameservers, search domains, where they came from)."""
+def wanted_dns(ctx: Context, warnings: list[str] | None = None) -> tuple[list[str], list[str], str]:
+    """(nameservers, search domains, where they came from).
+
+    A malformed value from the metadata is skipped with a warning in `warnings` (the
+    others are applied); one from the DHCP lease is garbage command output, an error."""
     md = ctx.metadata
     if md is None:
         return [], [], ""
@@ -46,8 +49,10 @@ def wanted_dns(ctx: Context) -> tuple[list[str], list[str], str]:
     if not resolvers or not search:
         pairs = nic_links(ctx)
         primary = primary_nic(md)
-        dhcp_links = [link for nic, link in pairs if nic.dhcp4 and nic is primary]
-        dhcp_links += [link for nic, link in pairs if nic.dhcp4 and nic is not primary]
+        # A lease whose DNS servers the metadata refuses (use-dns: false) is not asked.
+        dhcp_links = [link for nic, link in pairs if nic.dhcp4 and nic.dhcp_dns and nic is primary]
+        dhcp_links += [link for nic, link in pairs
+                       if nic.dhcp4 and nic.dhcp_dns and nic is not primary]
         lease = lease_facts(ctx, dhcp_links[0]) if dhcp_links else None
         if lease:
             if not resolvers and lease["dns"]:
@@ -56,15 +61,27 @@ def wanted_dns(ctx: Context) -> tuple[list[str], list[str], str]:
             if not search and lease["domain"]:
                 search = [lease["domain"]]
                 search_from = (f"dhcp lease on {lease['link']}", "DNSdmain")
-    try:
-        resolvers = [validate_nameserver(server, "x:x") for server in resolvers]
-    except MetadataError as e:
-        raise MetadataError(*resolvers_from, e.problem) from None
-    try:
-        search = [validate_domain(domain, "x:x") for domain in search]
-    except MetadataError as e:
-        raise MetadataError(*search_from, e.problem) from None
-    return _unique(resolvers), _unique(search), source
+    good_resolvers, good_search = [], []
+    for server in resolvers:
+        try:
+            good_resolvers.append(validate_nameserver(server, "x:x"))
+        except MetadataError as e:
+            _bad(MetadataError(*resolvers_from, e.problem), resolvers_from,
+                 md.origin("resolvers"), warnings)
+    for domain in search:
+        try:
+            good_search.append(validate_domain(domain, "x:x"))
+        except MetadataError as e:
+            _bad(MetadataError(*search_from, e.problem), search_from,
+                 md.origin("search_domains"), warnings)
+    return _unique(good_resolvers), _unique(good_search), source
+
+
+def _bad(error: MetadataError, blamed: tuple[str, str], metadata_origin: str,
+         warnings: list[str] | None) -> None:
+    if warnings is None or blamed[0] != metadata_origin:
+        raise error
+    warnings.append(f"{error}; skipped; the rest is applied")
 
 
 def _unique(items: list[str]) -> list[str]:
@@ -125,7 +142,7 @@ def _with_dns(line: str, db: str) -> str:
 
 def apply_dns(ctx: Context) -> Outcome:
     outcome = Outcome()
-    nameservers, search, source = wanted_dns(ctx)
+    nameservers, search, source = wanted_dns(ctx, outcome.warnings)
     system = ctx.system
     if len(nameservers) > MAX_NAMESERVERS:
         outcome.warnings.append(f"{len(nameservers)} nameservers given; the resolver uses the "

@@ -31,11 +31,13 @@ STEPS: tuple[Step, ...] = (
                  "metadata's keys are merged in, never replacing the file: a key already "
                  "present in any line (same type and data) is not added again, and lines an "
                  f"operator added are never touched. The lines the agent added are listed in "
-                 f"{MANAGED_PATH}; on a new instance (an image captured and booted as a new "
-                 "VM) the agent removes the lines it had added that the new metadata no "
-                 "longer lists, so the previous instance's keys do not survive. Invalid key "
-                 "lines are skipped with a warning naming the source and line number (never "
-                 "the key). No keys in the metadata and none installed before: nothing",
+                 f"{MANAGED_PATH}. Keys are removed only when the metadata lists at least "
+                 "one valid key: then the lines the agent had added that it no longer lists "
+                 "go (on a new instance, an image captured and booted as a new VM, the "
+                 "previous instance's keys do not survive). Metadata with no valid key (an "
+                 "empty seed, a source without keys, every line invalid) removes nothing. "
+                 "Invalid key lines are skipped with a warning naming the source and line "
+                 "number (never the key)",
          fails_when=f"a symbolic link or non-directory at {SSH_DIR}, or a link, hard link "
                     f"or non-regular file at {AUTHORIZED_KEYS} (exit 95, nothing written, "
                     "nothing followed); the keys are over 1 MiB or not UTF-8 (exit 96, none "

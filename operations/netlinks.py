@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from fsm.errors import MetadataError, ParseError
+from fsm.errors import ParseError, shown
 from operations.parseable import parse_records
 from providers.model import Nic, normalise_mac
 
@@ -80,7 +80,7 @@ def map_nics(md: Metadata, links: list[tuple[str, str]]) -> tuple[list[tuple[Nic
             try:
                 link = by_mac.get(normalise_mac(nic.mac))
             except ValueError:
-                problems.append(f"{nic_label(nic, index)}: {nic.mac!r} is not a MAC address")
+                problems.append(f"{nic_label(nic, index)}: {shown(nic.mac)} is not a MAC address")
                 continue
             if link is None:
                 problems.append(f"{nic_label(nic, index)}: no link has MAC {nic.mac} "
@@ -114,8 +114,11 @@ def nic_links(ctx: Context) -> list[tuple[Nic, str]]:
     return ctx.facts["nic_links"]
 
 
-def raise_nic_problems(ctx: Context) -> None:
-    """After configuring what could be configured, report NICs that have no link."""
+def nic_problem_warnings(ctx: Context) -> list[str]:
+    """One warning per metadata NIC that has no link here (its MAC is on no link of this
+    guest, or two NICs name one link): that NIC is skipped, the others are configured."""
     problems = ctx.facts.get("nic_problems") or []
-    if problems and ctx.metadata is not None:
-        raise MetadataError(ctx.metadata.origin("nics"), "mac", "; ".join(problems))
+    if not problems or ctx.metadata is None:
+        return []
+    origin = ctx.metadata.origin("nics")
+    return [f"{origin}: {problem}; skipped; the rest is applied" for problem in problems]

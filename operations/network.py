@@ -14,7 +14,8 @@ from fsm.errors import AgentError, MetadataError, shown
 from fsm.steps import Context, Frequency, Outcome, Step
 from operations import addresses, dns, routes
 from operations.dhcp import dhcp_addrobj, ensure_dhcp
-from operations.netlinks import nic_links, primary_nic, raise_nic_problems
+from operations.dhcpagent import ensure_ignore_list, ignored_options
+from operations.netlinks import nic_links, nic_problem_warnings, primary_nic
 from operations.validate import validate_hostname
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ def configure_interfaces(ctx: Context) -> Outcome:
     log.info("links: %s", ", ".join(f"{link} {mac}" for link, mac in ctx.facts["links"]) or "none")
     for _nic, link in pairs:
         addresses.ensure_interface(ctx.system, link, outcome)
-    _report_partial(outcome, raise_nic_problems, ctx)
+    outcome.warnings.extend(nic_problem_warnings(ctx))
     return outcome
 
 
@@ -35,9 +36,9 @@ def configure_addresses(ctx: Context) -> Outcome:
     md = ctx.metadata
     pairs = nic_links(ctx)
     if md is None or not pairs:
-        _report_partial(outcome, raise_nic_problems, ctx)
         return outcome
-    wanted = {link: addresses.wanted_addresses(ctx, nic, link) for nic, link in pairs}
+    wanted = {link: addresses.wanted_addresses(ctx, nic, link, outcome.warnings)
+              for nic, link in pairs}
     dhcp_links = {link for nic, link in pairs if nic.dhcp4}
     _report_partial(outcome, addresses.reconcile, ctx, wanted, dhcp_links, outcome)
     primary = primary_nic(md)
@@ -48,6 +49,7 @@ def configure_addresses(ctx: Context) -> Outcome:
         if not nic.dhcp4:
             continue
         before = {a.addrobj for a in addresses.show_addresses(ctx.system)}
+        ensure_ignore_list(ctx.system, link, ignored_options(nic), outcome)
         try:
             ensure_dhcp(ctx, link, primary=nic is primary,
                         reqhost=reqhost if nic is primary else None)
@@ -59,7 +61,6 @@ def configure_addresses(ctx: Context) -> Outcome:
     if failures:
         _log_changes(outcome)
         raise failures[0]
-    _report_partial(outcome, raise_nic_problems, ctx)
     return outcome
 
 
@@ -107,20 +108,23 @@ STEPS: tuple[Step, ...] = (
          changes="IP interfaces (`ipadm create-if LINK`) on the links the metadata's NICs name "
                  "(matched by MAC from `dladm show-phys -m` / `show-ether`; a NIC without a MAC "
                  "means the first Ethernet link); nothing when they exist",
-         fails_when="dladm or ipadm fails or prints unparseable output (exit 95); a NIC's MAC "
-                    "is on no link of this guest (exit 96, after the other NICs are done)",
+         fails_when="dladm or ipadm fails or prints unparseable output (exit 95). A NIC "
+                    "whose MAC is on no link of this guest is a warning naming it, and is "
+                    "skipped; the other NICs are configured",
          on_failure=_RETRY),
     Step("NETWORK", "addresses", Frequency.PER_BOOT, configure_addresses,
          changes="address objects via `ipadm create-addr`: static IPv4 `LINK/v4`, "
                  "`LINK/v4nN`; IPv6 addrconf `LINK/v6` and static `LINK/v6s`, `LINK/v6snN`; "
                  "DHCP `LINK/dhcp` (`-T dhcp -1 [-h HOSTNAME] -w N`: the primary NIC asks for "
                  "the metadata's host name; the lease counts once the object is `ok`, awaited "
-                 "for at most `timeouts.dhcp` s with backoff). An object with the wrong address or type, or "
+                 "for at most `timeouts.dhcp` s with backoff), after `LINK.PARAM_IGNORE_LIST=3,6` in "
+                 "/etc/default/dhcpagent for a NIC whose lease must not install its router "
+                 "or DNS servers (netplan dhcp4-overrides use-routes/use-dns: false). An object with the wrong address or type, or "
                  "a wanted address on another link, is deleted and created again; our own "
                  "objects no longer wanted are deleted; other objects are never touched",
          fails_when="no DHCP lease within `timeouts.dhcp` (exit 95, the other NICs are still "
-                    "configured); an address in the metadata is not ADDRESS/PREFIX (exit 96); "
-                    "ipadm fails (exit 95)",
+                    "configured); ipadm fails (exit 95). An address in the metadata that is "
+                    "not ADDRESS/PREFIX is a warning naming it, and is skipped",
          on_failure=_RETRY),
     Step("NETWORK", "routes", Frequency.PER_BOOT, configure_routes,
          changes="persistent default route per address family (`route -p add default GW`: the "
@@ -130,15 +134,18 @@ STEPS: tuple[Step, ...] = (
                   "for DHCP-only NICs dhcpagent installs the lease's router, except an "
                   "off-link one (a /32 lease), which gets `route add -iface ROUTER/32 ADDR` "
                   "and `route add default ROUTER` in the kernel only, every boot",
-         fails_when="a gateway or destination is not an IP address (exit 96); route fails "
-                    "other than `entry exists` (exit 95); a gateway no local address of its "
-                    "family can reach is a warning and its routes are skipped",
+         fails_when="route fails other than `entry exists` (exit 95). A gateway or "
+                    "destination that is not an IP address (or is multicast, broadcast, "
+                    "unspecified), or a route mixing IPv4 and IPv6, is a warning naming it, "
+                    "and that route is skipped; a gateway no local address of its family can "
+                    "reach is a warning and its routes are skipped",
          on_failure=_RETRY),
     Step("NETWORK", "dns", Frequency.PER_BOOT, configure_dns,
          changes="`/etc/resolv.conf` nameserver and search lines (from the metadata, else the "
                  "DHCP lease; other lines kept), `dns` on the `hosts:` and `ipnodes:` lines "
                  "of `/etc/nsswitch.conf` when missing",
-         fails_when="a resolver or search domain is malformed (exit 96); a file cannot be "
-                    "written (exit 95)",
+         fails_when="a resolver or search domain from the DHCP lease is malformed (exit "
+                    "96); a file cannot be written (exit 95). A malformed one from the "
+                    "metadata is a warning naming it, and is skipped",
          on_failure=_RETRY),
 )

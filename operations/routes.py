@@ -65,27 +65,47 @@ def _gateway(md: Metadata, field: str, value: str) -> str:
         raise MetadataError(md.origin(field), field, e.problem) from None
 
 
-def wanted_routes(md: Metadata, nics: list[Nic]) -> tuple[dict[int, str], list[tuple[str, str]]]:
-    """({family: default gateway}, [(destination, gateway), ...] of static routes)."""
+def wanted_routes(md: Metadata, nics: list[Nic], warnings: list[str] | None = None
+                  ) -> tuple[dict[int, str], list[tuple[str, str]]]:
+    """({family: default gateway}, [(destination, gateway), ...] of static routes).
+
+    A gateway or destination that is not an address, or a route mixing families, is
+    skipped with a warning in `warnings` (an error without it); the other routes stay."""
     primary = primary_nic(md)
     ordered = ([primary] if primary in nics else []) + [n for n in nics if n is not primary]
     defaults: dict[int, str] = {}
     for nic in ordered:
         for gateway in nic.gateways:
-            checked = _gateway(md, "nics", gateway)
+            try:
+                checked = _gateway(md, "nics", gateway)
+            except MetadataError as e:
+                _skip(e, warnings)
+                continue
             defaults.setdefault(ipaddress.ip_address(checked).version, checked)
     statics: list[tuple[str, str]] = []
     for route in md.routes:
-        gateway = _gateway(md, "routes", route.gateway)
-        family = ipaddress.ip_address(gateway).version
+        try:
+            gateway = _gateway(md, "routes", route.gateway)
+            family = ipaddress.ip_address(gateway).version
+            if route.destination != "default" and _family(md, "routes",
+                                                          route.destination) != family:
+                raise MetadataError(md.origin("routes"), "routes",
+                                    f"{shown(route.destination)} via {shown(route.gateway)} "
+                                    f"mixes IPv4 and IPv6")
+        except MetadataError as e:
+            _skip(e, warnings)
+            continue
         if route.destination == "default":
             defaults.setdefault(family, gateway)
             continue
-        if _family(md, "routes", route.destination) != family:
-            raise MetadataError(md.origin("routes"), "routes",
-                                f"{route.destination} via {route.gateway} mixes IPv4 and IPv6")
         statics.append((str(ipaddress.ip_network(route.destination, strict=False)), gateway))
     return defaults, statics
+
+
+def _skip(error: MetadataError, warnings: list[str] | None) -> None:
+    if warnings is None:
+        raise error
+    warnings.append(f"{error}; skipped; the rest is applied")
 
 
 def persistent_routes(ctx: Context) -> list[tuple[str, str]]:
@@ -235,7 +255,7 @@ def apply_routes(ctx: Context) -> Outcome:
         return outcome
     pairs = nic_links(ctx)
     nics = [nic for nic, _ in pairs]
-    defaults, statics = wanted_routes(md, nics)
+    defaults, statics = wanted_routes(md, nics, outcome.warnings)
     if 4 not in defaults and any(n.dhcp4 for n in nics):
         _dhcp_off_link_router(ctx, outcome)
     if not defaults and not statics:

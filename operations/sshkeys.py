@@ -3,8 +3,10 @@
 The file is merged, never replaced: lines an operator added by hand stay, whatever they
 hold. To let a new instance drop the previous instance's keys (an image captured from a
 configured VM and booted elsewhere), the agent remembers the lines it installed itself in
-MANAGED_PATH; a later run removes those of them the metadata no longer lists, and only
-those. A key already present in any line (same type and data, whatever its options or
+MANAGED_PATH; a later run whose metadata lists at least one valid key removes those of them
+the metadata no longer lists, and only those. Metadata with no valid key (an empty seed, a
+source without keys, a field the agent could not read) never removes anything: only a
+source that positively says which keys are current can retire the others. A key already present in any line (same type and data, whatever its options or
 comment) is not added again, so an operator's restricted line (`from=...`) is never
 shadowed by an unrestricted copy.
 
@@ -161,11 +163,13 @@ def install_keys(ctx: Context) -> Outcome:
     origin = md.origin("ssh_keys") if md is not None else "none:ssh_keys"
     wanted, problems = parse_authorized_keys("\n".join(keys), origin) if keys else ([], [])
     outcome.warnings.extend(problems)
-    managed_before, managed_text_before = _read_managed(system, outcome)
-    if not wanted and not managed_before:
-        if not keys:
-            log.info("no SSH keys in the metadata; %s left as it is", AUTHORIZED_KEYS)
+    if not wanted:
+        # Removing keys needs a source that positively lists the current ones: no keys (or
+        # none valid) may be an empty seed or a broken field, never a reason to lock root out.
+        log.info("no %sSSH keys in the metadata; %s left as it is (keys installed before "
+                 "are kept)", "valid " if keys else "", AUTHORIZED_KEYS)
         return outcome
+    managed_before, managed_text_before = _read_managed(system, outcome)
 
     # Every check comes before any write: a refused link leaves the guest untouched.
     try:

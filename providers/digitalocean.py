@@ -6,8 +6,9 @@ service asked (`/metadata/v1.json`, bounded retries). Both carry the same docume
 
 Samples in the wild disagree on types (`droplet_id` a number or a string, `public_keys` a
 list or `""`, `features` values of any JSON type, `floating_ip` and `reserved_ip` both
-seen), so parsing accepts each documented variant and rejects anything else with an error
-naming the field. `auth_key` and `user_data` are secrets: never logged, whatever happens.
+seen), so parsing accepts each documented variant; anything else is a warning naming the
+field and its value, that field (or that one interface, nameserver or key) is skipped, and
+the rest is applied. Only a document that is not a JSON object is refused. `auth_key` and `user_data` are secrets: never logged, whatever happens.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from fsm.errors import MetadataError
 from providers import smbios
 from providers.base import Provider
+from providers.items import Items
 from providers.model import Metadata, Nic, normalise_mac
 from providers.model import netmask_prefix as dotted_netmask_prefix
 
@@ -88,18 +90,29 @@ def decode_document(raw: bytes, where: str) -> dict[str, Any]:
 # ---- parsing ----------------------------------------------------------------------------
 
 def parse(doc: dict[str, Any]) -> Metadata:
-    """The v1 metadata document -> the model; lenient about unknown keys, strict on types."""
+    """The v1 metadata document -> the model; lenient about unknown keys. A field of the
+    wrong type, or one interface, nameserver or key the agent cannot use, is a warning
+    naming it and is skipped; the rest is applied (providers/items.py)."""
+    items = Items(SOURCE)
     provenance = {"instance_id": "droplet_id", "hostname": "hostname", "nics": "interfaces",
                   "resolvers": "dns.nameservers", "ssh_keys": "public_keys",
                   "user_script": "user_data"}
-    _check_features(doc.get("features"))
+    with items.guard():
+        _check_features(doc.get("features"))
     for key in ("floating_ip", "reserved_ip"):
-        _check_reserved_ip(key, doc.get(key))
-    return Metadata(source=SOURCE, instance_id=_droplet_id(doc.get("droplet_id")),
-                    hostname=_optional_str(doc, "hostname"), nics=_nics(doc.get("interfaces")),
-                    resolvers=_nameservers(doc.get("dns")),
-                    ssh_keys=_public_keys(doc.get("public_keys")),
-                    user_script=_user_script(doc.get("user_data")), provenance=provenance)
+        with items.guard():
+            _check_reserved_ip(key, doc.get(key))
+    found: dict[str, Any] = {}
+    for name, parse_one, value in (
+            ("instance_id", _droplet_id, doc.get("droplet_id")),
+            ("hostname", lambda v: _optional_str({"hostname": v}, "hostname"), doc.get("hostname")),
+            ("nics", lambda v: _nics(v, items), doc.get("interfaces")),
+            ("resolvers", lambda v: _nameservers(v, items), doc.get("dns")),
+            ("ssh_keys", lambda v: _public_keys(v, items), doc.get("public_keys")),
+            ("user_script", _user_script, doc.get("user_data"))):
+        with items.guard():
+            found[name] = parse_one(value)
+    return Metadata(source=SOURCE, provenance=provenance, warnings=items.tuple(), **found)
 
 
 def _kind(value: Any) -> str:
@@ -129,17 +142,18 @@ def _optional_str(doc: dict[str, Any], key: str) -> str | None:
     return value.strip() or None
 
 
-def _public_keys(value: Any) -> tuple[str, ...]:
+def _public_keys(value: Any, warnings: Items) -> tuple[str, ...]:
     if value is None:
         return ()
-    items = [value] if isinstance(value, str) else value
-    if not isinstance(items, list):
+    entries = [value] if isinstance(value, str) else value
+    if not isinstance(entries, list):
         raise MetadataError(SOURCE, "public_keys",
                             f"expected a list of strings or a string, got {_kind(value)}")
     keys: list[str] = []
-    for i, item in enumerate(items):
+    for i, item in enumerate(entries):
         if not isinstance(item, str):
-            raise MetadataError(SOURCE, f"public_keys[{i}]", f"expected a string, got {_kind(item)}")
+            warnings.skip(f"public_keys[{i}]", item, f"expected a string, got {_kind(item)}")
+            continue
         keys.extend(ln.strip() for ln in item.splitlines() if ln.strip())
     return tuple(keys)
 
@@ -223,7 +237,7 @@ def _section(iface: dict[str, Any], key: str, field: str) -> dict[str, Any] | No
     return value
 
 
-def _nic(iface: Any, kind: str, index: int) -> Nic:
+def _nic(iface: Any, kind: str, index: int, warnings: Items) -> Nic:
     field = f"interfaces.{kind}[{index}]"
     if not isinstance(iface, dict):
         raise MetadataError(SOURCE, field, f"expected an object, got {_kind(iface)}")
@@ -237,26 +251,33 @@ def _nic(iface: Any, kind: str, index: int) -> Nic:
     public = kind == "public"
     addresses: list[str] = []
     gateways: list[str] = []
+    # Each address family on its own: a bad IPv6 section must not cost the IPv4 address.
     for key in ("ipv4", "anchor_ipv4"):
-        v4 = _section(iface, key, field)
-        if v4 is None:
-            continue
-        address = _ip(v4.get("ip_address"), f"{field}.{key}.ip_address", 4)
-        addresses.append(f"{address}/{netmask_prefix(v4.get('netmask'), f'{field}.{key}.netmask')}")
-        # The anchor address's gateway only reaches DigitalOcean's internal network.
-        if public and key == "ipv4" and v4.get("gateway") not in (None, ""):
-            gateways.append(_ip(v4["gateway"], f"{field}.ipv4.gateway", 4))
-    v6 = _section(iface, "ipv6", field)
-    if v6 is not None:
-        address = _ip(v6.get("ip_address"), f"{field}.ipv6.ip_address", 6)
-        addresses.append(f"{address}/{_ipv6_prefix(v6.get('cidr'), f'{field}.ipv6.cidr')}")
-        if public and v6.get("gateway") not in (None, ""):
-            gateways.append(_ip(v6["gateway"], f"{field}.ipv6.gateway", 6))
+        with warnings.guard():
+            v4 = _section(iface, key, field)
+            if v4 is None:
+                continue
+            address = _ip(v4.get("ip_address"), f"{field}.{key}.ip_address", 4)
+            addresses.append(f"{address}/"
+                             f"{netmask_prefix(v4.get('netmask'), f'{field}.{key}.netmask')}")
+            # The anchor address's gateway only reaches DigitalOcean's internal network.
+            if public and key == "ipv4" and v4.get("gateway") not in (None, ""):
+                gateways.append(_ip(v4["gateway"], f"{field}.ipv4.gateway", 4))
+    with warnings.guard():
+        v6 = _section(iface, "ipv6", field)
+        if v6 is not None:
+            address = _ip(v6.get("ip_address"), f"{field}.ipv6.ip_address", 6)
+            prefix = _ipv6_prefix(v6.get("cidr"), f"{field}.ipv6.cidr")
+            gateway = None
+            if public and v6.get("gateway") not in (None, ""):
+                gateway = _ip(v6["gateway"], f"{field}.ipv6.gateway", 6)
+            addresses.append(f"{address}/{prefix}")
+            gateways += [gateway] if gateway else []
     return Nic(mac=mac, addresses=tuple(addresses), gateways=tuple(gateways),
                name=f"{kind}{index}")
 
 
-def _nics(value: Any) -> tuple[Nic, ...]:
+def _nics(value: Any, warnings: Items) -> tuple[Nic, ...]:
     if value is None:
         log.warning("%s: the metadata has no interfaces", SOURCE)
         return ()
@@ -267,7 +288,9 @@ def _nics(value: Any) -> tuple[Nic, ...]:
         items = value.get(kind) or []
         if not isinstance(items, list):
             raise MetadataError(SOURCE, f"interfaces.{kind}", f"expected an array, got {_kind(items)}")
-        nics.extend(_nic(item, kind, i) for i, item in enumerate(items))
+        for i, item in enumerate(items):
+            with warnings.guard():
+                nics.append(_nic(item, kind, i, warnings))
     if nics and nics[0].name == "public0":
         first = nics[0]
         nics[0] = Nic(mac=first.mac, addresses=first.addresses, gateways=first.gateways,
@@ -275,7 +298,7 @@ def _nics(value: Any) -> tuple[Nic, ...]:
     return tuple(nics)
 
 
-def _nameservers(dns: Any) -> tuple[str, ...]:
+def _nameservers(dns: Any, warnings: Items) -> tuple[str, ...]:
     if dns is None:
         return ()
     if not isinstance(dns, dict):
@@ -283,7 +306,11 @@ def _nameservers(dns: Any) -> tuple[str, ...]:
     servers = dns.get("nameservers") or []
     if not isinstance(servers, list):
         raise MetadataError(SOURCE, "dns.nameservers", f"expected an array, got {_kind(servers)}")
-    return tuple(_ip(s, f"dns.nameservers[{i}]") for i, s in enumerate(servers))
+    found = []
+    for i, server in enumerate(servers):
+        with warnings.guard():
+            found.append(_ip(server, f"dns.nameservers[{i}]"))
+    return tuple(found)
 
 
 # ---- the provider -----------------------------------------------------------------------

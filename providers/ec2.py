@@ -10,18 +10,27 @@ PUT) is read the IMDSv1 way, without a token. A token refused later (401: it exp
 service restarted) is renewed once per request.
 
 Secondary NICs are configured statically from `local-ipv4s` and the subnet's prefix, not
-by DHCP: a DHCP client on every NIC would fight over the default route.
+by DHCP: a DHCP client on every NIC would fight over the default route. Secondary private
+addresses of an ENI (`local-ipv4s`, `ipv6s` beyond the first) are static addresses too.
+
+IPv6-only subnets: when no DHCPv4 lease comes within `timeouts.dhcp`, FETCH brings up IPv6
+autoconfiguration on the primary link and reads IMDS at `ec2.endpoint_ipv6`
+(`http://[fd00:ec2::254]`); the primary NIC then gets no DHCPv4 (IMDS lists no
+`local-ipv4s` for it). A malformed listing line, key or address is a warning naming its
+path and is skipped.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from fsm.errors import MetadataError, ServiceError
+from fsm.errors import MetadataError, ServiceError, shown
 from providers import smbios
 from providers.base import Provider
+from providers.items import Items
 from providers.model import Metadata, Nic, normalise_mac
 
 if TYPE_CHECKING:
@@ -121,17 +130,19 @@ class Imds:
 def read_imds(imds: Imds, dhcp_hostname: str | None = None,
               primary_mac: str | None = None) -> Metadata:
     """Everything the agent uses from IMDS, parsed into the model."""
+    items = Items(SOURCE)
     provenance = {"instance_id": "meta-data/instance-id", "ssh_keys": "meta-data/public-keys/",
                   "nics": "meta-data/network/interfaces/macs/", "user_script": "user-data"}
     instance_id = (imds.text("meta-data/instance-id") or "").strip()
     if not instance_id or any(c.isspace() for c in instance_id):
         raise MetadataError(SOURCE, "meta-data/instance-id",
                             f"expected an instance id such as i-0123456789abcdef0, got "
-                            f"{instance_id!r}" if instance_id else "missing")
+                            f"{shown(instance_id)}" if instance_id else "missing")
     hostname, provenance["hostname"] = _hostname(imds, dhcp_hostname)
     return Metadata(source=SOURCE, instance_id=instance_id, hostname=hostname,
-                    nics=_nics(imds, primary_mac), ssh_keys=_ssh_keys(imds),
-                    user_script=_user_script(imds), provenance=provenance)
+                    nics=_nics(imds, primary_mac, items), ssh_keys=_ssh_keys(imds, items),
+                    user_script=_user_script(imds), provenance=provenance,
+                    warnings=items.tuple())
 
 
 def _hostname(imds: Imds, dhcp_hostname: str | None) -> tuple[str | None, str]:
@@ -144,31 +155,33 @@ def _hostname(imds: Imds, dhcp_hostname: str | None) -> tuple[str | None, str]:
     return None, "meta-data/local-hostname"
 
 
-def _ssh_keys(imds: Imds) -> tuple[str, ...]:
+def _ssh_keys(imds: Imds, items: Items) -> tuple[str, ...]:
     keys: list[str] = []
     for line in imds.lines("meta-data/public-keys/"):
         index, sep, name = line.partition("=")
         if not sep or not index.isdigit():
-            raise MetadataError(SOURCE, "meta-data/public-keys/",
-                                f"expected `N=name` lines, got {line!r}")
+            items.skip("meta-data/public-keys/", line, "expected `N=name` lines")
+            continue
         text = imds.text(f"meta-data/public-keys/{index}/openssh-key")
         if text is None:
-            log.warning("%s: public key %s (%s) has no openssh-key: skipped", SOURCE, index, name)
+            items.skip(f"meta-data/public-keys/{index}/openssh-key", name, "absent")
             continue
         keys.extend(ln.strip() for ln in text.splitlines()
                     if ln.strip() and not ln.strip().startswith("#"))
     return tuple(keys)
 
 
-def _nics(imds: Imds, primary_mac: str | None) -> tuple[Nic, ...]:
+def _nics(imds: Imds, primary_mac: str | None, items: Items) -> tuple[Nic, ...]:
     macs_dir = "meta-data/network/interfaces/macs/"
     found: list[tuple[int, Nic]] = []
     for entry in imds.lines(macs_dir):
         try:
             mac = normalise_mac(entry.rstrip("/"))
         except ValueError:
-            raise MetadataError(SOURCE, macs_dir, f"not a MAC address: {entry!r}") from None
-        found.append(_nic(imds, f"{macs_dir}{entry.rstrip('/')}/", mac))
+            items.skip(macs_dir, entry, "not a MAC address")
+            continue
+        with items.guard():
+            found.append(_nic(imds, f"{macs_dir}{entry.rstrip('/')}/", mac, items))
     if not found:
         # No per-MAC data (an old or partial service): DHCP on the link FETCH came up on.
         return (Nic(mac=primary_mac, dhcp4=True, primary=True, name="primary"),)
@@ -176,41 +189,61 @@ def _nics(imds: Imds, primary_mac: str | None) -> tuple[Nic, ...]:
     if found[0][0] != 0:
         log.warning("%s: no NIC with device-number 0; treating device %d as primary",
                     SOURCE, found[0][0])
-    primary = found[0][1]
-    primary = Nic(mac=primary.mac, dhcp4=True, addrconf=primary.addrconf, primary=True,
-                  name=primary.name)
+    primary = replace(found[0][1], primary=True)
     return (primary, *(nic for _, nic in found[1:]))
 
 
-def _nic(imds: Imds, prefix: str, mac: str) -> tuple[int, Nic]:
+def _nic(imds: Imds, prefix: str, mac: str, items: Items) -> tuple[int, Nic]:
+    """One ENI. The primary (device 0) gets its first IPv4 address by DHCP (when it has
+    one: an IPv6-only subnet has no DHCPv4 server) and its first IPv6 address by
+    addrconf; every further private address (`local-ipv4s`, `ipv6s`) is configured
+    statically with its subnet's prefix, as cloud-init's get_secondary_addresses does.
+    Another ENI's IPv4 addresses are all static (a DHCP client on each NIC would fight over
+    the default route)."""
     number_text = (imds.text(prefix + "device-number") or "").strip()
     if not number_text.isdigit():
         raise MetadataError(SOURCE, prefix + "device-number",
-                            f"expected a non-negative integer, got {number_text!r}")
+                            f"expected a non-negative integer, got {shown(number_text)}")
     device_number = int(number_text)
-    ipv6s = imds.lines(prefix + "ipv6s")
-    if device_number == 0:
-        # The primary is configured by DHCP; its static details are not needed.
-        return 0, Nic(mac=mac, addrconf=bool(ipv6s), name=f"device-{device_number}")
-    addresses: list[str] = []
     local_ipv4s = imds.lines(prefix + "local-ipv4s")
-    if local_ipv4s:
-        subnet_key = prefix + "subnet-ipv4-cidr-block"
-        subnet_text = (imds.text(subnet_key) or "").strip()
+    ipv6s = imds.lines(prefix + "ipv6s")
+    primary = device_number == 0
+    addresses = _static(imds, prefix, "local-ipv4s", local_ipv4s[1:] if primary else local_ipv4s,
+                        "subnet-ipv4-cidr-block", 4, items)
+    addresses += _static(imds, prefix, "ipv6s", ipv6s[1:], "subnet-ipv6-cidr-blocks", 6, items)
+    return device_number, Nic(mac=mac, addresses=tuple(addresses),
+                              dhcp4=primary and (bool(local_ipv4s) or not ipv6s),
+                              addrconf=bool(ipv6s), name=f"device-{device_number}")
+
+
+def _static(imds: Imds, prefix: str, key: str, wanted: list[str], subnet_key: str,
+            version: int, items: Items) -> list[str]:
+    """`ADDRESS/PREFIX` of each address, the prefix that of the subnet's (first) CIDR
+    block; without a readable block a host prefix (/32, /128), never a guessed subnet."""
+    if not wanted:
+        return []
+    blocks = imds.lines(prefix + subnet_key)
+    host_prefix = 32 if version == 4 else 128
+    try:
+        network = ipaddress.ip_network(blocks[0] if blocks else "", strict=False)
+        if network.version != version:
+            raise ValueError
+        prefix_len = network.prefixlen
+    except ValueError:
+        items.skip(prefix + subnet_key, blocks[0] if blocks else None,
+                   f"expected an IPv{version} CIDR block; the addresses get /{host_prefix}")
+        prefix_len = host_prefix
+    found = []
+    for address in wanted:
         try:
-            prefix_len = ipaddress.IPv4Network(subnet_text, strict=False).prefixlen
+            ip = ipaddress.ip_address(address)
+            if ip.version != version:
+                raise ValueError
         except ValueError:
-            raise MetadataError(SOURCE, subnet_key,
-                                f"expected an IPv4 CIDR block, got {subnet_text!r}") from None
-        for address in local_ipv4s:
-            try:
-                ipaddress.IPv4Address(address)
-            except ValueError:
-                raise MetadataError(SOURCE, prefix + "local-ipv4s",
-                                    f"not an IPv4 address: {address!r}") from None
-            addresses.append(f"{address}/{prefix_len}")
-    return device_number, Nic(mac=mac, addresses=tuple(addresses), addrconf=bool(ipv6s),
-                              name=f"device-{device_number}")
+            items.skip(prefix + key, address, f"not an IPv{version} address")
+            continue
+        found.append(f"{ip}/{prefix_len}")
+    return found
 
 
 def _user_script(imds: Imds) -> bytes | None:
@@ -234,23 +267,38 @@ class EC2Provider(Provider):
     def fetch(self, ctx: Context) -> Metadata:
         from providers.http import HttpClient
 
-        primary_mac, lease = _bring_up_primary_link(ctx)
-        endpoint = ctx.settings.get("ec2.endpoint")
+        link, primary_mac = _primary_link(ctx)
+        try:
+            lease = _bring_up_dhcp(ctx, link)
+            endpoint = ctx.settings.get("ec2.endpoint")
+        except ServiceError as e:
+            # An IPv6-only subnet has no DHCPv4 server: IPv6 autoconfiguration (SLAAC) gives
+            # the link its address, and IMDS answers on [fd00:ec2::254] (Nitro).
+            endpoint = ctx.settings.get("ec2.endpoint_ipv6")
+            log.warning("%s: %s; trying the metadata service over IPv6 at %s", SOURCE, e,
+                        endpoint)
+            _bring_up_addrconf(ctx, link)
+            lease = {}
         with HttpClient.from_settings(SOURCE, ctx.settings) as client:
             return read_imds(Imds(client, endpoint), dhcp_hostname=lease.get("hostname"),
                              primary_mac=primary_mac)
 
 
-def _bring_up_primary_link(ctx: Context) -> tuple[str | None, dict]:
-    """DHCP on the primary link: IMDS is reachable only once it has a lease."""
-    from operations.dhcp import ensure_dhcp
+def _primary_link(ctx: Context) -> tuple[str, str]:
     from operations.netlinks import list_links
 
     links = list_links(ctx.system)
     link = choose_primary_link([name for name, _ in links])
     if link is None:
         raise ServiceError(f"{SOURCE}: no network link to reach the metadata service on")
-    mac = dict(links)[link]
+    return link, dict(links)[link]
+
+
+def _bring_up_dhcp(ctx: Context, link: str) -> dict:
+    """DHCP on the primary link: IMDS over IPv4 is reachable only once it has a lease.
+    ServiceError when no lease comes within `timeouts.dhcp`."""
+    from operations.dhcp import ensure_dhcp
+
     if ctx.system.dry_run:
         # `metadata plan` changes nothing: use a lease already bound (a running instance),
         # and otherwise read the service as it can be reached now.
@@ -258,7 +306,15 @@ def _bring_up_primary_link(ctx: Context) -> tuple[str | None, dict]:
 
         log.info("%s: plan: would bring up DHCP on %s; reading the service without it",
                  SOURCE, link)
-        return mac, lease_facts(ctx, link) or {}
+        return lease_facts(ctx, link) or {}
     log.info("%s: DHCP on %s to reach the metadata service", SOURCE, link)
-    lease = ensure_dhcp(ctx, link, primary=True) or {}
-    return mac, lease
+    return ensure_dhcp(ctx, link, primary=True) or {}
+
+
+def _bring_up_addrconf(ctx: Context, link: str) -> None:
+    """IPv6 autoconfiguration on `link` (`LINK/v6`, as NETWORK names it), unless present."""
+    from operations.addresses import IPADM, show_addresses
+
+    if any(a.addrobj == f"{link}/v6" for a in show_addresses(ctx.system)):
+        return
+    ctx.system.apply([IPADM, "create-addr", "-T", "addrconf", f"{link}/v6"])

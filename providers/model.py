@@ -23,6 +23,10 @@ class Nic:
     gateways: tuple[str, ...] = ()
     primary: bool = False
     name: str | None = None                 # the source's own label (e.g. "net0", "public")
+    # netplan dhcp4-overrides use-routes / use-dns: may this NIC's lease install its router
+    # and give DNS servers (operations/dhcpagent.py)?
+    dhcp_routes: bool = True
+    dhcp_dns: bool = True
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,10 @@ class Metadata:
     # Items the source carried that the agent skips, each naming source, field and value:
     # the rest of the document is still applied (blast radius).
     warnings: tuple[str, ...] = ()
+    # The source was found but yielded nothing usable (an empty seed volume, every file
+    # missing or empty): not a new instance, and nothing a previous instance installed is
+    # removed on its word (fsm/gather.py keeps the recorded instance and its network).
+    empty: bool = False
     provenance: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
 
     def origin(self, model_field: str) -> str:

@@ -5,25 +5,33 @@ DETECT: SMBIOS in the local group (QEMU, OmniOS, VMware, unknown/absent) or Oxid
 `cidata` volume found by fstyp (providers/localdisk.py). It is tried after the CPIO seed
 disk, but unlike the original agent a QEMU guest with a NoCloud disk uses it.
 
-Parsing is strict about types and lenient about unknown keys. YAML goes through
+A file that is not JSON or YAML at all is refused (FETCH fails, naming it); everything
+else is taken item by item, a field the agent cannot use being a warning that names it and
+its value (providers/items.py), so one bad interface never costs the keys. YAML goes through
 `yaml.safe_load` only (no object construction) and each file is capped in size before it is
-parsed. An empty file is the same as an absent one. `user-data` is used only when it is a
-script (`#!`); cloud-config and the like are cloud-init's business and are skipped with a
-warning that never quotes them (user-data can hold secrets).
+parsed. An empty file is the same as an absent one, and a volume whose files are all
+missing or empty yields `empty=True` (no usable data: not a new instance). The network
+comes from `network-config` (providers/netconfig.py), else from meta-data
+`network-interfaces` (providers/eni.py), else DHCP on the first link, as cloud-init
+orders them. `user-data` is run only when it is a script (`#!`); of a cloud-config only
+`ssh_authorized_keys`, `fqdn` and `hostname` are taken (providers/cloudconfig.py: Proxmox
+puts the keys and the name there); the rest is cloud-init's business, skipped with a
+warning that never quotes it (user-data can hold secrets).
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from fsm.errors import MetadataError
-from providers import localdisk, smbios
+from providers import cloudconfig, localdisk, netconfig, smbios
 from providers.base import Provider
-from providers.model import Metadata, Nic, Route, netmask_prefix, normalise_mac
+from providers.eni import parse_eni
+from providers.items import Items
+from providers.model import Metadata, Nic
+from providers.netconfig import parse_network_config
 
 if TYPE_CHECKING:
     from fsm.steps import Context
@@ -66,18 +74,25 @@ class NoCloudProvider(Provider):
 
 
 def parse_seed(files: dict[str, bytes]) -> Metadata:
-    """Metadata from the NoCloud files present (name -> contents); pure."""
+    """Metadata from the NoCloud files present (name -> contents); pure.
+
+    A file that is not JSON/YAML at all, or a meta-data that is not a mapping, is a
+    MetadataError (FETCH fails). Anything else is taken item by item: a field of the wrong
+    type, a key or an interface the agent cannot use is a warning (`Metadata.warnings`) and
+    is skipped (providers/items.py). Every file missing or empty gives `empty=True`.
+    """
     files = {name: data for name, data in files.items() if data.strip()}
+    items = Items(SOURCE)
     provenance: dict[str, str] = {}
     meta = load_document(files["meta-data"], "meta-data") if "meta-data" in files else {}
     if meta is None:
         meta = {}
     if not isinstance(meta, dict):
         raise MetadataError(SOURCE, "meta-data", "must be a mapping")
-    instance_id = _optional_str(meta, "instance-id", int)
+    instance_id = _optional_str(meta, "instance-id", items, int)
     hostname_key = "local-hostname" if "local-hostname" in meta else "hostname"
-    hostname = _optional_str(meta, hostname_key)
-    keys = public_keys(meta.get("public-keys"))
+    hostname = _optional_str(meta, hostname_key, items)
+    keys = public_keys(meta.get("public-keys"), items)
     for model_field, key, present in (("instance_id", "instance-id", instance_id),
                                       ("hostname", hostname_key, hostname),
                                       ("ssh_keys", "public-keys", keys)):
@@ -88,17 +103,41 @@ def parse_seed(files: dict[str, bytes]) -> Metadata:
         if files["user-data"].startswith(b"#!"):
             script = files["user-data"]
             provenance["user_script"] = "user-data"
+        elif cloudconfig.is_cloud_config(files["user-data"]):
+            found = cloudconfig.read(files["user-data"], items, "user-data", load_document)
+            if found["ssh_keys"]:
+                provenance["ssh_keys"] = " and ".join(
+                    [*(["meta-data public-keys"] if keys else []), "user-data ssh_authorized_keys"])
+                keys = keys + found["ssh_keys"]
+            if found["hostname"]:
+                hostname = found["hostname"]
+                provenance["hostname"] = f"user-data {found['hostname_key']}"
         else:
-            log.warning("nocloud: user-data is not a script (no #! line); not run")
-    network: dict[str, Any] = {"nics": (Nic(mac=None, dhcp4=True, primary=True),)}
-    provenance["nics"] = "(no network-config: DHCP on the first link)"
+            items.note("user-data", "not a script (no #! line): not run (cloud-config is "
+                                    "cloud-init's)")
+    network: dict[str, Any] | None = None
+    doc = None
     if "network-config" in files:
         doc = load_document(files["network-config"], "network-config")
         if doc is not None:
-            network = parse_network_config(doc)
+            network = parse_network_config(doc, items)
             provenance["nics"] = "network-config"
+    if doc is None and meta.get("network-interfaces") is not None:
+        network = parse_eni(meta["network-interfaces"], items)
+        provenance["nics"] = "meta-data network-interfaces"
+    if network is None:
+        network = {"nics": (Nic(mac=None, dhcp4=True, primary=True),)}
+        provenance["nics"] = "(no usable network configuration: DHCP on the first link)"
+    if network.get("network_skip"):
+        provenance["network_skip"] = "network-config config: disabled"
+    empty = not (instance_id or hostname or keys or script or "network-config" in files
+                 or meta.get("network-interfaces") is not None)
+    if empty:
+        items.note("(volume)", "no usable data (every file missing or empty): not a new "
+                               "instance; nothing a previous instance installed is removed")
     return Metadata(source=SOURCE, instance_id=instance_id, hostname=hostname, ssh_keys=keys,
-                    user_script=script, provenance=provenance, **network)
+                    user_script=script, provenance=provenance, warnings=items.tuple(),
+                    empty=empty, **network)
 
 
 def load_document(data: bytes, name: str) -> Any:
@@ -130,213 +169,52 @@ def load_document(data: bytes, name: str) -> Any:
                             f"{getattr(e, 'problem', None) or e}") from None
 
 
-def _optional_str(doc: dict[str, Any], key: str, *also: type) -> str | None:
+def _optional_str(doc: dict[str, Any], key: str, items: Items, *also: type,
+                  prefix: str = "meta-data") -> str | None:
     value = doc.get(key)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (str, *also)):
-        raise MetadataError(SOURCE, f"meta-data {key}",
-                            f"must be a string, not {type(value).__name__}")
+        items.skip(f"{prefix} {key}", value, f"must be a string, not {type(value).__name__}")
+        return None
     return str(value).strip() or None
 
 
-def public_keys(value: Any) -> tuple[str, ...]:
+def public_keys(value: Any, items: Items | None = None,
+                where: str = "meta-data public-keys") -> tuple[str, ...]:
     """`public-keys` as a list of lines, one string (several lines), or a mapping of
-    name -> key(s), the three shapes cloud-init accepts."""
-    where = "meta-data public-keys"
+    name -> key(s), the three shapes cloud-init accepts (sources.normalize_pubkey_data).
+    An entry of another type is skipped with a warning; the other keys are kept."""
+    items = items if items is not None else Items(SOURCE)
     if value is None:
         return ()
     if isinstance(value, str):
-        items: list[Any] = value.splitlines()
+        entries: list[tuple[str, Any]] = [(where, value)]
     elif isinstance(value, list):
-        items = value
+        entries = [(f"{where}[{i}]", item) for i, item in enumerate(value)]
     elif isinstance(value, dict):
-        items = []
+        entries = []
         for name, keys in value.items():
-            items.extend(keys if isinstance(keys, list) else [keys])
-            if not all(isinstance(k, str) for k in (keys if isinstance(keys, list) else [keys])):
-                raise MetadataError(SOURCE, f"{where}.{name}", "must be a string or a list of strings")
+            if isinstance(keys, list):
+                entries += [(f"{where}.{name}[{i}]", k) for i, k in enumerate(keys)]
+            else:
+                entries.append((f"{where}.{name}", keys))
     else:
-        raise MetadataError(SOURCE, where, "must be a list, a string or a mapping")
+        items.skip(where, value, "must be a list, a string or a mapping")
+        return ()
     lines = []
-    for i, item in enumerate(items):
+    for field, item in entries:
         if not isinstance(item, str):
-            raise MetadataError(SOURCE, f"{where}[{i}]", f"must be a string, not {type(item).__name__}")
+            items.skip(field, item, f"must be a string, not {type(item).__name__}")
+            continue
         lines.extend(line.strip() for line in item.splitlines()
                      if line.strip() and not line.lstrip().startswith("#"))
     return tuple(lines)
 
 
-# ---- network-config ---------------------------------------------------------------------------
-
-def parse_network_config(doc: Any) -> dict[str, Any]:
-    """nics/routes/resolvers/search_domains from network-config v1 or v2."""
-    if isinstance(doc, dict) and isinstance(doc.get("network"), dict):
-        doc = doc["network"]
-    if not isinstance(doc, dict):
-        raise MetadataError(SOURCE, "network-config", "must be a mapping")
-    version = doc.get("version")
-    out: dict[str, Any] = {"nics": [], "routes": [], "resolvers": [], "search_domains": []}
-    if version == 1:
-        _v1(_typed(doc.get("config", []), list, "config"), out)
-    elif version == 2:
-        _v2(_typed(doc.get("ethernets", {}), dict, "ethernets"), out)
-        for other in ("bonds", "bridges", "vlans", "wifis"):
-            if doc.get(other):
-                log.warning("nocloud: network-config %s are not supported; ignored", other)
-    else:
-        raise MetadataError(SOURCE, "network-config version", f"must be 1 or 2, not {version!r}")
-    if sum(1 for nic in out["nics"] if nic.mac is None) > 1 or (
-            len(out["nics"]) > 1 and any(nic.mac is None for nic in out["nics"])):
-        raise MetadataError(SOURCE, "network-config", "with more than one interface, each "
-                            "needs a MAC address to say which link it is")
-    nics = [replace(nic, primary=i == 0) for i, nic in enumerate(out["nics"])]
-    return {"nics": tuple(nics), "routes": tuple(out["routes"]),
-            "resolvers": tuple(dict.fromkeys(out["resolvers"])),
-            "search_domains": tuple(dict.fromkeys(out["search_domains"]))}
-
-
-def _typed(value: Any, kind: type, where: str) -> Any:
-    if not isinstance(value, kind):
-        raise MetadataError(SOURCE, f"network-config {where}",
-                            f"must be a {'list' if kind is list else 'mapping'}")
-    return value
-
-
-def _strings(value: Any, where: str) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return value.split()
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return list(value)
-    raise MetadataError(SOURCE, f"network-config {where}", "must be a string or a list of strings")
-
-
-def _ip(value: Any, where: str) -> str:
-    try:
-        return str(ipaddress.ip_address(str(value)))
-    except ValueError:
-        raise MetadataError(SOURCE, f"network-config {where}",
-                            f"{value!r} is not an IP address") from None
-
+# ---- network-config: providers/netconfig.py (also VMware's) -------------------------------
 
 def _cidr(address: Any, where: str, netmask: Any = None, prefix: Any = None) -> str:
-    text = str(address)
-    if netmask is not None or prefix is not None:
-        if "/" in text:
-            raise MetadataError(SOURCE, f"network-config {where}",
-                                "has both a /prefix and a netmask")
-        text += f"/{netmask if netmask is not None else prefix}"
-    host, _, suffix = text.partition("/")
-    if "." in suffix:
-        dotted = netmask_prefix(suffix)
-        if dotted is None:
-            raise MetadataError(SOURCE, f"network-config {where}",
-                                f"{text!r} has no contiguous netmask")
-        text = f"{host}/{dotted}"
-    try:
-        iface = ipaddress.ip_interface(text)
-    except ValueError:
-        raise MetadataError(SOURCE, f"network-config {where}",
-                            f"{text!r} is not an address with a prefix or valid netmask") from None
-    if "/" not in text:
-        raise MetadataError(SOURCE, f"network-config {where}", f"{text!r} has no prefix length")
-    return str(iface)
-
-
-def _mac(value: Any, where: str) -> str | None:
-    if value is None:
-        return None
-    try:
-        return normalise_mac(str(value))
-    except ValueError:
-        raise MetadataError(SOURCE, f"network-config {where}",
-                            f"{value!r} is not a MAC address") from None
-
-
-def _route(dest: Any, gateway: Any, where: str, netmask: Any = None) -> Route:
-    via = _ip(gateway, f"{where}.gateway")
-    if dest in (None, "default", "0.0.0.0/0", "::/0", "0.0.0.0", "::"):
-        return Route("default", via)
-    net = _cidr(dest, f"{where}.destination", netmask=netmask)
-    return Route(str(ipaddress.ip_network(net, strict=False)), via)
-
-
-def _v1(config: list[Any], out: dict[str, Any]) -> None:
-    for i, item in enumerate(config):
-        where = f"config[{i}]"
-        _typed(item, dict, where)
-        kind = item.get("type")
-        if kind == "physical":
-            out["nics"].append(_v1_physical(item, where, out))
-        elif kind == "nameserver":
-            out["resolvers"] += [_ip(a, f"{where}.address") for a in _strings(item.get("address"), f"{where}.address")]
-            out["search_domains"] += _strings(item.get("search"), f"{where}.search")
-        elif kind == "route":
-            out["routes"].append(_route(item.get("destination", item.get("network")),
-                                        item.get("gateway"), where, item.get("netmask")))
-        else:
-            log.warning("nocloud: network-config %s of type %r is not supported; ignored",
-                        where, kind)
-
-
-def _v1_physical(item: dict[str, Any], where: str, out: dict[str, Any]) -> Nic:
-    addresses, gateways = [], []
-    dhcp4 = addrconf = False
-    for j, subnet in enumerate(_typed(item.get("subnets", []), list, f"{where}.subnets")):
-        sub = f"{where}.subnets[{j}]"
-        _typed(subnet, dict, sub)
-        kind = subnet.get("type")
-        if kind in ("dhcp", "dhcp4"):
-            dhcp4 = True
-        elif kind in ("dhcp6", "ipv6_dhcpv6-stateless", "ipv6_dhcpv6-stateful", "ipv6_slaac"):
-            addrconf = True
-        elif kind in ("static", "static6"):
-            if "address" not in subnet:
-                raise MetadataError(SOURCE, f"network-config {sub}.address", "is required")
-            addresses.append(_cidr(subnet["address"], f"{sub}.address", subnet.get("netmask"),
-                                   subnet.get("prefix")))
-            if subnet.get("gateway"):
-                gateways.append(_ip(subnet["gateway"], f"{sub}.gateway"))
-        else:
-            raise MetadataError(SOURCE, f"network-config {sub}.type", f"unknown subnet type {kind!r}")
-        out["resolvers"] += [_ip(a, f"{sub}.dns_nameservers")
-                             for a in _strings(subnet.get("dns_nameservers"), f"{sub}.dns_nameservers")]
-        out["search_domains"] += _strings(subnet.get("dns_search"), f"{sub}.dns_search")
-        for k, route in enumerate(_typed(subnet.get("routes", []), list, f"{sub}.routes")):
-            _typed(route, dict, f"{sub}.routes[{k}]")
-            out["routes"].append(_route(route.get("network", route.get("destination")),
-                                        route.get("gateway"), f"{sub}.routes[{k}]",
-                                        route.get("netmask")))
-    return Nic(mac=_mac(item.get("mac_address"), f"{where}.mac_address"),
-               addresses=tuple(addresses), dhcp4=dhcp4, addrconf=addrconf,
-               gateways=tuple(gateways), name=str(item.get("name")) if item.get("name") else None)
-
-
-def _v2(ethernets: dict[str, Any], out: dict[str, Any]) -> None:
-    for name, eth in ethernets.items():
-        where = f"ethernets.{name}"
-        _typed(eth, dict, where)
-        match = _typed(eth.get("match", {}), dict, f"{where}.match")
-        addresses = [_cidr(a, f"{where}.addresses[{i}]")
-                     for i, a in enumerate(_typed(eth.get("addresses", []), list, f"{where}.addresses"))]
-        gateways = [_ip(eth[key], f"{where}.{key}") for key in ("gateway4", "gateway6") if eth.get(key)]
-        for i, route in enumerate(_typed(eth.get("routes", []), list, f"{where}.routes")):
-            _typed(route, dict, f"{where}.routes[{i}]")
-            parsed = _route(route.get("to"), route.get("via"), f"{where}.routes[{i}]")
-            if parsed.destination == "default":
-                gateways.append(parsed.gateway)
-            else:
-                out["routes"].append(parsed)
-        nameservers = _typed(eth.get("nameservers", {}), dict, f"{where}.nameservers")
-        out["resolvers"] += [_ip(a, f"{where}.nameservers.addresses")
-                             for a in _strings(nameservers.get("addresses"), f"{where}.nameservers.addresses")]
-        out["search_domains"] += _strings(nameservers.get("search"), f"{where}.nameservers.search")
-        for key in ("dhcp4", "dhcp6"):
-            if key in eth and not isinstance(eth[key], bool):
-                raise MetadataError(SOURCE, f"network-config {where}.{key}", "must be true or false")
-        out["nics"].append(Nic(mac=_mac(match.get("macaddress"), f"{where}.match.macaddress"),
-                               addresses=tuple(addresses), dhcp4=bool(eth.get("dhcp4")),
-                               addrconf=bool(eth.get("dhcp6")),
-                               gateways=tuple(dict.fromkeys(gateways)), name=str(name)))
+    """An address/prefix from cloud-init's forms (kept for the property tests)."""
+    return netconfig._cidr(address, where, netconfig._Ctx(Items(SOURCE), "network-config"),
+                           netmask=netmask, prefix=prefix)

@@ -10,7 +10,8 @@ The files, as the original README defines them (all optional):
   warned about, not fatal, so a seed written for a newer agent still boots; bad TOML or a
   wrong type is a ConfigError naming the key (exit 96), since silently ignoring a `skip`
   the user asked for would configure a network they meant to leave alone.
-- `firstboot.sh`: a script run once; it must start with an interpreter line (`#!`).
+- `firstboot.sh`: a script run once; it must start with an interpreter line (`#!`), else
+  it is skipped with a warning (the rest of the seed is still applied).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import sys
 from dataclasses import dataclass, field
 
 from fsm.errors import ConfigError, MetadataError
+from providers.items import Items
 from providers.model import Metadata, Nic
 
 if sys.version_info >= (3, 11):
@@ -41,48 +43,60 @@ class SeedReading:
 
 
 def read_seed(files: dict[str, bytes], source: str = "cpio") -> SeedReading:
-    """Metadata from the seed files present in `files`; an empty file counts as absent."""
+    """Metadata from the seed files present in `files`; an empty file counts as absent.
+
+    Item by item (providers/items.py): a file the agent cannot use (not UTF-8, a
+    firstboot.sh without `#!`) is a warning and is skipped, the other files are applied.
+    Bad config.toml stays a ConfigError (see the module docstring). No file with content
+    gives `empty=True`: no usable data, not a new instance.
+    """
     files = {name: data for name, data in files.items() if name in SEED_FILES and data.strip()}
-    warnings: list[str] = []
+    items = Items(source)
     provenance: dict[str, str] = {}
     hostname = None
     if "nodename" in files:
-        hostname = _text(files["nodename"], source, "nodename").strip().splitlines()[0].strip()
-        provenance["hostname"] = "nodename"
+        with items.guard():
+            hostname = _text(files["nodename"], source, "nodename").strip().splitlines()[0].strip()
+            provenance["hostname"] = "nodename"
     keys: tuple[str, ...] = ()
     if "authorized_keys" in files:
-        text = _text(files["authorized_keys"], source, "authorized_keys")
-        keys = tuple(line.strip() for line in text.splitlines()
-                     if line.strip() and not line.lstrip().startswith("#"))
-        provenance["ssh_keys"] = "authorized_keys"
+        with items.guard():
+            text = _text(files["authorized_keys"], source, "authorized_keys")
+            keys = tuple(line.strip() for line in text.splitlines()
+                         if line.strip() and not line.lstrip().startswith("#"))
+            provenance["ssh_keys"] = "authorized_keys"
     network_skip = False
     if "config.toml" in files:
         network_skip, warnings = parse_config(files["config.toml"], source)
+        items.extend(warnings)
         provenance["network_skip"] = "config.toml network.skip"
     script = None
     if "firstboot.sh" in files:
-        script = files["firstboot.sh"]
-        if not script.startswith(b"#!"):
-            raise MetadataError(source, "firstboot.sh",
-                                "must begin with an interpreter line such as #!/bin/sh")
-        provenance["user_script"] = "firstboot.sh"
+        if files["firstboot.sh"].startswith(b"#!"):
+            script = files["firstboot.sh"]
+            provenance["user_script"] = "firstboot.sh"
+        else:
+            items.note("firstboot.sh", "must begin with an interpreter line such as "
+                                       "#!/bin/sh: not installed, not run; skipped")
     # A seed names no NICs: as the original agent did, DHCP on the first link unless the
     # seed says `[network] skip = true`.
     nics: tuple[Nic, ...] = ()
     if not network_skip:
         nics = (Nic(mac=None, dhcp4=True, primary=True),)
         provenance["nics"] = "(seed: DHCP on the first link)"
+    empty = not files
+    if empty:
+        items.note("(seed)", "no usable data (every file missing or empty): not a new "
+                             "instance; nothing a previous instance installed is removed")
     md = Metadata(source=source, hostname=hostname or None, nics=nics, ssh_keys=keys,
-                  user_script=script, network_skip=network_skip, provenance=provenance)
-    return SeedReading(metadata=md, warnings=warnings)
+                  user_script=script, network_skip=network_skip, provenance=provenance,
+                  warnings=items.tuple(), empty=empty)
+    return SeedReading(metadata=md, warnings=list(items.warnings))
 
 
 def to_metadata(files: dict[str, bytes], source: str = "cpio") -> Metadata:
-    """`read_seed`, logging its warnings: what a provider wants."""
-    reading = read_seed(files, source)
-    for warning in reading.warnings:
-        log.warning("%s", warning)
-    return reading.metadata
+    """`read_seed`'s Metadata (its warnings are logged as they are found)."""
+    return read_seed(files, source).metadata
 
 
 def parse_config(data: bytes, source: str = "cpio") -> tuple[bool, list[str]]:

@@ -14,7 +14,10 @@ resolved under the root and opened only if it exists.
 Parsing is strict about the types of the keys we use and lenient about everything else (a
 NIC's `nic_tag`, `vlan_id`, `mtu`... are ignored); a key the host does not have (NOTFOUND)
 is simply absent. NICs given as `ips: ["dhcp"]` or `["addrconf"]`, which the original
-skipped, become DHCPv4 / IPv6 autoconfiguration.
+skipped, become DHCPv4 / IPv6 autoconfiguration. One bad NIC, route or resolver is a
+warning and is skipped; the others are applied. The hostname is the customer `hostname` key
+where set (as cloud-init reads it), else `sdc:hostname`, `sdc:alias`, `sdc:uuid`. A
+`user-script` without `#!` runs with bash, as SmartOS and cloud-init run it.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from fsm.errors import MetadataError, ServiceError
 from fsm.settings import SCHEMA
 from providers import smbios
 from providers.base import Provider
+from providers.items import Items
 from providers.model import Metadata, Nic, Route, netmask_prefix, normalise_mac
 from providers.smartos_protocol import MetadataClient, TransportError, open_port
 
@@ -41,7 +45,9 @@ log = logging.getLogger(__name__)
 SOURCE = "smartos"
 DEFAULT_DEVICE = SCHEMA["smartos"]["device"][1]
 ATTEMPTS = 3
-KEYS = ("sdc:uuid", "sdc:hostname", "sdc:alias", "sdc:nics", "sdc:resolvers", "sdc:routes",
+HOSTNAME_KEYS = ("hostname", "sdc:hostname", "sdc:alias", "sdc:uuid")
+DEFAULT_SHELL_LINE = b"#!/bin/bash\n"
+KEYS = ("sdc:uuid", "hostname", "sdc:hostname", "sdc:alias", "sdc:nics", "sdc:resolvers", "sdc:routes",
         "sdc:dns_domain", "root_authorized_keys", "user-script")
 
 def is_smartos(ctx: Context) -> bool:
@@ -115,7 +121,7 @@ def fetch(ctx: Context) -> Metadata:
         client = MetadataClient(open_port(device, timeout_s), device, timeout_s, ATTEMPTS)
         try:
             for key in KEYS:
-                if key == "sdc:alias" and values.get("sdc:hostname"):
+                if key == "sdc:alias" and (values.get("sdc:hostname") or values.get("hostname")):
                     continue
                 if time.monotonic() > fetch_deadline:
                     raise TransportError(f"{device}: gave up after timeouts.fetch "
@@ -135,13 +141,21 @@ def fetch(ctx: Context) -> Metadata:
 # ---- parsing (a pure function of the values, so tests need no port) --------------------
 
 def parse(values: dict[str, bytes | None]) -> Metadata:
-    """`Metadata` from raw key values (None = NOTFOUND)."""
+    """`Metadata` from raw key values (None = NOTFOUND).
+
+    A JSON key that is not JSON at all (or not a list) is refused; within it, each NIC,
+    route and resolver is taken on its own, a bad one being a warning naming the key, its
+    index and value, and skipped (providers/items.py).
+    """
+    items = Items(SOURCE)
     provenance = {"instance_id": "sdc:uuid", "nics": "sdc:nics", "routes": "sdc:routes",
                   "resolvers": "sdc:resolvers", "search_domains": "sdc:dns_domain",
                   "ssh_keys": "root_authorized_keys", "user_script": "user-script"}
     uuid = _text(values, "sdc:uuid")
     hostname = None
-    for key in ("sdc:hostname", "sdc:alias", "sdc:uuid"):
+    # cloud-init's DataSourceSmartOS: the customer `hostname` key first, then sdc:hostname,
+    # then (ours, as the original agent) sdc:alias, then the instance uuid.
+    for key in HOSTNAME_KEYS:
         hostname = _text(values, key)
         if hostname:
             provenance["hostname"] = key
@@ -152,16 +166,37 @@ def parse(values: dict[str, bytes | None]) -> Metadata:
         source=SOURCE,
         instance_id=uuid or None,
         hostname=hostname or None,
-        nics=tuple(_nic(i, n) for i, n in enumerate(_json_list(values, "sdc:nics"))),
-        routes=tuple(_route(i, r) for i, r in enumerate(_json_list(values, "sdc:routes"))),
-        resolvers=tuple(_ip("sdc:resolvers", f"[{i}]", r)
-                        for i, r in enumerate(_json_list(values, "sdc:resolvers"))),
+        nics=_each(items, _nic, _json_list(values, "sdc:nics")),
+        routes=_each(items, _route, _json_list(values, "sdc:routes")),
+        resolvers=_each(items, lambda i, r: _ip("sdc:resolvers", f"[{i}]", r),
+                        _json_list(values, "sdc:resolvers")),
         search_domains=tuple(domains),
         ssh_keys=tuple(ln.strip() for ln in keys_text.splitlines()
                        if ln.strip() and not ln.lstrip().startswith("#")),
-        user_script=values.get("user-script") or None,
+        user_script=_user_script(values.get("user-script")),
         provenance=provenance,
+        warnings=items.tuple(),
     )
+
+
+def _each(items: Items, parse_one: Any, docs: list[Any]) -> tuple[Any, ...]:
+    found = []
+    for i, doc in enumerate(docs):
+        with items.guard():
+            found.append(parse_one(i, doc))
+    return tuple(found)
+
+
+def _user_script(script: bytes | None) -> bytes | None:
+    """A script without `#!` is run by the default shell, as SmartOS runs user-script
+    (mdata-execute runs it from bash, which interprets a file without a magic number) and
+    as cloud-init's DataSourceSmartOS.write_boot_content makes it (`#!/bin/bash` added to
+    a text file). Binary content is left as it is (USERSCRIPT then refuses it)."""
+    if not script:
+        return None
+    if not script.startswith(b"#!") and b"\0" not in script[:4096]:
+        return DEFAULT_SHELL_LINE + script
+    return script
 
 
 def _text(values: dict[str, bytes | None], key: str) -> str | None:

@@ -1,7 +1,9 @@
 """VMware guestinfo, read with open-vm-tools' `vmware-rpctool "info-get guestinfo.KEY"`.
 
 The keys are those of cloud-init's VMware datasource: `guestinfo.metadata` (JSON or YAML:
-instance-id, local-hostname, public-keys, network as netplan v2 or v1) with
+instance-id, local-hostname, root's keys from the first of `public-keys-data`,
+`public_keys_data`, `public-keys`, `public_keys` present (DataSourceVMware's order; the
+first is what VMware's own documentation tells users to set), network as netplan v2 or v1) with
 `guestinfo.metadata.encoding` (base64 or gzip+base64, also spelt b64 and gz+b64), and
 `guestinfo.userdata` (+ `.encoding`), used only when it is a `#!` script.
 
@@ -17,15 +19,16 @@ import base64
 import binascii
 import gzip
 import io
-import json
 import logging
 import zlib
 from typing import TYPE_CHECKING, Any
 
 from fsm.errors import MetadataError
-from providers import nocloud, smbios
+from providers import cloudconfig, nocloud, smbios
 from providers.base import Provider
+from providers.items import Items
 from providers.model import Metadata, Nic
+from providers.netconfig import parse_network_config
 
 if TYPE_CHECKING:
     from fsm.steps import Context
@@ -111,45 +114,73 @@ class VMwareProvider(Provider):
         return parse(meta_bytes, user_data)
 
 
+KEY_FIELDS = ("public-keys-data", "public_keys_data", "public-keys", "public_keys")
+META = "guestinfo.metadata"
+
+
 def parse(meta_bytes: bytes, user_data: bytes | None) -> Metadata:
-    """Metadata from decoded guestinfo.metadata and guestinfo.userdata; pure."""
+    """Metadata from decoded guestinfo.metadata and guestinfo.userdata; pure.
+
+    Only a metadata document that is not JSON/YAML or not a mapping is refused; any field
+    the agent cannot use is a warning and is skipped (providers/items.py).
+    """
     try:
         meta = nocloud.load_document(meta_bytes, "metadata")
-        if meta is None:
-            meta = {}
-        if not isinstance(meta, dict):
-            raise MetadataError(SOURCE, "guestinfo.metadata", "must be a mapping")
-        base = nocloud.parse_seed({"meta-data": _without_network(meta)})
-        network: dict[str, Any] = {"nics": (Nic(mac=None, dhcp4=True, primary=True),)}
-        provenance = {**base.provenance, "nics": "(no network: DHCP on the first link)"}
+    except MetadataError as e:
+        raise MetadataError(SOURCE, META, e.problem) from None
+    if meta is None:
+        meta = {}
+    if not isinstance(meta, dict):
+        raise MetadataError(SOURCE, META, "must be a mapping")
+    items = Items(SOURCE)
+    provenance: dict[str, str] = {}
+    instance_id = nocloud._optional_str(meta, "instance-id", items, int, prefix=META)
+    hostname_key = "local-hostname" if "local-hostname" in meta else "hostname"
+    hostname = nocloud._optional_str(meta, hostname_key, items, prefix=META)
+    keys: tuple[str, ...] = ()
+    # cloud-init's DataSourceVMware.get_public_ssh_keys: the first of these present wins.
+    for key_field in KEY_FIELDS:
+        if key_field in meta:
+            keys = nocloud.public_keys(meta[key_field], items, f"{META} {key_field}")
+            provenance["ssh_keys"] = f"{META} {key_field}"
+            break
+    for model_field, key, present in (("instance_id", "instance-id", instance_id),
+                                      ("hostname", hostname_key, hostname)):
+        if present:
+            provenance[model_field] = f"{META} {key}"
+    network: dict[str, Any] | None = None
+    with items.guard("DHCP on the first link"):
         doc = _network_document(meta)
         if doc is not None:
-            network = nocloud.parse_network_config(doc)
-            provenance["nics"] = "metadata network"
-    except MetadataError as e:
-        if e.source == SOURCE:
-            raise
-        field = e.field
-        for prefix in ("meta-data", "metadata"):
-            field = field[len(prefix):].strip() if field.startswith(prefix) else field
-        field = field.replace("network-config", "network")
-        raise MetadataError(SOURCE, f"guestinfo.metadata {field}".strip(), e.problem) from None
-    provenance = {k: v.replace("meta-data", "guestinfo.metadata") for k, v in provenance.items()}
+            network = parse_network_config(doc, items, field=f"{META} network")
+            provenance["nics"] = f"{META} network"
+    if network is None:
+        network = {"nics": (Nic(mac=None, dhcp4=True, primary=True),)}
+        provenance["nics"] = "(no usable network: DHCP on the first link)"
+    if network.get("network_skip"):
+        provenance["network_skip"] = f"{META} network config: disabled"
     script = None
     if user_data is not None and user_data.strip():
         if user_data.startswith(b"#!"):
             script = user_data
             provenance["user_script"] = "guestinfo.userdata"
+        elif cloudconfig.is_cloud_config(user_data):
+            found = cloudconfig.read(user_data, items, "guestinfo.userdata",
+                                     nocloud.load_document)
+            if found["ssh_keys"]:
+                provenance["ssh_keys"] = " and ".join(
+                    [*([provenance["ssh_keys"]] if keys else []),
+                     "guestinfo.userdata ssh_authorized_keys"])
+                keys = keys + found["ssh_keys"]
+            if found["hostname"]:
+                hostname = found["hostname"]
+                provenance["hostname"] = f"guestinfo.userdata {found['hostname_key']}"
         else:
-            log.warning("vmware: guestinfo.userdata is not a script (no #! line); not run")
-    return Metadata(source=SOURCE, instance_id=base.instance_id, hostname=base.hostname,
-                    ssh_keys=base.ssh_keys, user_script=script, provenance=provenance,
-                    **network)
-
-
-def _without_network(meta: dict[str, Any]) -> bytes:
-    rest = {k: v for k, v in meta.items() if k not in ("network", "network.encoding")}
-    return json.dumps(rest, default=str).encode()
+            items.note("guestinfo.userdata", "not a script (no #! line): not run "
+                                             "(cloud-config is cloud-init's)")
+    return Metadata(source=SOURCE, instance_id=instance_id, hostname=hostname,
+                    ssh_keys=keys, user_script=script, provenance=provenance,
+                    warnings=items.tuple(), **network)
 
 
 def _network_document(meta: dict[str, Any]) -> Any:
@@ -158,6 +189,9 @@ def _network_document(meta: dict[str, Any]) -> Any:
     if network is None or isinstance(network, dict):
         return network
     if not isinstance(network, str):
-        raise MetadataError(SOURCE, "network", "must be a mapping or an encoded string")
+        raise MetadataError(SOURCE, f"{META} network", "must be a mapping or an encoded string")
     data = decode(network, meta.get("network.encoding"), "metadata network")
-    return nocloud.load_document(data, "network-config")
+    try:
+        return nocloud.load_document(data, "network-config")
+    except MetadataError as e:
+        raise MetadataError(SOURCE, f"{META} network", e.problem) from None

@@ -107,21 +107,28 @@ class Faults:
         return not (self.flap and nth % 2 == 0)
 
 
-class HttpServer:
-    """`answer` behind a real HTTP/1.1 server on 127.0.0.1:<free port>."""
+class _HttpServer6(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
 
-    def __init__(self, answer: Callable[[Request], Answer], faults: Faults | None = None):
+
+class HttpServer:
+    """`answer` behind a real HTTP/1.1 server on 127.0.0.1:<free port> (or `host`, e.g.
+    `::1` for a service a guest reaches over IPv6)."""
+
+    def __init__(self, answer: Callable[[Request], Answer], faults: Faults | None = None,
+                 host: str = "127.0.0.1"):
         self.answer = answer
         self.faults = faults or Faults(None)
         self.log: list[tuple[str, str, int]] = []   # (method, raw path, status) per answer
         self.received = 0                            # requests read, answered or not
         self._closing = threading.Event()
         self._log_lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_class(self))
+        server_class = _HttpServer6 if ":" in host else ThreadingHTTPServer
+        self.httpd = server_class((host, 0), _handler_class(self))
         self.httpd.daemon_threads = True
         self.httpd.block_on_close = False
         self.port = self.httpd.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
         self._thread = threading.Thread(target=self.httpd.serve_forever,
                                         kwargs={"poll_interval": 0.05}, daemon=True,
                                         name=f"httpserve:{self.port}")

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from fsm.errors import SMF_EXIT_ERR_CONFIG, ConfigError, MetadataError
+from fsm.errors import SMF_EXIT_ERR_CONFIG, ConfigError
 from fsm.settings import Settings
 from fsm.steps import Context
 from fsm.system import System
@@ -65,9 +65,17 @@ def test_bad_config_toml_is_a_config_error_naming_the_key(text, key, problem):
     assert problem in info.value.problem
 
 
-def test_script_without_interpreter_line_refused():
-    with pytest.raises(MetadataError, match="firstboot.sh: must begin with an interpreter"):
-        read_seed({"firstboot.sh": b"echo no shebang\n"})
+def test_script_without_interpreter_line_is_skipped_and_the_rest_applied():
+    """Was: the whole seed refused (no keys). Now the script is skipped with a warning."""
+    md = read_seed({"firstboot.sh": b"echo no shebang\n", "nodename": b"web-1\n"}).metadata
+    assert md.user_script is None and md.hostname == "web-1"
+    assert md.warnings == ("cpio: firstboot.sh: must begin with an interpreter line such as "
+                           "#!/bin/sh: not installed, not run; skipped",)
+
+
+def test_an_empty_seed_is_no_usable_data():
+    assert read_seed({"nodename": b"\n", "authorized_keys": b""}).metadata.empty
+    assert not read_seed({"nodename": b"x\n"}).metadata.empty
 
 
 # ---- the agent against simulated guests ---------------------------------------------------

@@ -96,6 +96,14 @@ def test_detect_is_smbios_only(info, expected):
 
 # ---- parsing ----------------------------------------------------------------------------
 
+def warned_fields(md) -> list[str]:
+    """The fields the warnings name (`digitalocean: FIELD: ...; skipped; ...`): each a
+    skipped item, the rest of the document applied."""
+    assert all(w.startswith("digitalocean: ") and "skipped; the rest is applied" in w
+               for w in md.warnings), md.warnings
+    return [w.split(": ")[1] for w in md.warnings]
+
+
 def test_default_document():
     md = parse(doc())
     assert md.instance_id == "412345678" and md.hostname == "droplet-sim-01"
@@ -120,9 +128,9 @@ def test_droplet_id_as_number_or_string(value, expected):
 
 @pytest.mark.parametrize("value", [None, True, "", "a b", 1.5, [1], -3])
 def test_bad_droplet_id_names_the_field(value):
-    with pytest.raises(MetadataError) as err:
-        parse(doc(droplet_id=value))
-    assert (err.value.source, err.value.field) == ("digitalocean", "droplet_id")
+    md = parse(doc(droplet_id=value))
+    assert md.instance_id is None and md.ssh_keys      # SMBIOS gives the id; keys stay
+    assert warned_fields(md) == ["droplet_id"]
 
 
 @pytest.mark.parametrize("value, expected", [
@@ -139,16 +147,16 @@ def test_public_keys_as_list_or_string(value, expected):
 
 @pytest.mark.parametrize("value, field", [({"k": KEY_A}, "public_keys"), ([KEY_A, 7], "public_keys[1]")])
 def test_bad_public_keys_name_the_field(value, field):
-    with pytest.raises(MetadataError) as err:
-        parse(doc(public_keys=value))
-    assert err.value.field == field
+    md = parse(doc(public_keys=value))
+    assert warned_fields(md) == [field]
+    assert md.ssh_keys == (() if field == "public_keys" else (KEY_A,))
 
 
 def test_features_values_of_any_json_type_are_accepted():
     features = {"dhcp_enabled": True, "n": 3, "s": "x", "l": [1, {"a": None}], "o": {}, "z": None}
     assert parse(doc(features=features)).instance_id == "412345678"
-    with pytest.raises(MetadataError, match="features: expected an object, got an array"):
-        parse(doc(features=["dhcp_enabled"]))
+    md = parse(doc(features=["dhcp_enabled"]))
+    assert md.warnings[0].startswith("digitalocean: features: expected an object, got an array")
 
 
 @pytest.mark.parametrize("key", ["floating_ip", "reserved_ip"])
@@ -169,9 +177,7 @@ def test_reserved_and_floating_ip_in_either_shape(key, value):
     ("198.51.100.7", "reserved_ip"),
 ])
 def test_malformed_reserved_ip_names_the_field(value, field):
-    with pytest.raises(MetadataError) as err:
-        parse(doc(reserved_ip=value))
-    assert err.value.field == field
+    assert warned_fields(parse(doc(reserved_ip=value))) == [field]
 
 
 @pytest.mark.parametrize("mask, prefix", [
@@ -184,9 +190,10 @@ def test_netmask_to_prefix(mask, prefix):
 @pytest.mark.parametrize("mask", ["255.0.255.0", "255.255.255.1", "255.255.256.0", "24", 24])
 def test_non_contiguous_or_bad_netmask_is_rejected_naming_the_field(mask):
     iface = public(ipv4={"ip_address": "203.0.113.45", "netmask": mask, "gateway": "203.0.112.1"})
-    with pytest.raises(MetadataError) as err:
-        parse(with_public(iface))
-    assert err.value.field == "interfaces.public[0].ipv4.netmask"
+    md = parse(with_public(iface))
+    assert warned_fields(md) == ["interfaces.public[0].ipv4.netmask"]
+    # Only that address is skipped: the anchor and IPv6 addresses stay.
+    assert md.nics[0].addresses == ("10.19.0.5/16", "2001:db8:100::45/64")
 
 
 def test_ipv6_cidr_as_number_or_string_and_gateways_on_the_public_interface_only():
@@ -220,18 +227,17 @@ def test_public_interface_without_gateway_or_ipv6():
     ("eth0", "interfaces.public[0]"),
 ])
 def test_malformed_interfaces_name_the_field(iface, field):
-    with pytest.raises(MetadataError) as err:
-        parse(with_public(iface))
-    assert err.value.field == field
+    md = parse(with_public(iface))
+    assert warned_fields(md) == [field]
+    assert any(nic.name == "private0" for nic in md.nics)     # the other interface stays
 
 
 def test_nameservers_v4_and_v6_and_bad_ones():
     md = parse(doc(dns={"nameservers": ["2001:4860:4860::8844", "8.8.8.8"]}))
     assert md.resolvers == ("2001:4860:4860::8844", "8.8.8.8")
     assert parse(doc(dns=None)).resolvers == ()
-    with pytest.raises(MetadataError) as err:
-        parse(doc(dns={"nameservers": ["8.8.8.8", "dns.example"]}))
-    assert err.value.field == "dns.nameservers[1]"
+    md = parse(doc(dns={"nameservers": ["8.8.8.8", "dns.example"]}))
+    assert warned_fields(md) == ["dns.nameservers[1]"] and md.resolvers == ("8.8.8.8",)
 
 
 def test_unknown_fields_are_ignored_and_missing_optional_ones_are_fine():
@@ -244,8 +250,7 @@ def test_user_data_that_is_not_a_script_is_never_logged(caplog):
     with caplog.at_level(logging.DEBUG):
         assert parse(doc(user_data=secret)).user_script is None
     assert "not a script" in caplog.text and "hunter2" not in caplog.text
-    with pytest.raises(MetadataError, match="user_data: expected a string"):
-        parse(doc(user_data=["#!/bin/sh"]))
+    assert warned_fields(parse(doc(user_data=["#!/bin/sh"]))) == ["user_data"]
 
 
 def test_malformed_json_is_a_metadata_error_without_the_secrets():

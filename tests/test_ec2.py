@@ -113,7 +113,9 @@ def test_a_key_listed_without_its_openssh_key_is_skipped(caplog):
     finally:
         service.close()
     assert md.ssh_keys == (KEYS["admin"],)
-    assert "public key 1 (deploy) has no openssh-key" in caplog.text
+    assert md.warnings == ("ec2: meta-data/public-keys/1/openssh-key: 'deploy': absent; "
+                           "skipped; the rest is applied",)
+    assert md.warnings[0] in caplog.text
 
 
 def test_dhcp_hostname_is_preferred_then_local_hostname_then_hostname():
@@ -149,11 +151,6 @@ def test_without_per_mac_data_the_primary_link_gets_dhcp():
 @pytest.mark.parametrize("overrides, field", [
     ({"meta-data/instance-id": None}, "meta-data/instance-id"),
     ({"meta-data/instance-id": "i-1 i-2"}, "meta-data/instance-id"),
-    ({NIC + "device-number": "zero"}, NIC + "device-number"),
-    ({SECOND + "device-number": "1", SECOND + "local-ipv4s": "10.0.2.7",
-      SECOND + "subnet-ipv4-cidr-block": "10.0.2.0/99"}, SECOND + "subnet-ipv4-cidr-block"),
-    ({SECOND + "device-number": "1", SECOND + "local-ipv4s": "10.0.2.777",
-      SECOND + "subnet-ipv4-cidr-block": "10.0.2.0/24"}, SECOND + "local-ipv4s"),
 ])
 def test_malformed_metadata_names_the_field(overrides, field):
     with imds(overrides) as service, pytest.raises(MetadataError) as err:
@@ -161,14 +158,55 @@ def test_malformed_metadata_names_the_field(overrides, field):
     assert err.value.source == "ec2" and err.value.field == field
 
 
-def test_a_malformed_public_keys_listing_names_the_field():
+@pytest.mark.parametrize("overrides, warning", [
+    ({NIC + "device-number": "zero"}, f"ec2: {NIC}device-number: expected a non-negative "
+                                      "integer, got 'zero'"),
+    ({SECOND + "device-number": "1", SECOND + "local-ipv4s": "10.0.2.7",
+      SECOND + "subnet-ipv4-cidr-block": "10.0.2.0/99"},
+     f"ec2: {SECOND}subnet-ipv4-cidr-block: '10.0.2.0/99': expected an IPv4 CIDR block; "
+     "the addresses get /32"),
+    ({SECOND + "device-number": "1", SECOND + "local-ipv4s": ["10.0.2.777", "10.0.2.8"],
+      SECOND + "subnet-ipv4-cidr-block": "10.0.2.0/24"},
+     f"ec2: {SECOND}local-ipv4s: '10.0.2.777': not an IPv4 address"),
+])
+def test_a_malformed_item_is_a_warning_naming_its_path(overrides, warning):
+    with imds(overrides) as service:
+        md = read(service)
+    assert md.ssh_keys == tuple(KEYS.values())          # the rest is applied
+    assert any(w.startswith(warning) for w in md.warnings), md.warnings
+
+
+def test_a_malformed_public_keys_listing_line_is_skipped():
     service = emulator.Ec2Service(emulator.default_metadata())
     try:
         service.tree["meta-data"]["public-keys"] = {"garbage": "x"}
-        with pytest.raises(MetadataError, match="expected `N=name` lines, got 'garbage'"):
-            read(service)
+        md = read(service)
     finally:
         service.close()
+    assert md.ssh_keys == () and md.warnings == (
+        "ec2: meta-data/public-keys/: 'garbage': expected `N=name` lines; skipped; the rest "
+        "is applied",)
+
+
+def test_secondary_private_ipv4_and_ipv6_addresses_of_an_eni_are_configured():
+    """AWS IMDS lists every private address of an ENI in `local-ipv4s` and `ipv6s`; the
+    first comes from DHCP/addrconf, the others are static with the subnet's prefix
+    (cloud-init's get_secondary_addresses). Was: dropped."""
+    extra = {NIC + "local-ipv4s": ["10.0.1.23", "10.0.1.24", "10.0.1.25"],
+             NIC + "ipv6s": ["2600:1f18:abc:de00::5", "2600:1f18:abc:de00::6"],
+             NIC + "subnet-ipv6-cidr-blocks": "2600:1f18:abc:de00::/64",
+             SECOND + "device-number": "1", SECOND + "local-ipv4s": ["10.0.2.7", "10.0.2.8"],
+             SECOND + "subnet-ipv4-cidr-block": "10.0.2.0/24",
+             SECOND + "ipv6s": ["2600:1f18:abc:de01::7", "2600:1f18:abc:de01::8"],
+             SECOND + "subnet-ipv6-cidr-blocks": "2600:1f18:abc:de01::/64"}
+    with imds(extra) as service:
+        md = read(service, primary_mac=MAC)
+    primary, second = md.nics
+    assert primary == Nic(mac=MAC, addresses=("10.0.1.24/24", "10.0.1.25/24",
+                                              "2600:1f18:abc:de00::6/64"),
+                          dhcp4=True, addrconf=True, primary=True, name="device-0")
+    assert second.addresses == ("10.0.2.7/24", "10.0.2.8/24", "2600:1f18:abc:de01::8/64")
+    assert not md.warnings
 
 
 def test_user_data_that_is_not_a_script_is_ignored_without_logging_it(caplog):
@@ -376,3 +414,42 @@ def test_boot_with_imds_disabled_stops_in_fetch_with_a_clear_error(tmp_path):
     assert booted.returncode == 95
     assert "metadata service is disabled for this instance" in booted.stdout
     assert "Traceback" not in booted.stdout + booted.stderr
+
+
+IPV6_ONLY = {
+    NIC + "local-ipv4s": None, "meta-data/local-ipv4": None,
+    NIC + "subnet-ipv4-cidr-block": None,
+    NIC + "ipv6s": ["2600:1f18:abc:de00:1a:2bff:fe3c:4d5e", "2600:1f18:abc:de00::99"],
+    NIC + "subnet-ipv6-cidr-blocks": "2600:1f18:abc:de00::/64",
+    "meta-data/local-hostname": "i-0a1b2c3d4e5f60718.ec2.internal",
+    "meta-data/hostname": "i-0a1b2c3d4e5f60718.ec2.internal",
+}
+
+
+def test_an_ipv6_only_instance_reaches_done_through_imds_over_ipv6(tmp_path):
+    """IPv6-only subnet: no DHCPv4 server, SLAAC gives the address, IMDS answers on
+    [fd00:ec2::254] (here the emulator on [::1], `ec2.endpoint_ipv6`). Was: FETCH waited for
+    a DHCPv4 lease that never comes and failed."""
+    guest = make_guest(tmp_path, "ec2", IPV6_ONLY)
+    guest.set_state(dhcp={"mode": "never", "delay_s": 0.0, "leases": {}},
+                    ipv6_ra={"ena0": "2600:1f18:abc:de00::/64"})
+    guest.write("/etc/metadata-agent.toml", "[timeouts]\ndhcp = 2\n")
+    from sim.serve import serving
+
+    started = time.monotonic()
+    with serving(guest.root) as service:
+        result = guest.run()
+        v4_requests, v6_requests = len(service.server.log), len(service.server6.log)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-4000:]
+    assert time.monotonic() - started < 60          # bounded: 2 s of DHCP, then IPv6
+    assert "trying the metadata service over IPv6 at http://[::1]:" in out
+    assert v4_requests == 0 and v6_requests > 0
+    shown = guest.show()
+    addrs = [(a["addrobj"], a["type"], a["addr"]) for a in shown["addresses"]]
+    assert ("ena0/v6", "addrconf", "2600:1f18:abc:de00:1a:2bff:fe3c:4d5e/64") in addrs
+    assert ("ena0/v6s", "static", "2600:1f18:abc:de00::99/64") in addrs
+    assert not any(a[1] == "dhcp" for a in addrs)   # the unanswered DHCPv4 object is gone
+    assert shown["ssh"]["authorized_keys"] == list(KEYS.values())
+    assert shown["hostname"]["nodename"] == "i-0a1b2c3d4e5f60718"
+    assert guest.checkpoint().phase == "DONE"

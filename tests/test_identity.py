@@ -220,10 +220,12 @@ def test_a_new_instance_drops_the_previous_instances_keys_but_not_the_operators(
     managed = guest.read(MANAGED_PATH).splitlines()[1:]
     assert managed == sorted([KEY_B, KEY_D])
 
-    # A later instance with no keys at all removes the agent's, keeps the operator's.
-    install_keys(context(guest))
-    assert guest.show()["ssh"]["authorized_keys"] == [KEY_C]
-    assert guest.read(MANAGED_PATH).splitlines()[1:] == []
+    # A later instance with no keys at all (or none valid) removes nothing: only a source
+    # that positively lists the current keys retires the others.
+    for nothing in ((), ("ssh-ed25519 !!!",)):
+        assert install_keys(context(guest, ssh_keys=nothing)).changes == []
+        assert guest.show()["ssh"]["authorized_keys"] == [KEY_B, KEY_C, KEY_D]
+        assert guest.read(MANAGED_PATH).splitlines()[1:] == sorted([KEY_B, KEY_D])
 
 
 def test_a_record_left_by_a_crash_before_the_file_write_is_harmless(guest):

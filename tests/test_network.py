@@ -14,7 +14,7 @@ import pytest
 from guest import make_guest, without_calls
 
 from fsm.checkpoint import Checkpoint
-from fsm.errors import MetadataError, ParseError, ServiceError
+from fsm.errors import ParseError, ServiceError
 from fsm.settings import Settings, parse
 from fsm.steps import Context
 from fsm.system import System
@@ -248,24 +248,47 @@ def test_no_resolvers_anywhere_leaves_dns_files_alone(tmp_path):
     assert guest.show()["dns"]["nameservers"] == []
 
 
-def test_nic_whose_mac_is_absent_fails_after_the_others_are_configured(tmp_path):
+def test_nic_whose_mac_is_absent_is_a_warning_and_the_others_are_configured(tmp_path):
     guest = make_guest(tmp_path, "qemu")
     md = Metadata(source="test", provenance={"nics": "network.interfaces"}, nics=(
         Nic(mac="52:54:00:12:34:56", addresses=("192.0.2.10/24",), primary=True),
         Nic(mac="de:ad:be:ef:00:01", addresses=("192.0.2.11/24",), name="extra")))
     ctx = context(guest, md)
-    with pytest.raises(MetadataError, match="extra: no link has MAC de:ad:be:ef:00:01") as info:
-        network.configure_addresses(ctx)
-    assert info.value.source == "test:network.interfaces"
+    outcome = network.configure_interfaces(ctx)
+    assert outcome.warnings == ["test:network.interfaces: extra: no link has MAC "
+                                "de:ad:be:ef:00:01 (links: vioif0 52:54:00:12:34:56); skipped; "
+                                "the rest is applied"]
+    network.configure_addresses(ctx)
     assert addresses(guest) == {"vioif0/v4": ("static", "192.0.2.10/24")}
 
 
-def test_malformed_static_address_is_a_metadata_error(tmp_path):
+def test_malformed_static_address_is_a_warning_and_the_good_one_is_configured(tmp_path):
     guest = make_guest(tmp_path, "qemu")
-    md = Metadata(source="test", nics=(Nic(mac=None, addresses=("192.0.2.300/24",)),))
-    with pytest.raises(MetadataError, match="192.0.2.300/24"):
-        network.configure_addresses(context(guest, md))
-    assert mutations(guest.calls()) == {}
+    md = Metadata(source="test", nics=(Nic(mac=None, addresses=("192.0.2.300/24",
+                                                                "192.0.2.30/24")),))
+    outcome = network.configure_addresses(context(guest, md))
+    assert outcome.warnings == ["test:nics: addresses: on vioif0: '192.0.2.300/24' is not an "
+                                "address/prefix; skipped; the rest is applied"]
+    assert addresses(guest) == {"vioif0/v4": ("static", "192.0.2.30/24")}
+
+
+def test_a_malformed_route_or_search_domain_is_a_warning_and_the_rest_applies(tmp_path):
+    guest = make_guest(tmp_path, "qemu")
+    md = Metadata(source="test", nics=(Nic(mac=None, addresses=("192.0.2.30/24",),
+                                           gateways=("192.0.2.1",), primary=True),),
+                  routes=(Route("10.0.0.0/8", "2001:db8::1"), Route("10.1.0.0/16", "192.0.2.9")),
+                  resolvers=("192.0.2.53",), search_domains=("bad domain!", "good.example"))
+    ctx = context(guest, md)
+    network.configure_interfaces(ctx)
+    network.configure_addresses(ctx)
+    routed = network.configure_routes(ctx)
+    assert routed.warnings == ["test:routes: routes: '10.0.0.0/8' via '2001:db8::1' mixes IPv4 "
+                               "and IPv6; skipped; the rest is applied"]
+    assert {"destination": "10.1.0.0/16", "gateway": "192.0.2.9"} in guest.show()["routes"]
+    named = network.configure_dns(ctx)
+    assert named.warnings == ["test:search_domains: search_domains: 'bad domain!' is not a "
+                              "domain name; skipped; the rest is applied"]
+    assert guest.show()["dns"]["search"] == ["good.example"]
 
 
 def test_list_links_normalises_macs_and_refuses_garbage(tmp_path):

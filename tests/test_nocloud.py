@@ -10,6 +10,7 @@ import subprocess
 import pytest
 
 from fsm.errors import SMF_EXIT_ERR_CONFIG, MetadataError
+from providers.items import Items
 from providers.model import Nic, Route
 from providers.nocloud import parse_network_config, parse_seed
 from sim.emulators.nocloud import attach_volume, iso_image, seed_files
@@ -51,17 +52,30 @@ def test_user_data_is_a_script_only_with_an_interpreter_line():
     ({"meta-data": b"instance-id: [a\n"}, "meta-data", "not valid YAML at line"),
     ({"meta-data": b"{\"instance-id\": }"}, "meta-data", "not valid JSON"),
     ({"meta-data": b"- a\n- b\n"}, "meta-data", "must be a mapping"),
-    ({"meta-data": b"local-hostname: [x]\n"}, "meta-data local-hostname", "must be a string"),
-    ({"meta-data": b"public-keys: 5\n"}, "meta-data public-keys", "must be a list"),
-    ({"meta-data": b"public-keys: [1]\n"}, "meta-data public-keys[0]", "must be a string"),
     ({"meta-data": b"\xff\xfe"}, "meta-data", "not UTF-8"),
     ({"meta-data": b"a: !!python/object/apply:os.system [true]\n"}, "meta-data", "not valid YAML"),
-    ({"network-config": b"version: 3\n"}, "network-config version", "must be 1 or 2"),
 ])
 def test_malformed_files_name_the_field(files, field, problem):
+    """Only a file that cannot be parsed at all refuses the seed."""
     with pytest.raises(MetadataError) as info:
         parse_seed(files)
     assert info.value.field == field and problem in info.value.problem
+
+
+@pytest.mark.parametrize("meta_data,warning", [
+    (b"local-hostname: [x]\n", "nocloud: meta-data local-hostname: ['x']: must be a string"),
+    (b"public-keys: 5\n", "nocloud: meta-data public-keys: 5: must be a list"),
+    (f"public-keys: [1, {KEY1}]\n".encode(), "nocloud: meta-data public-keys[0]: 1: must be a string"),
+])
+def test_a_field_of_the_wrong_type_is_a_warning_and_the_rest_is_kept(meta_data, warning):
+    md = parse_seed({"meta-data": b"instance-id: iid-1\n" + meta_data,
+                     "network-config": b"version: 3\n"})
+    assert md.instance_id == "iid-1"
+    assert any(w.startswith(warning) and w.endswith("skipped; the rest is applied")
+               for w in md.warnings), md.warnings
+    # An unknown network-config version: that whole document is skipped, DHCP instead.
+    assert any("network-config version: must be 1 or 2, not 3" in w for w in md.warnings)
+    assert md.nics == (Nic(mac=None, dhcp4=True, primary=True),)
 
 
 V1 = """
@@ -134,22 +148,116 @@ def test_network_config_v1_and_v2_wrapped_or_not(doc):
 
 @pytest.mark.parametrize("doc,field", [
     ({"version": 2, "ethernets": {"n": {"match": {"macaddress": "zz"}}}},
-     "network-config ethernets.n.match.macaddress"),
+     "network-config ethernets.n.match.macaddress: 'zz'"),
     ({"version": 2, "ethernets": {"n": {"addresses": ["10.0.0.1"]}}},
-     "network-config ethernets.n.addresses[0]"),
-    ({"version": 2, "ethernets": {"n": {"gateway4": "10.0.0"}}}, "network-config ethernets.n.gateway4"),
-    ({"version": 2, "ethernets": {"n": {"dhcp4": "maybe"}}}, "network-config ethernets.n.dhcp4"),
+     "network-config ethernets.n.addresses[0]: '10.0.0.1' has no prefix"),
+    ({"version": 2, "ethernets": {"n": {"gateway4": "10.0.0"}}},
+     "network-config ethernets.n.gateway4: '10.0.0'"),
+    ({"version": 2, "ethernets": {"n": {"dhcp4": "maybe"}}}, "network-config ethernets.n.dhcp4: 'maybe'"),
+    ({"version": 2, "ethernets": {"n": {"routes": [{"to": "10.1.0.0/16"}]}}},
+     "network-config ethernets.n.routes[0].gateway: route to '10.1.0.0/16' has no gateway"),
     ({"version": 1, "config": [{"type": "physical", "subnets": [
         {"type": "static", "address": "10.0.0.2", "netmask": "255.0.255.0"}]}]},
      "network-config config[0].subnets[0].address"),
     ({"version": 1, "config": [{"type": "physical", "subnets": [{"type": "manual6"}]}]},
-     "network-config config[0].subnets[0].type"),
-    ({"version": 2, "ethernets": {"a": {"dhcp4": True}, "b": {"dhcp4": True}}}, "network-config"),
+     "network-config config[0].subnets[0].type: unknown subnet type 'manual6'"),
+    ({"version": 1, "config": [{"type": "bond", "name": "bond0"}]},
+     "network-config config[0].type: 'bond': interfaces of this type are not supported"),
+    ({"version": 2, "ethernets": {}, "vlans": {"vlan10": {"id": 10, "link": "n"}}},
+     "network-config vlans: 'vlan10': vlans are not supported"),
+    ({"version": 2, "ethernets": {"a": {"dhcp4": True}, "b": {"dhcp4": True}}},
+     "network-config b: 'b': no MAC address, only a Linux name"),
 ])
-def test_bad_network_config_names_the_field(doc, field):
-    with pytest.raises(MetadataError) as info:
-        parse_network_config(doc)
-    assert info.value.field == field
+def test_an_item_the_agent_cannot_apply_is_a_warning_naming_it(doc, field):
+    """Each bad item is skipped with a warning naming source, field and value; a good NIC
+    beside it is still configured."""
+    good = {"match": {"macaddress": "52:54:00:00:00:09"}, "addresses": ["10.9.0.5/24"]}
+    if doc["version"] == 2:
+        doc = {**doc, "ethernets": {"good": good, **doc["ethernets"]}}
+    else:
+        doc = {**doc, "config": [*doc["config"], {
+            "type": "physical", "name": "good", "mac_address": "52:54:00:00:00:09",
+            "subnets": [{"type": "static", "address": "10.9.0.5/24"}]}]}
+    items = Items("nocloud")
+    network = parse_network_config(doc, items)
+    assert any(w.startswith(f"nocloud: {field}") for w in items.warnings), items.warnings
+    assert network is not None
+    assert [n.addresses for n in network["nics"] if n.name == "good"] == [("10.9.0.5/24",)]
+
+
+def test_one_bad_item_still_installs_keys_hostname_and_every_supported_address():
+    doc = """version: 1
+config:
+  - type: physical
+    name: eth0
+    mac_address: "52:54:00:ab:cd:ef"
+    subnets:
+      - type: static
+        address: 192.168.1.10/24
+        gateway: 192.168.1.1
+      - type: static6
+        address: "2001:db8::10"
+        netmask: "ffff:ffff:ffff:ffff::"
+      - type: manual
+      - type: static
+        address: 192.168.1.11
+        netmask: 255.0.255.0
+  - type: route
+    destination: 10.0.0.0/8
+  - type: nameserver
+    address: [192.168.1.1, not-an-ip]
+"""
+    md = parse_seed({"meta-data": f"instance-id: i\nlocal-hostname: web-1\npublic-keys: [{KEY1}]\n"
+                     .encode(), "network-config": doc.encode()})
+    assert (md.hostname, md.ssh_keys) == ("web-1", (KEY1,))
+    assert md.nics[0].addresses == ("192.168.1.10/24", "2001:db8::10/64")
+    assert md.nics[0].gateways == ("192.168.1.1",) and md.resolvers == ("192.168.1.1",)
+    assert md.routes == ()
+    assert len(md.warnings) == 3, md.warnings
+    assert "subnets[3].address: '192.168.1.11/255.0.255.0' has no contiguous netmask" in md.warnings[0]
+    assert "config[1].gateway: route to '10.0.0.0/8' has no gateway" in md.warnings[1]
+    assert "config[2].address[1]: 'not-an-ip' is not an IP address" in md.warnings[2]
+
+
+def test_network_config_disabled_skips_the_network_as_cloud_init_does():
+    md = parse_seed({"meta-data": b"instance-id: i\n",
+                     "network-config": b"network:\n  config: disabled\n"})
+    assert md.network_skip and md.nics == () and not md.warnings
+    assert md.origin("network_skip") == "nocloud:network-config config: disabled"
+
+
+def test_an_empty_volume_is_no_usable_data():
+    for files in ({}, {"meta-data": b"", "user-data": b"\n"}, {"meta-data": b"# nothing\n"}):
+        md = parse_seed(files)
+        assert md.empty and md.instance_id is None, files
+        assert any("no usable data" in w for w in md.warnings)
+    assert not parse_seed({"meta-data": b"instance-id: x\n"}).empty
+
+
+def test_meta_data_network_interfaces_as_in_cloud_inits_nocloud_example():
+    """doc/rtd/reference/datasources/nocloud.rst: ENI text in meta-data, used only when
+    there is no network-config file."""
+    meta = b"""instance-id: iid-abcdefg
+network-interfaces: |
+  iface eth0 inet static
+  address 192.168.1.10
+  network 192.168.1.0
+  netmask 255.255.255.0
+  broadcast 192.168.1.255
+  gateway 192.168.1.254
+  dns-nameservers 192.168.1.254 8.8.8.8
+  post-up /sbin/do-something
+hostname: myhost
+"""
+    md = parse_seed({"meta-data": meta})
+    assert md.hostname == "myhost" and md.origin("nics") == "nocloud:meta-data network-interfaces"
+    assert md.nics == (Nic(mac=None, addresses=("192.168.1.10/24",),
+                           gateways=("192.168.1.254",), primary=True, name="eth0"),)
+    assert md.resolvers == ("192.168.1.254", "8.8.8.8")
+    assert md.warnings == ("nocloud: meta-data network-interfaces iface eth0 post-up: hook "
+                           "commands are never run by this agent; skipped",)
+    with_file = parse_seed({"meta-data": meta, "network-config": b"version: 2\nethernets: {}\n"})
+    assert with_file.nics == () and with_file.origin("nics") == "nocloud:network-config"
 
 
 # ---- the ISO volume and the agent ---------------------------------------------------------
@@ -209,3 +317,27 @@ def test_malformed_network_config_on_the_volume_stops_at_fetch(tmp_path):
     assert result.returncode == SMF_EXIT_ERR_CONFIG, out
     assert "nocloud: network-config: not valid YAML at line" in out and "Traceback" not in out
     assert guest.state().get("mounts") == []           # unmounted even on failure
+
+
+def test_cloud_config_keys_and_name_are_taken_the_rest_left_to_cloud_init(caplog):
+    """Proxmox puts root's keys and the name in cloud-config user-data, not in meta-data;
+    cloud-init installs them (ssh_authorized_keys; fqdn, else hostname, over meta-data)."""
+    user_data = (f"#cloud-config\nhostname: web1\nfqdn: web1.example.com\nuser: admin\n"
+                 f"password: hunter2\nssh_authorized_keys:\n  - {KEY2}\n"
+                 f"users:\n  - name: bob\n    ssh_authorized_keys: [{KEY1}]\n").encode()
+    md = parse_seed({"meta-data": f"instance-id: i\nlocal-hostname: meta\npublic-keys: [{KEY1}]\n"
+                     .encode(), "user-data": user_data})
+    assert md.hostname == "web1.example.com" and md.origin("hostname") == "nocloud:user-data fqdn"
+    assert md.ssh_keys == (KEY1, KEY2)
+    assert md.origin("ssh_keys") == ("nocloud:meta-data public-keys and user-data "
+                                     "ssh_authorized_keys")
+    assert md.user_script is None
+    assert md.warnings == (
+        "nocloud: user-data users[0].ssh_authorized_keys: keys for another user are not "
+        "installed (the agent installs root's keys only, from ssh_authorized_keys at the top "
+        "level)",
+        "nocloud: user-data: cloud-config: only ssh_authorized_keys, fqdn, hostname are used; "
+        "password, user, users left to cloud-init")
+    assert "hunter2" not in caplog.text and "hunter2" not in "".join(md.warnings)
+    broken = parse_seed({"meta-data": b"instance-id: i\n", "user-data": b"#cloud-config\n[a\n"})
+    assert broken.warnings[0].startswith("nocloud: user-data: cloud-config that cannot be parsed")

@@ -79,11 +79,10 @@ def test_plan_of_a_nocloud_directory_shows_its_static_address(tmp_path):
 
 def test_a_seed_the_agent_refuses_fails_the_plan_with_its_message(tmp_path):
     (tmp_path / "seed").mkdir()
-    (tmp_path / "seed" / "firstboot.sh").write_text("echo no interpreter\n")
+    (tmp_path / "seed" / "config.toml").write_text("[network]\nskip = \"yes\"\n")
     r = metadata(tmp_path, "plan", "--seed", "seed")
     assert r.returncode == SMF_EXIT_ERR_CONFIG
-    assert ("cpio: firstboot.sh: must begin with an interpreter line such as #!/bin/sh"
-            in r.stderr)
+    assert "cpio config.toml: network.skip: must be a bool (true or false)" in r.stderr
     assert list((tmp_path / "tmpdir").iterdir()) == []
 
 

@@ -75,13 +75,15 @@ def test_every_problem_at_once_and_exit_96(tmp_path):
     problems = [ln for ln in r.stdout.splitlines() if ln.startswith("problem: ")]
     assert problems == [
         "problem: cpio config.toml: network.skip: must be a bool (true or false), not str 'yes'",
-        "problem: cpio: firstboot.sh: must begin with an interpreter line such as #!/bin/sh",
         "problem: cpio: nodename: hostname 'bad_name' contains '_' at position 3; only "
         "letters, digits, hyphens and dots are allowed",
     ]
     assert "warning: cpio:authorized_keys: line 2: key data is truncated; line skipped" in r.stdout
+    # The agent skips a script without #! (a warning) and applies the rest: not a refusal.
+    assert ("warning: cpio: firstboot.sh: must begin with an interpreter line such as "
+            "#!/bin/sh: not installed, not run; skipped") in r.stdout
     assert "ssh keys:      1 for root  (authorized_keys)" in r.stdout
-    assert r.stdout.endswith("verdict: the agent would refuse this seed (3 problems; exit 96)\n")
+    assert r.stdout.endswith("verdict: the agent would refuse this seed (2 problems; exit 96)\n")
 
 
 @needs_cpio
@@ -188,3 +190,31 @@ def test_an_iso_whose_extent_runs_past_the_end_exits_96_with_the_reason(tmp_path
     assert done.returncode == SMF_EXIT_ERR_CONFIG, done.stderr
     assert "data runs past the end of the image" in done.stdout + done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_an_empty_nocloud_seed_is_reported_as_no_usable_data(tmp_path):
+    """Was: called acceptable, while the agent removed root's keys on it."""
+    seed = tmp_path / "cidata"
+    seed.mkdir()
+    (seed / "meta-data").write_text("")
+    (seed / "user-data").write_text("\n")
+    text = inspect_seed(str(seed)).text()
+    assert ("warning: nocloud: (volume): no usable data (every file missing or empty): not a "
+            "new instance; nothing a previous instance installed is removed") in text
+    assert text.endswith("verdict: the agent would accept this seed, with 1 warning (what "
+                         "they name is skipped; the rest is applied)\n")
+
+
+def test_inspect_reports_the_items_the_agent_would_skip_and_accepts(tmp_path):
+    seed = tmp_path / "cidata"
+    seed.mkdir()
+    (seed / "meta-data").write_text(f"instance-id: i-1\npublic-keys: [{KEY}]\n")
+    (seed / "network-config").write_text(
+        "version: 2\nethernets:\n  id0:\n    match: {macaddress: '52:54:00:ab:cd:ef'}\n"
+        "    dhcp4: true\nbonds:\n  bond0: {interfaces: [id0]}\n")
+    inspection = inspect_seed(str(seed))
+    text = inspection.text()
+    assert inspection.evaluation.accepted and "refuse" not in text
+    assert ("warning: nocloud: network-config bonds: 'bond0': bonds are not supported by this "
+            "agent; skipped; the rest is applied") in text
+    assert "network:       id0 52:54:00:ab:cd:ef [primary]: DHCPv4  (network-config)" in text

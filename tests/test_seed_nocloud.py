@@ -184,8 +184,9 @@ def test_cloud_config_user_data_is_written_with_a_warning(tmp_path):
     out = tmp_path / "cc.iso"
     r = metadata("seed", "nocloud", "-o", str(out), "--user-data", str(tmp_path / "ud"))
     assert r.returncode == 0
-    assert r.stderr == ("metadata: warning: nocloud: user-data is not a script (no #! line); "
-                        "not run\n")
+    assert r.stderr == ("metadata: warning: nocloud: user-data: cloud-config: only "
+                        "ssh_authorized_keys, fqdn, hostname are used; packages left to "
+                        "cloud-init\n")
     volume = read_volume(out.read_bytes())
     assert volume.read("user-data").startswith(b"#cloud-config")
     assert b'"instance-id": "iid-local01"' in volume.read("meta-data")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import tty
 
@@ -161,9 +162,39 @@ def test_unknown_fields_and_legacy_nic_forms_are_accepted():
      "must be a boolean"),
 ])
 def test_wrong_types_name_the_source_and_field(key, value, problem):
-    with pytest.raises(MetadataError, match=problem) as caught:
-        parse(wire({"sdc:uuid": UUID, key: value}))
-    assert (caught.value.source, caught.value.field) == ("smartos", key)
+    """A key that is not JSON (or not a list) is refused; a bad item in it is a warning
+    naming the key and the item, and is skipped while the other items are kept."""
+    if problem in ("not valid JSON", "must be a JSON list, not an object"):
+        with pytest.raises(MetadataError, match=problem) as caught:
+            parse(wire({"sdc:uuid": UUID, key: value}))
+        assert (caught.value.source, caught.value.field) == ("smartos", key)
+        return
+    good = {"sdc:nics": {"mac": "90:b8:d0:0a:0b:0c", "ips": ["10.9.0.5/24"]},
+            "sdc:routes": {"dst": "10.8.0.0/16", "gateway": "10.9.0.1"},
+            "sdc:resolvers": "10.9.0.53"}[key]
+    md = parse(wire({"sdc:uuid": UUID, key: [good, *value]}))
+    assert len(md.warnings) == 1 and md.warnings[0].startswith(f"smartos: {key}: [")
+    assert re.search(re.sub(r"^\\\[\d\\\]", "", problem), md.warnings[0]), md.warnings
+    assert md.warnings[0].endswith("skipped; the rest is applied")
+    kept = {"sdc:nics": md.nics, "sdc:routes": md.routes, "sdc:resolvers": md.resolvers}[key]
+    assert len(kept) == 1 + sum(isinstance(v, str) for v in value if key == "sdc:resolvers")
+
+
+def test_customer_hostname_key_is_honoured_as_cloud_init_does():
+    values = wire({**smartos.default_metadata(), "hostname": "customer-name"})
+    md = parse(values)
+    assert md.hostname == "customer-name" and md.origin("hostname") == "smartos:hostname"
+
+
+@pytest.mark.parametrize("script,installed", [
+    (b"echo hi > /var/tmp/x\n", b"#!/bin/bash\necho hi > /var/tmp/x\n"),
+    (b"#!/usr/bin/ksh\necho hi\n", b"#!/usr/bin/ksh\necho hi\n"),
+    (b"\x7fELF\x02\x01\x00\x00", b"\x7fELF\x02\x01\x00\x00"),
+])
+def test_a_user_script_without_an_interpreter_line_runs_with_bash(script, installed):
+    """SmartOS runs user-script from bash (mdata-execute) and cloud-init adds #!/bin/bash to
+    a text script without one; a binary is left for USERSCRIPT to judge."""
+    assert parse({"user-script": script}).user_script == installed
 
 
 def test_non_utf8_text_is_a_metadata_error():

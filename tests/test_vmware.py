@@ -67,15 +67,61 @@ def test_cloud_config_user_data_is_not_run_and_no_network_means_dhcp():
 
 @pytest.mark.parametrize("meta,field", [
     (b"[1, 2]", "guestinfo.metadata"),
-    (b'{"local-hostname": 7.5}', "guestinfo.metadata local-hostname"),
-    (b'{"network": {"version": 2, "ethernets": {"e": {"addresses": ["nope"]}}}}',
-     "guestinfo.metadata network ethernets.e.addresses[0]"),
-    (b'{"network": 12}', "network"),
+    (b"{not: [json", "guestinfo.metadata"),
 ])
 def test_malformed_metadata_names_the_field(meta, field):
+    """Only a metadata document that cannot be parsed at all is refused."""
     with pytest.raises(MetadataError) as info:
         parse(meta, None)
     assert info.value.field == field and info.value.source == "vmware"
+
+
+@pytest.mark.parametrize("meta,warning", [
+    (b'{"local-hostname": 7.5}', "vmware: guestinfo.metadata local-hostname: 7.5: must be a string"),
+    (b'{"network": {"version": 2, "ethernets": {"e": {"addresses": ["nope"]}}}}',
+     "vmware: guestinfo.metadata network ethernets.e.addresses[0]: 'nope' has no prefix"),
+    (b'{"network": 12}', "vmware: guestinfo.metadata network: must be a mapping"),
+])
+def test_a_field_the_agent_cannot_use_is_a_warning_and_the_keys_stay(meta, warning):
+    doc = json.loads(meta)
+    doc["public-keys-data"] = KEY
+    md = parse(json.dumps(doc).encode(), None)
+    assert md.ssh_keys == (KEY,)
+    assert any(w.startswith(warning) for w in md.warnings), md.warnings
+
+
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOr7WwgAI1R6Mm7fYzKFKRSO1GMd8qwCLyoEyT8u4lqn a"
+KEY2 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMoGdtovFc12Wy/u7HbSjCuUa/smTUJyBouwKcRA6h0+ b"
+
+
+@pytest.mark.parametrize("field", ["public-keys-data", "public_keys_data", "public-keys",
+                                   "public_keys"])
+@pytest.mark.parametrize("shape", ["text", "list"])
+def test_keys_from_each_field_cloud_init_reads(field, shape):
+    """cloud-init's DataSourceVMware.get_public_ssh_keys reads these four, in this order;
+    its VMware documentation tells users to set `public-keys-data`."""
+    value = f"{KEY}\n{KEY2}\n" if shape == "text" else [KEY, KEY2]
+    md = parse(json.dumps({"instance-id": "vm-1", field: value}).encode(), None)
+    assert md.ssh_keys == (KEY, KEY2)
+    assert md.origin("ssh_keys") == f"vmware:guestinfo.metadata {field}"
+
+
+def test_the_first_key_field_present_wins_as_in_cloud_init():
+    md = parse(json.dumps({"public_keys": [KEY2], "public-keys-data": KEY}).encode(), None)
+    assert md.ssh_keys == (KEY,)
+
+
+def test_vmware_guest_gets_root_keys_from_public_keys_data(tmp_path):
+    """Was: `public-keys-data` ignored and "no SSH keys" logged: the user locked out."""
+    metadata = default_metadata()
+    meta = metadata["guestinfo"]["metadata"]
+    del meta["public-keys"]
+    meta["public-keys-data"] = f"{KEY}\n"
+    guest = make_guest(tmp_path, "vmware", metadata)
+    rpctool_works(guest)
+    result = guest.run()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert guest.read("/root/.ssh/authorized_keys") == KEY + "\n"
 
 
 def test_rpctool_standin_get_set_and_missing_key():

@@ -186,8 +186,8 @@ def build_nocloud(output: str, instance_id: str | None = None, hostname: str | N
         if len(data) > nocloud.FILE_CAP:   # what localdisk.read_files refuses on the guest
             problems.append(f"nocloud: {name}: larger than {nocloud.FILE_CAP} bytes")
     evaluation = evaluate_nocloud(files)
-    # Skipped key lines are refused; a non-script user-data only warned about.
-    key_warnings = [w for w in evaluation.warnings if w.startswith("nocloud:meta-data public-keys")]
+    # Whatever the agent would skip is refused; a non-script user-data only warned about.
+    key_warnings = [w for w in evaluation.warnings if not w.startswith("nocloud: user-data")]
     _refuse_unless_clean(problems + key_warnings, evaluation, refuse_warnings=False)
     epoch = source_date_epoch()
     when = (datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc) if epoch is not None

@@ -9,8 +9,11 @@ on what the files that parsed give, as the IDENTITY and USERSCRIPT steps would r
 
 - `problems`: the agent would fail with exit 96 (a MetadataError or ConfigError).
 - `warnings`: the agent carries on but skips something (a key line, a non-script user-data,
-  an unknown config.toml key). The seed writers refuse those too: a key the user passed
-  and the guest silently drops is a lock-out found too late.
+  an unknown config.toml key, a network item it cannot apply, a seed with no usable data):
+  every warning the agent would record (`Metadata.warnings` and the key lines), so `seed
+  inspect` says "refuse" only when the agent would. The seed writers refuse those too (bar
+  a NoCloud user-data that is not a script): a key the user passed and the guest silently
+  drops is a lock-out found too late.
 """
 
 from __future__ import annotations
@@ -91,11 +94,13 @@ def evaluate_cpio(files: dict[str, bytes], source: str = "cpio") -> Evaluation:
         if name not in files:
             continue
         try:
-            seedfiles.read_seed({name: files[name]}, source)
+            with _parser_warnings(Evaluation("cpio", {})):
+                seedfiles.read_seed({name: files[name]}, source)
             parsed[name] = files[name]
         except AgentError as e:
             out.problems.append(str(e))
-    reading = seedfiles.read_seed(parsed, source)
+    with _parser_warnings(Evaluation("cpio", {})):   # read_seed's warnings are returned
+        reading = seedfiles.read_seed(parsed, source)
     out.metadata = reading.metadata
     out.warnings.extend(reading.warnings)
     _validate(reading.metadata, out)
@@ -106,7 +111,9 @@ def evaluate_nocloud(files: dict[str, bytes]) -> Evaluation:
     """The files of a NoCloud volume (name -> contents), as providers/nocloud.py reads them."""
     out = Evaluation("nocloud", dict(files))
     parsed = {}
-    with _parser_warnings(out):
+    # Each file alone only for what refuses it; the warnings are those of the whole seed
+    # (a file alone would be "no usable data" where the seed is not).
+    with _parser_warnings(Evaluation("nocloud", {})):
         for name in nocloud.FILES:
             if name not in files:
                 continue
@@ -115,6 +122,7 @@ def evaluate_nocloud(files: dict[str, bytes]) -> Evaluation:
                 parsed[name] = files[name]
             except AgentError as e:
                 out.problems.append(str(e))
+    with _parser_warnings(out):
         md = nocloud.parse_seed(parsed)
     out.metadata = md
     _validate(md, out)

@@ -83,7 +83,11 @@ def report(title: list[str], evaluation: Evaluation) -> str:
         lines.append(f"warning: {warning}")
     for problem in evaluation.problems:
         lines.append(f"problem: {problem}")
-    lines.append("verdict: the agent would accept this seed" if evaluation.accepted else
+    count = len(evaluation.warnings)
+    with_warnings = (f", with {count} warning{'s' if count != 1 else ''} (what they name is "
+                     f"skipped; the rest is applied)" if count else "")
+    lines.append(f"verdict: the agent would accept this seed{with_warnings}"
+                 if evaluation.accepted else
                  f"verdict: the agent would refuse this seed ({len(evaluation.problems)} "
                  f"problem{'s' if len(evaluation.problems) != 1 else ''}; exit 96)")
     return "\n".join(lines) + "\n"

@@ -210,7 +210,8 @@ def _listing(node: dict[str, Any], parts: list[str], version: str) -> str:
 
 
 class Ec2Service:
-    """The IMDS answering on 127.0.0.1; `.endpoint` is what goes into the agent's settings."""
+    """The IMDS answering on 127.0.0.1 and on ::1 (the IPv6 endpoint); `.endpoint` is what
+    goes into the agent's settings."""
 
     def __init__(self, metadata: dict[str, Any]):
         options = metadata.get(RESERVED_KEY) or {}
@@ -224,10 +225,15 @@ class Ec2Service:
         self.tokens_issued = 0
         faults = Faults.from_metadata(metadata, frozenset({"imds", "token_uses"}), "ec2 emulator")
         self.server = HttpServer(self.answer, faults)
-        self.endpoint = {"ec2": {"endpoint": self.server.url}}
+        # AWS serves IMDS on [fd00:ec2::254] too (Nitro, HttpProtocolIpv6=enabled): here the
+        # same service on ::1, the address the guest's `ec2.endpoint_ipv6` names.
+        self.server6 = HttpServer(self.answer, faults, host="::1")
+        self.endpoint = {"ec2": {"endpoint": self.server.url,
+                                 "endpoint_ipv6": self.server6.url}}
 
     def close(self) -> None:
         self.server.close()
+        self.server6.close()
 
     def answer(self, request: Request) -> Answer:
         if self.mode == "disabled":

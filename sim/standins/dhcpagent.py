@@ -76,6 +76,11 @@ def _dhcp_addresses(st: dict[str, Any], link: str) -> list[dict[str, Any]]:
 
 def _bind(st: dict[str, Any], link: str, lease: dict[str, Any]) -> None:
     dhcp = dhcp_state(st)
+    ignored = (dhcp.get("ignore") or {}).get(link) or []
+    if 3 in ignored:    # option 3, Router: not applied, not reported by dhcpinfo
+        lease["router"] = None
+    if 6 in ignored:    # option 6, DNS servers
+        lease["dns"] = []
     dhcp["bound"][link] = lease
     dhcp["requested"].pop(link, None)
     for addr in _dhcp_addresses(st, link):

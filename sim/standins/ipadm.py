@@ -25,6 +25,11 @@ common/libipadm.c `ipadm_errors[]`, ipadm_addr.c `ipadm_create_addrobj()`,
   (i_ipadm_op_dhcp: a timeout with a zero wait is success); no `-w` waits 120 s;
 - show-addr prints an address in state down, tentative, duplicate or ok (print_sa_cb's
   addr_state table) and a DHCP object without lease as `?`; `-p` needs `-o`.
+`state["ipv6_ra"][link]` is the prefix a router advertises on the link (none: no IPv6
+router): `-T addrconf` then also gets the SLAAC address in.ndpd would form from it. Before
+a request, dhcpagent reads `PARAM_IGNORE_LIST` from /etc/default/dhcpagent (per interface
+first, dhcpagent/defaults.c df_get_string()): options 3 (router) and 6 (DNS) listed there are
+not applied.
 Not simulated: persistence across reboots (ipmgmtd), IPMP, tunnels, properties.
 """
 
@@ -99,6 +104,26 @@ def valid_hostname(name: str) -> bool:
     return 0 < len(name) <= 255 and all(HOST_LABEL.match(label) for label in labels)
 
 
+def _dhcpagent_ignores(root: str, link: str) -> list[int]:
+    """What dhcpagent reads from /etc/default/dhcpagent when DHCP starts on `link`:
+    PARAM_IGNORE_LIST, per interface first (dhcpagent/defaults.c: df_get_string)."""
+    try:
+        with open(f"{root}/etc/default/dhcpagent", encoding="utf-8") as f:
+            text = f.read()
+    except OSError:
+        return []
+    found: dict[str, str] = {}
+    for line in text.splitlines():
+        name, sep, value = line.strip().partition("=")
+        if not sep or name.startswith("#"):
+            continue
+        iface, dot, param = name.rpartition(".")
+        if param.upper() == "PARAM_IGNORE_LIST":
+            found[iface if dot else ""] = value
+    chosen = found.get(link, found.get("", ""))
+    return [int(c) for c in chosen.split(",") if c.strip().isdigit()]
+
+
 def _wait_for_lease(inv: Invocation, link: str, wait: float | None) -> bool:
     """Block like `-w` does: until dhcpagent binds the lease or the wait runs out."""
     dhcp = dhcp_state(inv.state)
@@ -134,6 +159,13 @@ def link_local(st: dict[str, Any], link: str) -> str:
     eui = octets[:3] + [0xFF, 0xFE] + octets[3:]
     groups = [f"{eui[i] << 8 | eui[i + 1]:x}" for i in range(0, 8, 2)]
     return str(ipaddress.ip_address("fe80::" + ":".join(groups))) + "/10"
+
+
+def slaac_address(st: dict[str, Any], link: str, prefix: str) -> str:
+    """The address SLAAC forms on `link` from an advertised /64 and the EUI-64 of its MAC."""
+    interface_id = int(ipaddress.ip_interface(link_local(st, link)).ip) & ((1 << 64) - 1)
+    network = ipaddress.ip_network(prefix, strict=False)
+    return f"{ipaddress.ip_address(int(network.network_address) | interface_id)}/{network.prefixlen}"
 
 
 def select_fields(inv: Invocation, spec: str | None, known: dict[str, int],
@@ -310,11 +342,18 @@ def create_addr(inv: Invocation, args: list[str]) -> int:
             die(inv, "Could not create address: Addrconf already in progress")
         addresses.append({"addrobj": addrobj, "type": "addrconf", "state": "ok",
                           "addr": link_local(st, ifname)})
+        prefix = (st.get("ipv6_ra") or {}).get(ifname)
+        if prefix:
+            # A router advertising `prefix` on the link: in.ndpd adds the stateless
+            # (SLAAC) address, listed under the same address object as the link-local one.
+            addresses.append({"addrobj": addrobj, "type": "addrconf", "state": "ok",
+                              "addr": slaac_address(st, ifname, prefix)})
         return 0
     addresses.append({"addrobj": addrobj, "type": "dhcp", "state": "down", "addr": NO_LEASE})
     dhcp = dhcp_state(st)
     dhcp["requested"][ifname] = time.time()
     dhcp["reqhost"][ifname] = reqhost
+    dhcp.setdefault("ignore", {})[ifname] = _dhcpagent_ignores(inv.root, ifname)
     if opts.get("1"):
         dhcp["primary"] = ifname
     if wait == 0:
