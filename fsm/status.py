@@ -58,7 +58,14 @@ def status_data(root: str) -> dict[str, Any]:
     return {"schema": STATUS_SCHEMA, "checkpoint": source, "phase": cp.phase, "boot": cp.boot,
             "instance_id": cp.instance_id, "provider": cp.provider, "done": cp.phase == "DONE",
             "last_error": None if not err else {**err, "time": _iso(err.get("time"))},
-            "phases": phases, "steps": steps, "problems": problems}
+            "phases": phases, "steps": steps, "problems": problems,
+            "host_keys": _host_keys(system)}
+
+
+def _host_keys(system: System) -> dict[str, str]:
+    from operations.hostkeys import fingerprints
+
+    return fingerprints(system)
 
 
 def render_status(root: str, as_json: bool = False) -> str:

@@ -170,7 +170,8 @@ def test_a_bad_hostname_does_not_cost_the_keys(guest):
 
 
 def test_identity_steps_are_declared_per_instance_with_texts():
-    assert [s.key for s in identity.STEPS] == ["IDENTITY/hostname", "IDENTITY/ssh-keys"]
+    assert [s.key for s in identity.STEPS] == ["IDENTITY/hostname", "IDENTITY/ssh-keys",
+                                               "IDENTITY/host-keys"]
     for step in identity.STEPS:
         assert step.frequency.value == "per-instance"
         assert len(step.changes) > 80 and step.fails_when and step.on_failure

@@ -92,7 +92,7 @@ def test_metadata_manifest_dependencies_and_dependents():
     assert fmris(svc, "dependent") == {
         fmri: ("optional_all", "none") for fmri in (
             "svc:/milestone/network", "svc:/milestone/sysconfig", "svc:/system/identity",
-            "svc:/network/routing-setup")}
+            "svc:/network/routing-setup", "svc:/network/ssh")}
     names = [d.get("name") for d in svc.findall("dependency") + svc.findall("dependent")]
     assert len(names) == len(set(names))
 
