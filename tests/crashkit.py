@@ -29,9 +29,9 @@ from fsm.checkpoint import CHECKPOINT_PATH, DONE, decode
 from fsm.phases import GATHER_PHASES, PHASES
 from fsm.steps import Frequency
 from sim import guest as sim_guest
-from sim.hostkeys import IMAGE_FINGERPRINTS
 from sim import state as sim_state
 from sim.commands import COMMAND_PATHS
+from sim.hostkeys import IMAGE_FINGERPRINTS
 from sim.serve import serving
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
