@@ -34,11 +34,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run against / outside SMF (normally refused when SMF_FMRI is unset)")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("status", help="phase, instance, timeline and steps done",
-                       description="Show the checkpoint: phase, instance, provider, the timeline "
-                       "of phases and the steps done. Reads only.")
+    p = sub.add_parser("status", help="outcome, failures with what to do, steps, recent boots",
+                       description="Show how the boot went: the outcome, every failure and "
+                       "warning of this boot with what to do next, the host keys, the phases, "
+                       "the steps in the order they ran with their changes, and the recent "
+                       "starts. Reads only. Exit 0 done (or running / not run), 1 an error "
+                       "(held, stopped, a settings error, killed), 2 done with warnings.")
     _add_root(p)
     p.add_argument("--json", action="store_true", help="machine-readable, stable keys")
+    p.add_argument("--wait", action="store_true",
+                   help="block until the boot has finished (for image pipelines)")
+    p.add_argument("--timeout", type=float, metavar="SECONDS",
+                   help="with --wait: give up after this long (exit 1)")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("states", help="print the state machine",
@@ -139,6 +146,7 @@ def cmd_run(args: argparse.Namespace) -> int:
               "svc:/system/illumos/metadata start method, pass --root DIR for another guest, "
               "or --force", file=sys.stderr)
         return SMF_EXIT_ERR_CONFIG
+    from fsm import history
     from fsm.checkpoint import CheckpointStore
     from fsm.lock import agent_lock
     from fsm.machine import BootMachine
@@ -148,18 +156,47 @@ def cmd_run(args: argparse.Namespace) -> int:
         system, settings = _open_guest(args.root)
     except AgentError as e:
         print(f"metadata: {e}")  # stdout is the SMF service log
+        from fsm.system import System
+
+        with agent_lock(System(args.root)):
+            history.settings_error(System(args.root), str(e), e.exit_code)
         return e.exit_code
     with agent_lock(system):
         store = CheckpointStore(system)
         ctx = Context(system=system, settings=settings, checkpoint=store.load())
-        return BootMachine(ctx, store).run()
+        attempt = history.begin(system)
+        machine = BootMachine(ctx, store)
+        code = machine.run()
+        history.finish(system, attempt, machine.cp,
+                       ctx.provider.name if ctx.provider else None, code)
+        return code
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from fsm.status import render_status
+    from fsm import statusview
+    from fsm.status import status_data
 
-    print(render_status(args.root, as_json=args.json), end="")
-    return 0
+    if not _root_exists(args.root, "status"):
+        return 1
+    if args.wait:
+        data, finished = statusview.wait_for(args.root, args.timeout)
+    else:
+        data, finished = status_data(args.root), True
+    sys.stdout.write(statusview.render_json(data) if args.json
+                     else statusview.render_text(data))
+    if not finished:
+        print(f"metadata: status: the boot has not finished within --timeout {args.timeout:g} s",
+              file=sys.stderr)
+        return 1
+    return int(data["exit_code"])
+
+
+def _root_exists(root: str, command: str) -> bool:
+    """A --root that is not a directory is a mistake, never an empty guest."""
+    if os.path.isdir(root):
+        return True
+    print(f"metadata: {command}: --root {root}: no such directory", file=sys.stderr)
+    return False
 
 
 def cmd_states(args: argparse.Namespace) -> int:

@@ -87,7 +87,8 @@ def test_run_then_status_text_and_json(tmp_path):
 
 def test_status_before_any_run(tmp_path):
     g = make_guest(tmp_path)
-    assert "never run" in g.metadata("status").stdout
+    r = g.metadata("status")
+    assert r.returncode == 0 and "status:   not run (no checkpoint" in r.stdout
 
 
 def test_plan_changes_nothing(tmp_path):
