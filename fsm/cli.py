@@ -19,8 +19,18 @@ def _add_root(p: argparse.ArgumentParser) -> None:
                    help="act on the guest rooted at DIR, like `pkg -R` (default: /)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """No silent abbreviations (`--hostnam` is an error, not `--hostname`), and every
+    subcommand's parser knows itself, so a mistyped option prints that subcommand's usage."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
+        self.set_defaults(_parser=self)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="metadata", description="Configure an illumos guest from its platform's metadata.")
     parser.add_argument("--version", action="version", version=f"metadata {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -61,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", metavar="FILE",
                    help="instead of a guest: boot a simulated QEMU guest with this seed (CPIO "
                    "image, NoCloud ISO or directory) attached and plan it; needs sim/")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="also log what DETECT and FETCH do (on stderr)")
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("reset", help="move the checkpoint aside so the next run starts fresh",
@@ -117,7 +129,9 @@ def _add_seed_parsers(sub) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args, extra = build_parser().parse_known_args(argv)
+    if extra:   # the subcommand's own usage, not the top level's
+        args._parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return int(args.func(args) or 0)
     except AgentError as e:
@@ -125,17 +139,24 @@ def main(argv: list[str] | None = None) -> int:
         return e.exit_code
     except KeyboardInterrupt:
         return SMF_EXIT_ERR_FATAL
+    except BrokenPipeError:
+        # `metadata plan | head -1`: the reader has gone; nothing left to say to it.
+        # Point stdout at /dev/null so the interpreter's final flush cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
 
 
-def _open_guest(root: str, dry_run: bool = False):
+def _open_guest(root: str, dry_run: bool = False, verbose: bool = False):
     from fsm import logsetup
     from fsm import settings as settings_mod
     from fsm.system import System
 
     system = System(root, dry_run=dry_run)
     settings = settings_mod.load(system, os.environ.get("SMF_FMRI") if not dry_run else None)
-    logsetup.setup(settings.get("log.level"), "" if dry_run else settings.get("log.console"),
-                   to_stderr=dry_run)
+    # A plan's report is stdout; its log goes to stderr, and only warnings unless asked.
+    level = "warning" if dry_run and not verbose else settings.get("log.level")
+    logsetup.setup(level, "" if dry_run else settings.get("log.console"), to_stderr=dry_run)
     system.command_timeout_s = settings.get("timeouts.command")
     return system, settings
 
@@ -145,6 +166,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("metadata: refusing to change this machine outside SMF: run it as the "
               "svc:/system/illumos/metadata start method, pass --root DIR for another guest, "
               "or --force", file=sys.stderr)
+        return SMF_EXIT_ERR_CONFIG
+    if not _root_exists(args.root, "run"):
         return SMF_EXIT_ERR_CONFIG
     from fsm import history
     from fsm.checkpoint import CheckpointStore
@@ -217,9 +240,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
         from fsm.plan import seeded_guest
 
         with seeded_guest(args.seed) as root:
-            system, settings = _open_guest(root, dry_run=True)
+            system, settings = _open_guest(root, dry_run=True, verbose=args.verbose)
             return run_plan(system, settings, summary=True)
-    system, settings = _open_guest(args.root, dry_run=True)
+    if not _root_exists(args.root, "plan"):
+        return SMF_EXIT_ERR_CONFIG
+    system, settings = _open_guest(args.root, dry_run=True, verbose=args.verbose)
     return run_plan(system, settings)
 
 
@@ -270,6 +295,8 @@ def cmd_reset(args: argparse.Namespace) -> int:
     from fsm.checkpoint import CheckpointStore
     from fsm.system import System
 
+    if not _root_exists(args.root, "reset"):
+        return SMF_EXIT_ERR_CONFIG
     moved = CheckpointStore(System(args.root)).reset()
     print(f"checkpoint moved aside to {moved}" if moved else "no checkpoint: nothing to reset")
     return 0

@@ -29,6 +29,7 @@ def as_data() -> dict[str, Any]:
         "final": "DONE",
         "transitions": [{k: v for k, v in row.items() if k != "conditions"}
                         for row in transition_table()],
+        "endings": endings(),
         "phases": [
             {"name": name, "purpose": PHASE_PURPOSE[name], "gathers": name in GATHER_PHASES,
              "steps": [{"name": s.name, "frequency": s.frequency.value, "changes": s.changes,
@@ -43,11 +44,33 @@ def as_data() -> dict[str, Any]:
     }
 
 
+def endings() -> list[dict[str, str]]:
+    """Where a start ends other than DONE: the machine returns there, it takes no
+    transition. A stop in DETECT or FETCH, and the phase a hold lands in."""
+    rows = [{"state": f"stopped_{p}", "label": f"stopped in {p}", "after": p,
+             "how": "stop", "exit": f"a step of {p} failed: exit 95 or 96; the next start "
+                                    "(svcadm clear, or the next boot) runs DETECT again"}
+            for p in GATHER_PHASES]
+    rows += [{"state": f"held_{row['dest']}", "label": f"held at {row['dest']}",
+              "after": row["source"], "how": "hold", "dest": row["dest"],
+              "exit": f"exit 95 or 96; `svcadm clear` resumes in {row['dest']}"}
+             for row in transition_table() if row["trigger"] == "hold"]
+    return rows
+
+
 def mermaid() -> str:
+    """The transitions, and where each start ends: a hold lands in a *held* state (the
+    start exits there, it does not go on), a stop in DETECT or FETCH ends the start."""
     lines = ["stateDiagram-v2", "    [*] --> DETECT"]
+    for end in endings():
+        lines.append(f'    state "{end["label"]}" as {end["state"]}')
     for row in transition_table():
-        lines.append(f"    {row['source']} --> {row['dest']}: {row['trigger']}")
-    lines.append("    DONE --> [*]")
+        if row["trigger"] != "hold":
+            lines.append(f"    {row['source']} --> {row['dest']}: {row['trigger']}")
+    for end in endings():
+        lines.append(f"    {end['after']} --> {end['state']}: {end['how']}")
+        lines.append(f"    {end['state']} --> [*]: exit 95/96")
+    lines.append("    DONE --> [*]: exit 0")
     return "\n".join(lines) + "\n"
 
 
@@ -83,6 +106,14 @@ def markdown() -> str:
     ]
     for row in data["transitions"]:
         out.append(f"| {row['trigger']} | {row['source']} | {row['dest']} | {_cell(row['when'])} |")
+    out += ["", "## Where a start ends", "",
+            "A start ends in DONE (exit 0), or where a stop or a hold leaves it: the machine",
+            "exits there and does not go on. The next start (`svcadm clear`, or the next",
+            "boot) runs DETECT and FETCH again, then resumes in the phase it ended in.", "",
+            "| ends | reached from | exit |", "|---|---|---|"]
+    for end in endings():
+        out.append(f"| {end['label']} | {end['how']} after {end['after']} | "
+                   f"{_cell(end['exit'])} |")
     out += ["", "## Step frequencies", "", "| frequency | meaning |", "|---|---|"]
     for freq, meaning in FREQUENCY_MEANING.items():
         out.append(f"| `{freq.value}` | {meaning} |")
