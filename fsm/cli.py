@@ -80,8 +80,46 @@ def build_parser() -> argparse.ArgumentParser:
     _add_root(p)
     p.set_defaults(func=cmd_reset)
 
+    _add_operator_parsers(sub)
     _add_seed_parsers(sub)
     return parser
+
+
+def _add_operator_parsers(sub) -> None:
+    """`clean`, `query`, `collect-logs`: image capture, first-boot scripts, bug reports."""
+    p = sub.add_parser("clean", help="prepare a configured guest for image capture",
+                       description="Remove what makes this guest an instance: the checkpoint "
+                       "and its generations, the history and query files, the keys the agent "
+                       "installed and its record of them, the first-boot script and its run "
+                       "records, DHCP leases and identifiers, the agent's SMF logs; the next "
+                       "boot is the first boot of a new instance. Refused on / without "
+                       "--force, like run.")
+    _add_root(p)
+    p.add_argument("--dry-run", action="store_true", help="list what would be removed; "
+                   "change nothing")
+    p.add_argument("--host-keys", action="store_true",
+                   help="also remove the SSH host keys (/etc/ssh/ssh_host_*)")
+    p.add_argument("--nodename", nargs="?", const="unknown", metavar="NAME",
+                   help="set /etc/nodename (and the loopback names of /etc/inet/hosts) back "
+                   "to NAME (default: unknown)")
+    p.add_argument("--force", action="store_true", help="clean / outside --root")
+    p.set_defaults(func=cmd_clean)
+
+    p = sub.add_parser("query", help="print the metadata this instance was configured from",
+                       description="Print the normalised metadata of this instance (instance "
+                       "id, hostname, NICs, routes, resolvers, key fingerprints) as JSON, or "
+                       "one value: KEY is dotted, e.g. hostname, nics.0.mac. Never secrets.")
+    _add_root(p)
+    p.add_argument("key", nargs="?", metavar="KEY")
+    p.set_defaults(func=cmd_query)
+
+    p = sub.add_parser("collect-logs", help="a tarball of logs and state for a bug report",
+                       description="Write a gzipped tarball of the agent's SMF logs, status "
+                       "--json, the checkpoint, the history, the settings and the SMF "
+                       "properties, redacted of secrets.")
+    _add_root(p)
+    p.add_argument("-o", "--output", required=True, metavar="FILE")
+    p.set_defaults(func=cmd_collect_logs)
 
 
 def _add_seed_parsers(sub) -> None:
@@ -190,8 +228,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         attempt = history.begin(system)
         machine = BootMachine(ctx, store)
         code = machine.run()
-        history.finish(system, attempt, machine.cp,
-                       ctx.provider.name if ctx.provider else None, code)
+        provider = ctx.provider.name if ctx.provider else None
+        history.finish(system, attempt, machine.cp, provider, code)
+        if ctx.metadata is not None:
+            from fsm import query
+
+            query.save(system, ctx.metadata, provider)
         return code
 
 
@@ -299,6 +341,53 @@ def cmd_reset(args: argparse.Namespace) -> int:
         return SMF_EXIT_ERR_CONFIG
     moved = CheckpointStore(System(args.root)).reset()
     print(f"checkpoint moved aside to {moved}" if moved else "no checkpoint: nothing to reset")
+    return 0
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    if not _root_exists(args.root, "clean"):
+        return SMF_EXIT_ERR_CONFIG
+    if os.path.abspath(args.root) == "/" and not args.force and not args.dry_run:
+        print("metadata: clean: refusing to clean this machine: pass --root DIR for another "
+              "guest, --dry-run to see what it would remove, or --force", file=sys.stderr)
+        return SMF_EXIT_ERR_CONFIG
+    from fsm import clean
+    from fsm.status import agent_running
+    from fsm.system import System
+
+    system = System(args.root)
+    if agent_running(system):
+        print("metadata: clean: the agent is running on this guest; run clean when it has "
+              "finished (`metadata status --wait`)", file=sys.stderr)
+        return SMF_EXIT_ERR_FATAL
+    actions = clean.plan(system, host_keys=args.host_keys, nodename=args.nodename)
+    for line in clean.run(system, actions, args.dry_run):
+        print(line)
+    if not actions:
+        print("nothing to clean")
+    return 0
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from fsm import query
+    from fsm.system import System
+
+    if not _root_exists(args.root, "query"):
+        return 1
+    doc = query.load(System(args.root))
+    value = doc if args.key is None else query.lookup(doc, args.key)
+    print(query.render(value))
+    return 0
+
+
+def cmd_collect_logs(args: argparse.Namespace) -> int:
+    from fsm import collectlogs
+    from fsm.system import System
+
+    if not _root_exists(args.root, "collect-logs"):
+        return 1
+    names = collectlogs.write(System(args.root), args.output)
+    print(f"wrote {args.output}: {', '.join(names)}")
     return 0
 
 
