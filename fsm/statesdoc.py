@@ -128,7 +128,9 @@ def markdown() -> str:
         "previous generation, or a fresh start, is used. A one-shot step (per-instance or",
         "once) is recorded `started`, with its intent, before it runs and `done` after it; a",
         "start that finds it `started` asks the step whether the interrupted run took effect",
-        "(where the step can tell) or runs it again. No metadata value is ever stored in it.",
+        "(where the step can tell) or runs it again. A done record keeps the changes its",
+        "step made (capped: names, addresses, fingerprints), a failed one its error, exit",
+        "code and kind; no secret (script, user-data, key material) is ever stored in it.",
         "",
         "A start that finds the previous boot DONE begins a new boot: the `boot` counter",
         "counts agent starts after a finished boot, not kernel boots, so a kill during the",
@@ -147,6 +149,7 @@ def markdown() -> str:
                                       "took effect" if s["checks_interrupted_run"] else "")
             out.append(f"| `{s['name']}` | {s['frequency']} | {_cell(s['changes'])} | "
                        f"{_cell(s['fails_when'])} | {_cell(then)} | {_cell(ck)} |")
+    out += _operating()
     out += ["", "## Bounds", "", "Every wait is bounded; the defaults, each a setting in",
             "`/etc/metadata-agent.toml` under `[timeouts]`:", "",
             "| setting | seconds | bounds |", "|---|---|---|"]
@@ -154,6 +157,33 @@ def markdown() -> str:
         section, _, name = key.partition(".")
         out.append(f"| `{key}` | {value:g} | {_cell(SCHEMA[section][name][2])} |")
     return "\n".join(out) + "\n"
+
+
+def _operating() -> list[str]:
+    """How an operator reads and resets what this machine did (fsm/status.py, query, clean)."""
+    from fsm.history import HISTORY_PATH, MAX_ENTRIES
+    from fsm.query import QUERY_PATH
+    from fsm.status import EXIT_CODES
+
+    rows = ["", "## Reading and resetting it", "",
+            "`metadata status` reads the checkpoint and says how the boot went, with an exit",
+            "code a script can test:", "", "| outcome | exit | when |", "|---|---|---|"]
+    when = {"done": "DONE, no warnings",
+            "done with warnings": "DONE; items were skipped (the checkpoint's `warnings`)",
+            "error": "held at a phase, stopped in DETECT or FETCH, a settings error before "
+                     "any checkpoint, or a start killed half way",
+            "running": "an agent holds the lock now (`--wait` blocks through it)",
+            "not run": "no checkpoint and no recorded start (`--wait` blocks through it)"}
+    rows += [f"| {name} | {code} | {when[name]} |" for name, code in EXIT_CODES.items()]
+    rows += ["", "Each failure of the boot is listed with what to do next (`svcadm clear "
+             "metadata`", "and the phase it resumes in; for exit 96 the setting or metadata "
+             "field to fix).", f"Every start is also recorded in `{HISTORY_PATH}` (the last "
+             f"{MAX_ENTRIES}: result,", "exit code, provider, failed steps, phase durations), "
+             "and a start that fetched", f"metadata writes `{QUERY_PATH}` for `metadata "
+             "query` (never a secret).", "`metadata clean` removes the checkpoint, history, "
+             "query file and what the agent", "installed that belongs to one instance, so "
+             "the next boot of a captured image is", "the first boot of a new instance."]
+    return rows
 
 
 def render(fmt: str) -> str:
