@@ -66,8 +66,13 @@ def save(system: System, md: Any, provider: str | None) -> None:
 
     try:
         doc = normalised(md, provider, fingerprints(system))
-        system.write_file(QUERY_PATH, json.dumps(doc, indent=1, sort_keys=True) + "\n",
-                          mode=0o600)
+        text = json.dumps(doc, indent=1, sort_keys=True) + "\n"
+        try:   # unchanged on most starts: spare the boot an fsync'd rewrite
+            if system.read_bytes(QUERY_PATH, limit=MAX_BYTES) == text.encode("utf-8"):
+                return
+        except OSError:
+            pass
+        system.write_file(QUERY_PATH, text, mode=0o600)
     except (OSError, AgentError) as e:
         log.warning("query: cannot write %s: %s", QUERY_PATH, e)
 
