@@ -25,9 +25,9 @@ import base64
 import binascii
 import hashlib
 import logging
-import stat
 from typing import Any
 
+from fsm.errors import CommandError
 from fsm.steps import Context, Outcome
 from fsm.system import System
 from operations.sshkeys import UnsafeFileError, read_regular_file, refuse_linked_parents
@@ -128,8 +128,11 @@ def regenerate(ctx: Context) -> Outcome:
                  "this one")
         return outcome
     refuse_linked_parents(system, RECORD_PATH)
-    if system.exists(SSH_DIR) and stat.S_ISLNK(system.stat(SSH_DIR).st_mode):
+    if system.is_symlink(SSH_DIR):
         raise UnsafeFileError(SSH_DIR, "is a symbolic link")
+    if not system.exists(SSH_DIR):
+        log.info("no %s: ssh is not installed, no host keys to replace", SSH_DIR)
+        return outcome
     owner = made_for(system)
     before = fingerprints(system)
     if owner == iid:
@@ -154,7 +157,11 @@ def regenerate(ctx: Context) -> Outcome:
             why = f"made for instance {owner}" if owner else "not recorded as this instance's"
             outcome.changed(f"{len(removed)} host key file(s) removed from {SSH_DIR} ({why})")
     if system.exists(SSH_KEYGEN):
-        system.apply([SSH_KEYGEN, "-A"])
+        try:
+            system.apply([SSH_KEYGEN, "-A"])
+        except CommandError as e:   # the old keys are gone: that is what matters
+            outcome.warnings.append(f"{e}; the ssh service's start method makes the host "
+                                    "keys when it starts")
     else:
         outcome.warnings.append(f"{SSH_KEYGEN} is missing: the ssh service's start method "
                                 "makes the host keys when it starts")

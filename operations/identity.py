@@ -53,9 +53,9 @@ STEPS: tuple[Step, ...] = (
                  "the checkpoint knows from an earlier boot are kept and recorded. Nothing "
                  "without an instance id or with `ssh.regenerate_host_keys = false`. The "
                  "keys' SHA256 fingerprints go to the log and `metadata status`",
-         fails_when=f"a symbolic link at {hostkeys.SSH_DIR} or the record, a key file cannot "
-                    "be removed, or ssh-keygen exits non-zero (a missing ssh-keygen is a "
-                    "warning: sshd's start method makes missing keys)",
+         fails_when=f"a symbolic link at {hostkeys.SSH_DIR} or the record, or a key file "
+                    "cannot be removed (a missing or failing ssh-keygen is a warning: sshd's "
+                    "start method makes missing keys; no /etc/ssh at all: nothing to do)",
          on_failure="recorded; later phases run; tried again on the next start for this "
                     "instance; the machine holds at IDENTITY for `svcadm clear`",
          checkpointed="started record with the record's instance and the old keys' "
