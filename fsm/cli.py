@@ -19,8 +19,18 @@ def _add_root(p: argparse.ArgumentParser) -> None:
                    help="act on the guest rooted at DIR, like `pkg -R` (default: /)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """No silent abbreviations (`--hostnam` is an error, not `--hostname`), and every
+    subcommand's parser knows itself, so a mistyped option prints that subcommand's usage."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
+        self.set_defaults(_parser=self)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="metadata", description="Configure an illumos guest from its platform's metadata.")
     parser.add_argument("--version", action="version", version=f"metadata {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -34,11 +44,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run against / outside SMF (normally refused when SMF_FMRI is unset)")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("status", help="phase, instance, timeline and steps done",
-                       description="Show the checkpoint: phase, instance, provider, the timeline "
-                       "of phases and the steps done. Reads only.")
+    p = sub.add_parser("status", help="outcome, failures with what to do, steps, recent boots",
+                       description="Show how the boot went: the outcome, every failure and "
+                       "warning of this boot with what to do next, the host keys, the phases, "
+                       "the steps in the order they ran with their changes, and the recent "
+                       "starts. Reads only. Exit 0 done (or running / not run), 1 an error "
+                       "(held, stopped, a settings error, killed), 2 done with warnings.")
     _add_root(p)
     p.add_argument("--json", action="store_true", help="machine-readable, stable keys")
+    p.add_argument("--wait", action="store_true",
+                   help="block until the boot has finished (for image pipelines)")
+    p.add_argument("--timeout", type=float, metavar="SECONDS",
+                   help="with --wait: give up after this long (exit 1)")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("states", help="print the state machine",
@@ -54,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", metavar="FILE",
                    help="instead of a guest: boot a simulated QEMU guest with this seed (CPIO "
                    "image, NoCloud ISO or directory) attached and plan it; needs sim/")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="also log what DETECT and FETCH do (on stderr)")
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("reset", help="move the checkpoint aside so the next run starts fresh",
@@ -66,8 +85,46 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how long to wait for a running agent (default: 10)")
     p.set_defaults(func=cmd_reset)
 
+    _add_operator_parsers(sub)
     _add_seed_parsers(sub)
     return parser
+
+
+def _add_operator_parsers(sub) -> None:
+    """`clean`, `query`, `collect-logs`: image capture, first-boot scripts, bug reports."""
+    p = sub.add_parser("clean", help="prepare a configured guest for image capture",
+                       description="Remove what makes this guest an instance: the checkpoint "
+                       "and its generations, the history and query files, the keys the agent "
+                       "installed and its record of them, the first-boot script and its run "
+                       "records, DHCP leases and identifiers, the agent's SMF logs; the next "
+                       "boot is the first boot of a new instance. Refused on / without "
+                       "--force, like run.")
+    _add_root(p)
+    p.add_argument("--dry-run", action="store_true", help="list what would be removed; "
+                   "change nothing")
+    p.add_argument("--host-keys", action="store_true",
+                   help="also remove the SSH host keys (/etc/ssh/ssh_host_*)")
+    p.add_argument("--nodename", nargs="?", const="unknown", metavar="NAME",
+                   help="set /etc/nodename (and the loopback names of /etc/inet/hosts) back "
+                   "to NAME (default: unknown)")
+    p.add_argument("--force", action="store_true", help="clean / outside --root")
+    p.set_defaults(func=cmd_clean)
+
+    p = sub.add_parser("query", help="print the metadata this instance was configured from",
+                       description="Print the normalised metadata of this instance (instance "
+                       "id, hostname, NICs, routes, resolvers, key fingerprints) as JSON, or "
+                       "one value: KEY is dotted, e.g. hostname, nics.0.mac. Never secrets.")
+    _add_root(p)
+    p.add_argument("key", nargs="?", metavar="KEY")
+    p.set_defaults(func=cmd_query)
+
+    p = sub.add_parser("collect-logs", help="a tarball of logs and state for a bug report",
+                       description="Write a gzipped tarball of the agent's SMF logs, status "
+                       "--json, the checkpoint, the history, the settings and the SMF "
+                       "properties, redacted of secrets.")
+    _add_root(p)
+    p.add_argument("-o", "--output", required=True, metavar="FILE")
+    p.set_defaults(func=cmd_collect_logs)
 
 
 def _add_seed_parsers(sub) -> None:
@@ -115,7 +172,9 @@ def _add_seed_parsers(sub) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args, extra = build_parser().parse_known_args(argv)
+    if extra:   # the subcommand's own usage, not the top level's
+        args._parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return int(args.func(args) or 0)
     except AgentError as e:
@@ -123,17 +182,24 @@ def main(argv: list[str] | None = None) -> int:
         return e.exit_code
     except KeyboardInterrupt:
         return SMF_EXIT_ERR_FATAL
+    except BrokenPipeError:
+        # `metadata plan | head -1`: the reader has gone; nothing left to say to it.
+        # Point stdout at /dev/null so the interpreter's final flush cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
 
 
-def _open_guest(root: str, dry_run: bool = False):
+def _open_guest(root: str, dry_run: bool = False, verbose: bool = False):
     from fsm import logsetup
     from fsm import settings as settings_mod
     from fsm.system import System
 
     system = System(root, dry_run=dry_run)
     settings = settings_mod.load(system, os.environ.get("SMF_FMRI") if not dry_run else None)
-    logsetup.setup(settings.get("log.level"), "" if dry_run else settings.get("log.console"),
-                   to_stderr=dry_run)
+    # A plan's report is stdout; its log goes to stderr, and only warnings unless asked.
+    level = "warning" if dry_run and not verbose else settings.get("log.level")
+    logsetup.setup(level, "" if dry_run else settings.get("log.console"), to_stderr=dry_run)
     system.command_timeout_s = settings.get("timeouts.command")
     return system, settings
 
@@ -144,6 +210,9 @@ def cmd_run(args: argparse.Namespace) -> int:
               "svc:/system/illumos/metadata start method, pass --root DIR for another guest, "
               "or --force", file=sys.stderr)
         return SMF_EXIT_ERR_CONFIG
+    if not _root_exists(args.root, "run"):
+        return SMF_EXIT_ERR_CONFIG
+    from fsm import history
     from fsm.checkpoint import CheckpointStore
     from fsm.lock import agent_lock
     from fsm.machine import BootMachine
@@ -153,6 +222,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         system, settings = _open_guest(args.root)
     except AgentError as e:
         print(f"metadata: {e}")  # stdout is the SMF service log
+        from fsm.system import System
+
+        with agent_lock(System(args.root)):
+            history.settings_error(System(args.root), str(e), e.exit_code)
         return e.exit_code
     _stop_on_signals()
     with agent_lock(system) as not_held:
@@ -160,7 +233,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not_held:
             store.refuse_one_shot(not_held)
         ctx = Context(system=system, settings=settings, checkpoint=store.load())
-        return BootMachine(ctx, store).run()
+        attempt = history.begin(system)
+        machine = BootMachine(ctx, store)
+        code = machine.run()
+        provider = ctx.provider.name if ctx.provider else None
+        history.finish(system, attempt, machine.cp, provider, code)
+        if ctx.metadata is not None:
+            from fsm import query
+
+            query.save(system, ctx.metadata, provider)
+        return code
 
 
 def _stop_on_signals() -> None:
@@ -189,10 +271,30 @@ def _stop_on_signals() -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from fsm.status import render_status
+    from fsm import statusview
+    from fsm.status import status_data
 
-    print(render_status(args.root, as_json=args.json), end="")
-    return 0
+    if not _root_exists(args.root, "status"):
+        return 1
+    if args.wait:
+        data, finished = statusview.wait_for(args.root, args.timeout)
+    else:
+        data, finished = status_data(args.root), True
+    sys.stdout.write(statusview.render_json(data) if args.json
+                     else statusview.render_text(data))
+    if not finished:
+        print(f"metadata: status: the boot has not finished within --timeout {args.timeout:g} s",
+              file=sys.stderr)
+        return 1
+    return int(data["exit_code"])
+
+
+def _root_exists(root: str, command: str) -> bool:
+    """A --root that is not a directory is a mistake, never an empty guest."""
+    if os.path.isdir(root):
+        return True
+    print(f"metadata: {command}: --root {root}: no such directory", file=sys.stderr)
+    return False
 
 
 def cmd_states(args: argparse.Namespace) -> int:
@@ -213,9 +315,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
         from fsm.plan import seeded_guest
 
         with seeded_guest(args.seed) as root:
-            system, settings = _open_guest(root, dry_run=True)
+            system, settings = _open_guest(root, dry_run=True, verbose=args.verbose)
             return run_plan(system, settings, summary=True)
-    system, settings = _open_guest(args.root, dry_run=True)
+    if not _root_exists(args.root, "plan"):
+        return SMF_EXIT_ERR_CONFIG
+    system, settings = _open_guest(args.root, dry_run=True, verbose=args.verbose)
     return run_plan(system, settings)
 
 
@@ -269,6 +373,8 @@ def cmd_reset(args: argparse.Namespace) -> int:
     from fsm.lock import exclusive
     from fsm.system import System
 
+    if not _root_exists(args.root, "reset"):
+        return SMF_EXIT_ERR_CONFIG
     if not (math.isfinite(args.wait) and 0 <= args.wait <= 3600):
         print("metadata: reset: --wait must be 0..3600 seconds", file=sys.stderr)
         return SMF_EXIT_ERR_CONFIG
@@ -276,6 +382,53 @@ def cmd_reset(args: argparse.Namespace) -> int:
     with exclusive(system, args.wait):
         moved = CheckpointStore(system).reset()
     print(f"checkpoint moved aside to {moved}" if moved else "no checkpoint: nothing to reset")
+    return 0
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    if not _root_exists(args.root, "clean"):
+        return SMF_EXIT_ERR_CONFIG
+    if os.path.abspath(args.root) == "/" and not args.force and not args.dry_run:
+        print("metadata: clean: refusing to clean this machine: pass --root DIR for another "
+              "guest, --dry-run to see what it would remove, or --force", file=sys.stderr)
+        return SMF_EXIT_ERR_CONFIG
+    from fsm import clean
+    from fsm.status import agent_running
+    from fsm.system import System
+
+    system = System(args.root)
+    if agent_running(system):
+        print("metadata: clean: the agent is running on this guest; run clean when it has "
+              "finished (`metadata status --wait`)", file=sys.stderr)
+        return SMF_EXIT_ERR_FATAL
+    actions = clean.plan(system, host_keys=args.host_keys, nodename=args.nodename)
+    for line in clean.run(system, actions, args.dry_run):
+        print(line)
+    if not actions:
+        print("nothing to clean")
+    return 0
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from fsm import query
+    from fsm.system import System
+
+    if not _root_exists(args.root, "query"):
+        return 1
+    doc = query.load(System(args.root))
+    value = doc if args.key is None else query.lookup(doc, args.key)
+    print(query.render(value))
+    return 0
+
+
+def cmd_collect_logs(args: argparse.Namespace) -> int:
+    from fsm import collectlogs
+    from fsm.system import System
+
+    if not _root_exists(args.root, "collect-logs"):
+        return 1
+    names = collectlogs.write(System(args.root), args.output)
+    print(f"wrote {args.output}: {', '.join(names)}")
     return 0
 
 

@@ -288,6 +288,7 @@ class BootMachine:
             self.cp.add_warning(step.key, warning)
         extra: dict[str, Any] = {"changes": len(outcome.changes),
                                  "duration": round(time.monotonic() - started, 6)}
+        extra["changed"] = capped_changes(outcome.changes)  # what `status` lists
         if outcome.record:
             extra["record"] = outcome.record
         if step.phase in GATHER_PHASES:
@@ -311,6 +312,7 @@ class BootMachine:
         if step.phase not in GATHER_PHASES:
             self.cp.mark(step, self.cp.instance_id, FAILED, error=message,
                          duration=round(took_s, 6))
+        _describe_failure(self.cp, step, error)
         self.failures.append((step.phase, error))
         self.store.save(self.cp)
         if step.stops_machine:
@@ -351,6 +353,30 @@ def checkpoint_instance_id(instance_id: str | None) -> str | None:
     import hashlib
 
     return "sha256:" + hashlib.sha256(instance_id.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+MAX_CHANGES_KEPT, MAX_CHANGE_CHARS = 20, 200
+
+
+def capped_changes(changes: list[str]) -> list[str]:
+    """A step's change strings as its record keeps them: metadata can put values in them,
+    so their number and length are capped like the warnings."""
+    kept = [c if len(c) <= MAX_CHANGE_CHARS else c[:MAX_CHANGE_CHARS] + "... (cut)"
+            for c in changes[:MAX_CHANGES_KEPT]]
+    if len(changes) > MAX_CHANGES_KEPT:
+        kept.append(f"... and {len(changes) - MAX_CHANGES_KEPT} more")
+    return kept
+
+
+def _describe_failure(cp: Checkpoint, step: Step, error: BaseException) -> None:
+    """The exit code and kind of error on the failed record, for `status` to say what to
+    do next (a ConfigError is a setting to fix, a MetadataError a metadata field)."""
+    detail = {"exit_code": _exit_code(error), "kind": type(error).__name__}
+    if cp.last_error is not None:
+        cp.last_error["kind"] = detail["kind"]
+    rec = cp.record_of(step, cp.instance_id) if step.phase not in GATHER_PHASES else None
+    if rec is not None and rec.get("status") == FAILED:
+        rec.update(detail)
 
 
 def _exit_code(error: BaseException) -> int:

@@ -17,11 +17,11 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from fsm.checkpoint import CheckpointStore
+from fsm.checkpoint import DONE, UNKNOWN_INSTANCE, CheckpointStore
 from fsm.errors import SMF_EXIT_OK, AgentError, ConfigError
 from fsm.phases import GATHER_PHASES, PHASES
 from fsm.settings import Settings
-from fsm.steps import PHASE_NAMES, Context
+from fsm.steps import PHASE_NAMES, Context, Frequency, Step
 from fsm.system import System
 from providers.localdisk import MOUNT_POINT
 
@@ -70,6 +70,19 @@ def _summary(ctx: Context) -> None:
             print(f"  {line}")
 
 
+def _done_before(ctx: Context, step: Step) -> str | None:
+    """Why the next boot would not run `step`: the machine's own rule (fsm/machine.py
+    `_is_done`) applied to the checkpoint's done records. Per-boot steps run every boot."""
+    if step.frequency is Frequency.PER_BOOT:
+        return None
+    rec = ctx.checkpoint.record_of(step, ctx.checkpoint.instance_id)
+    if not rec or rec.get("status") != DONE:
+        return None
+    if step.frequency is Frequency.ONCE:
+        return "already done (once for this image)"
+    return f"already done for instance {ctx.checkpoint.instance_id or UNKNOWN_INSTANCE}"
+
+
 def run_plan(system: System, settings: Settings, summary: bool = False) -> int:
     store = CheckpointStore(System(system.root, dry_run=True))
     ctx = Context(system=system, settings=settings, checkpoint=store.load())
@@ -77,22 +90,40 @@ def run_plan(system: System, settings: Settings, summary: bool = False) -> int:
         for step in PHASES[phase]:
             step.run(ctx)  # AgentError propagates: no plan without metadata
     md = ctx.metadata
+    # As the machine adopts it after FETCH (in memory only: a plan saves nothing).
+    if md is not None and md.instance_id is not None:
+        ctx.checkpoint.instance_id = md.instance_id
     print(f"platform: {ctx.provider.name if ctx.provider else '-'}; "
           f"instance: {md.instance_id if md and md.instance_id else 'unknown'}")
     if summary:
         _summary(ctx)
+    commands_planned: set[str] = set()
     for phase in PHASE_NAMES:
         if phase in GATHER_PHASES or not PHASES[phase]:
             continue
         print(f"\n{phase}")
         for step in PHASES[phase]:
+            skipped = _done_before(ctx, step)
+            if skipped:
+                print(f"  {step.name}: nothing to do: {skipped}")
+                continue
             system.planned.clear()
             try:
                 outcome = step.run(ctx)
             except AgentError as e:
                 print(f"  {step.name}: would fail: {e}")
                 continue
-            actions = [*system.planned, *outcome.changes]
+            actions = []
+            for action in [*system.planned, *outcome.changes]:
+                # A dry run cannot show a step the effect of an earlier one (the interface
+                # `addresses` finds missing was planned by `interfaces`): list a command
+                # once, and nothing twice within a step.
+                if action in actions or (action.startswith("run: ")
+                                         and action in commands_planned):
+                    continue
+                actions.append(action)
+                if action.startswith("run: "):
+                    commands_planned.add(action)
             if not actions:
                 print(f"  {step.name}: nothing to change")
             for i, action in enumerate(actions):

@@ -53,6 +53,9 @@ SCHEMA: dict[str, dict[str, tuple[type, Any, str]]] = {
     "network": {
         "skip": (bool, False, "skip the NETWORK phase (as the metadata's network.skip)"),
     },
+    "ssh": {
+        "regenerate_host_keys": (bool, True, "give a new instance its own SSH host keys"),
+    },
 }
 
 LOG_LEVELS = ("debug", "info", "warning", "error")

@@ -29,6 +29,7 @@ def as_data() -> dict[str, Any]:
         "final": "DONE",
         "transitions": [{k: v for k, v in row.items() if k != "conditions"}
                         for row in transition_table()],
+        "endings": endings(),
         "phases": [
             {"name": name, "purpose": PHASE_PURPOSE[name], "gathers": name in GATHER_PHASES,
              "steps": [{"name": s.name, "frequency": s.frequency.value, "changes": s.changes,
@@ -43,11 +44,33 @@ def as_data() -> dict[str, Any]:
     }
 
 
+def endings() -> list[dict[str, str]]:
+    """Where a start ends other than DONE: the machine returns there, it takes no
+    transition. A stop in DETECT or FETCH, and the phase a hold lands in."""
+    rows = [{"state": f"stopped_{p}", "label": f"stopped in {p}", "after": p,
+             "how": "stop", "exit": f"a step of {p} failed: exit 95 or 96; the next start "
+                                    "(svcadm clear, or the next boot) runs DETECT again"}
+            for p in GATHER_PHASES]
+    rows += [{"state": f"held_{row['dest']}", "label": f"held at {row['dest']}",
+              "after": row["source"], "how": "hold", "dest": row["dest"],
+              "exit": f"exit 95 or 96; `svcadm clear` resumes in {row['dest']}"}
+             for row in transition_table() if row["trigger"] == "hold"]
+    return rows
+
+
 def mermaid() -> str:
+    """The transitions, and where each start ends: a hold lands in a *held* state (the
+    start exits there, it does not go on), a stop in DETECT or FETCH ends the start."""
     lines = ["stateDiagram-v2", "    [*] --> DETECT"]
+    for end in endings():
+        lines.append(f'    state "{end["label"]}" as {end["state"]}')
     for row in transition_table():
-        lines.append(f"    {row['source']} --> {row['dest']}: {row['trigger']}")
-    lines.append("    DONE --> [*]")
+        if row["trigger"] != "hold":
+            lines.append(f"    {row['source']} --> {row['dest']}: {row['trigger']}")
+    for end in endings():
+        lines.append(f"    {end['after']} --> {end['state']}: {end['how']}")
+        lines.append(f"    {end['state']} --> [*]: exit 95/96")
+    lines.append("    DONE --> [*]: exit 0")
     return "\n".join(lines) + "\n"
 
 
@@ -83,6 +106,14 @@ def markdown() -> str:
     ]
     for row in data["transitions"]:
         out.append(f"| {row['trigger']} | {row['source']} | {row['dest']} | {_cell(row['when'])} |")
+    out += ["", "## Where a start ends", "",
+            "A start ends in DONE (exit 0), or where a stop or a hold leaves it: the machine",
+            "exits there and does not go on. The next start (`svcadm clear`, or the next",
+            "boot) runs DETECT and FETCH again, then resumes in the phase it ended in.", "",
+            "| ends | reached from | exit |", "|---|---|---|"]
+    for end in endings():
+        out.append(f"| {end['label']} | {end['how']} after {end['after']} | "
+                   f"{_cell(end['exit'])} |")
     out += ["", "## Step frequencies", "", "| frequency | meaning |", "|---|---|"]
     for freq, meaning in FREQUENCY_MEANING.items():
         out.append(f"| `{freq.value}` | {meaning} |")
@@ -97,7 +128,9 @@ def markdown() -> str:
         "previous generation, or a fresh start, is used. A one-shot step (per-instance or",
         "once) is recorded `started`, with its intent, before it runs and `done` after it; a",
         "start that finds it `started` asks the step whether the interrupted run took effect",
-        "(where the step can tell) or runs it again. No metadata value is ever stored in it.",
+        "(where the step can tell) or runs it again. A done record keeps the changes its",
+        "step made (capped: names, addresses, fingerprints), a failed one its error, exit",
+        "code and kind; no secret (script, user-data, key material) is ever stored in it.",
         "",
         "A start that finds the previous boot DONE begins a new boot: the `boot` counter",
         "counts agent starts after a finished boot, not kernel boots, so a kill during the",
@@ -116,6 +149,7 @@ def markdown() -> str:
                                       "took effect" if s["checks_interrupted_run"] else "")
             out.append(f"| `{s['name']}` | {s['frequency']} | {_cell(s['changes'])} | "
                        f"{_cell(s['fails_when'])} | {_cell(then)} | {_cell(ck)} |")
+    out += _operating()
     out += ["", "## Bounds", "", "Every wait is bounded; the defaults, each a setting in",
             "`/etc/metadata-agent.toml` under `[timeouts]`:", "",
             "| setting | seconds | bounds |", "|---|---|---|"]
@@ -123,6 +157,33 @@ def markdown() -> str:
         section, _, name = key.partition(".")
         out.append(f"| `{key}` | {value:g} | {_cell(SCHEMA[section][name][2])} |")
     return "\n".join(out) + "\n"
+
+
+def _operating() -> list[str]:
+    """How an operator reads and resets what this machine did (fsm/status.py, query, clean)."""
+    from fsm.history import HISTORY_PATH, MAX_ENTRIES
+    from fsm.query import QUERY_PATH
+    from fsm.status import EXIT_CODES
+
+    rows = ["", "## Reading and resetting it", "",
+            "`metadata status` reads the checkpoint and says how the boot went, with an exit",
+            "code a script can test:", "", "| outcome | exit | when |", "|---|---|---|"]
+    when = {"done": "DONE, no warnings",
+            "done with warnings": "DONE; items were skipped (the checkpoint's `warnings`)",
+            "error": "held at a phase, stopped in DETECT or FETCH, a settings error before "
+                     "any checkpoint, or a start killed half way",
+            "running": "an agent holds the lock now (`--wait` blocks through it)",
+            "not run": "no checkpoint and no recorded start (`--wait` blocks through it)"}
+    rows += [f"| {name} | {code} | {when[name]} |" for name, code in EXIT_CODES.items()]
+    rows += ["", "Each failure of the boot is listed with what to do next (`svcadm clear "
+             "metadata`", "and the phase it resumes in; for exit 96 the setting or metadata "
+             "field to fix).", f"Every start is also recorded in `{HISTORY_PATH}` (the last "
+             f"{MAX_ENTRIES}: result,", "exit code, provider, failed steps, phase durations), "
+             "and a start that fetched", f"metadata writes `{QUERY_PATH}` for `metadata "
+             "query` (never a secret).", "`metadata clean` removes the checkpoint, history, "
+             "query file and what the agent", "installed that belongs to one instance, so "
+             "the next boot of a captured image is", "the first boot of a new instance."]
+    return rows
 
 
 def render(fmt: str) -> str:

@@ -1,25 +1,42 @@
 """`metadata status`: the checkpoint as an operator reads it, like `cloud-init status --long`
 and `cloud-init analyze blame` in one view. Reads only: a damaged file is reported, not moved.
+
+The outcome is one word a script can test by exit code, as `cloud-init status` does:
+`done` 0, `done with warnings` 2 (skipped items), `error` 1 (held at a phase, stopped in
+DETECT/FETCH, a settings error before any checkpoint, or a start killed half way),
+`running` and `not run` 0 (`--wait` blocks through both). Every failure and warning of
+the current boot is listed with what to do next.
+
+The JSON form is stable: the keys of the first version keep their meaning and new ones are
+only added (`status`, `exit_code`, `running`, `failures`, `warnings`, `next`, `history`,
+`host_keys`, `detected_provider`, `settings_error`; each step's `changed`).
 """
 
 from __future__ import annotations
 
-import json
+import fcntl
+import os
 import time
 from typing import Any
 
+from fsm import history
 from fsm.checkpoint import (
     CHECKPOINT_PATH,
+    FAILED,
     MAX_CHECKPOINT_BYTES,
     PREVIOUS_SUFFIX,
     CheckpointError,
     decode,
 )
-from fsm.phases import PHASES
-from fsm.steps import PHASE_NAMES
+from fsm.lock import LOCK_PATH
 from fsm.system import System
 
 STATUS_SCHEMA = 1
+
+DONE, WARNED, ERROR, RUNNING, NOT_RUN = "done", "done with warnings", "error", "running", \
+    "not run"
+EXIT_CODES = {DONE: 0, WARNED: 2, ERROR: 1, RUNNING: 0, NOT_RUN: 0}
+CLEAR = "`svcadm clear metadata`"
 
 
 def _iso(t: float | None) -> str | None:
@@ -28,70 +45,164 @@ def _iso(t: float | None) -> str | None:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
-def status_data(root: str) -> dict[str, Any]:
-    system = System(root)
-    problems: list[str] = []
-    cp = None
-    source = None
+def agent_running(system: System) -> bool:
+    """Another process holds the agent's lock (fsm/lock.py): a start is in progress."""
+    try:
+        fd = os.open(system.path(LOCK_PATH), os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return False
+
+
+def _load(system: System, problems: list[str]):
     for path in (CHECKPOINT_PATH, CHECKPOINT_PATH + PREVIOUS_SUFFIX):
         if not system.lexists(path):
             continue
         try:
             # The run's own read path: no link followed, no FIFO waited on, bounded size.
-            cp = decode(system.read_bytes(path, limit=MAX_CHECKPOINT_BYTES))
-            source = path
-            break
+            return decode(system.read_bytes(path, limit=MAX_CHECKPOINT_BYTES)), path
         except (CheckpointError, OSError) as e:
             problems.append(f"{path}: {e}")
-    order = {f"{p}/{s.name}": i for i, (p, steps) in
-             enumerate((p, PHASES[p]) for p in PHASE_NAMES) for s in steps}
-    if cp is None:
-        return {"schema": STATUS_SCHEMA, "checkpoint": None, "phase": None, "boot": 0,
-                "instance_id": None, "provider": None, "done": False, "last_error": None,
-                "phases": [], "steps": [], "problems": problems}
-    phases = []
-    for name in PHASE_NAMES:
-        rec = cp.phases.get(name)
-        if rec:
-            phases.append({"phase": name, "start": _iso(rec.get("start")),
-                           "duration_s": rec.get("duration"), "result": rec.get("result")})
-    steps = []
-    for key, rec in sorted(cp.completed_steps(), key=lambda kv: (order.get(kv[0], 99), kv[0])):
-        steps.append({"step": key, "status": rec.get("status"), "frequency": rec.get("frequency"),
-                      "boot": rec.get("boot"), "finished": _iso(rec.get("finished")),
-                      "duration_s": rec.get("duration"), "changes": rec.get("changes", 0),
-                      "error": rec.get("error")})
+    return None, None
+
+
+def advice(failure: dict[str, Any], held_at: str | None) -> str:
+    """What an operator does about one failure."""
+    kind, code = failure.get("kind"), failure.get("exit_code")
+    if kind == "ConfigError" or failure.get("step") == "settings":
+        return (f"fix the setting named in the message (/etc/metadata-agent.toml, or the SMF "
+                f"property config/<section>_<key>), then {CLEAR}")
+    if kind == "MetadataError" or code == 96:
+        return ("fix the metadata field named in the message where the platform keeps it "
+                f"(user-data, seed, instance metadata), then {CLEAR}")
+    if failure.get("phase") in ("DETECT", "FETCH"):
+        return (f"the metadata could not be read; once the source answers, {CLEAR} "
+                "(or the next boot) starts again")
+    where = f" resumes from {held_at}" if held_at else " retries"
+    return f"fix the cause named in the message, then {CLEAR}{where}"
+
+
+def _steps(cp) -> list[dict[str, Any]]:
+    def began(rec: dict[str, Any]) -> float:
+        return rec.get("started") or rec.get("finished", 0) - (rec.get("duration") or 0)
+
+    rows = sorted(cp.completed_steps(), key=lambda kv: (began(kv[1]), kv[0]))
+    return [{"step": key, "status": rec.get("status"), "frequency": rec.get("frequency"),
+             "boot": rec.get("boot"), "finished": _iso(rec.get("finished")),
+             "duration_s": rec.get("duration"), "changes": rec.get("changes", 0),
+             "changed": list(rec.get("changed") or []), "error": rec.get("error")}
+            for key, rec in rows]
+
+
+def _failures(cp) -> list[dict[str, Any]]:
+    """Every failed step of the current boot, and a DETECT/FETCH stop."""
+    out = []
+    for key, rec in cp.completed_steps():
+        if rec.get("status") == FAILED and rec.get("boot") == cp.boot:
+            phase, _, name = key.partition("/")
+            out.append({"phase": phase, "step": name, "message": rec.get("error"),
+                        "exit_code": rec.get("exit_code"), "kind": rec.get("kind")})
     err = cp.last_error
-    return {"schema": STATUS_SCHEMA, "checkpoint": source, "phase": cp.phase, "boot": cp.boot,
-            "instance_id": cp.instance_id, "provider": cp.provider, "done": cp.phase == "DONE",
-            "last_error": None if not err else {**err, "time": _iso(err.get("time"))},
-            "phases": phases, "steps": steps, "problems": problems}
+    if err and err.get("phase") in ("DETECT", "FETCH"):
+        out.insert(0, {k: err.get(k) for k in ("phase", "step", "message", "exit_code", "kind")})
+    return out
 
 
-def render_status(root: str, as_json: bool = False) -> str:
-    data = status_data(root)
-    if as_json:
-        return json.dumps(data, indent=2, sort_keys=True) + "\n"
-    if data["checkpoint"] is None:
-        lines = ["status: never run (no checkpoint)"]
-        lines += [f"damaged: {p}" for p in data["problems"]]
-        return "\n".join(lines) + "\n"
-    state = "done" if data["done"] else ("error" if data["last_error"] else "running")
-    lines = [f"status:   {state}",
-             f"phase:    {data['phase']} (boot {data['boot']})",
-             f"instance: {data['instance_id'] or 'unknown'}",
-             f"provider: {data['provider'] or '-'}"]
-    if data["last_error"]:
-        e = data["last_error"]
-        lines.append(f"error:    {e['phase']}/{e['step']}: {e['message']} (exit {e['exit_code']})")
-    lines += [f"damaged:  {p}" for p in data["problems"]]
-    lines += ["", "phase       started                duration  result"]
-    for ph in data["phases"]:
-        dur = "" if ph["duration_s"] is None else f"{ph['duration_s'] * 1000:.0f} ms"
-        lines.append(f"{ph['phase']:<11} {ph['start'] or '-':<22} {dur:>8}  {ph['result']}")
-    lines += ["", "step                      frequency     boot  status  duration  changes"]
-    for st in data["steps"]:
-        dur = "" if st["duration_s"] is None else f"{st['duration_s'] * 1000:.0f} ms"
-        lines.append(f"{st['step']:<25} {st['frequency']:<13} {st['boot']!s:>4}  {st['status']:<6} "
-                     f"{dur:>8}  {st['changes']}")
-    return "\n".join(lines) + "\n"
+def _history(entries: list[dict[str, Any]], running: bool) -> list[dict[str, Any]]:
+    """Newest first; a start left `running` while no agent runs was killed half way."""
+    rows = []
+    for i, e in enumerate(reversed(entries)):
+        result = e.get("result")
+        if result == history.RUNNING and (i > 0 or not running):
+            result = history.INTERRUPTED
+        rows.append({"started": _iso(e.get("started")), "finished": _iso(e.get("finished")),
+                     "result": result, "exit_code": e.get("exit_code"),
+                     "boot": e.get("boot"), "instance_id": e.get("instance_id"),
+                     "provider": e.get("provider"), "phases": e.get("phases", []),
+                     "failed_steps": e.get("failed_steps", []),
+                     "warnings": e.get("warnings", 0), "error": e.get("error")})
+    return rows
+
+
+def status_data(root: str) -> dict[str, Any]:
+    system = System(root)
+    problems: list[str] = []
+    cp, source = _load(system, problems)
+    entries = history.load(system)
+    latest = entries[-1] if entries else {}
+    running = agent_running(system)
+    settings_error = None
+    if latest.get("result") == history.SETTINGS_ERROR and (
+            cp is None or latest.get("started", 0) > cp.updated):
+        settings_error = latest.get("error")
+    detected = latest.get("provider") if latest.get("result") != history.RUNNING else None
+    base: dict[str, Any] = {
+        "schema": STATUS_SCHEMA, "checkpoint": source, "phase": None, "boot": 0,
+        "instance_id": None, "provider": None, "done": False, "last_error": None,
+        "phases": [], "steps": [], "problems": problems, "running": running,
+        "settings_error": settings_error, "detected_provider": detected,
+        "failures": [], "warnings": [], "next": [], "history": _history(entries, running),
+        "host_keys": _host_keys(system)}
+    if cp is not None:
+        phases = [{"phase": name, "start": _iso(rec.get("start")),
+                   "duration_s": rec.get("duration"), "result": rec.get("result")}
+                  for name, rec in cp.phases.items() if isinstance(rec, dict)]
+        err = cp.last_error
+        base.update(phase=cp.phase, boot=cp.boot, instance_id=cp.instance_id,
+                    provider=cp.provider, done=cp.phase == "DONE",
+                    last_error=None if not err else {**err, "time": _iso(err.get("time"))},
+                    phases=phases, steps=_steps(cp), failures=_failures(cp),
+                    warnings=[dict(w) for w in cp.warnings])
+        base["detected_provider"] = detected or cp.provider
+    base["status"] = _outcome(base, cp)
+    base["exit_code"] = EXIT_CODES[base["status"]]
+    base["next"] = _next(base, cp)
+    return base
+
+
+def _outcome(data: dict[str, Any], cp) -> str:
+    if data["running"]:
+        return RUNNING
+    if data["settings_error"]:
+        return ERROR
+    if cp is None:
+        return NOT_RUN
+    if cp.phase == "DONE":
+        return WARNED if cp.warnings else DONE
+    return ERROR   # held, stopped in DETECT/FETCH, or killed half way and not restarted
+
+
+def _next(data: dict[str, Any], cp) -> list[str]:
+    steps: list[str] = []
+    if data["settings_error"]:
+        steps.append(f"settings: {advice(data['settings_error'], None)}")
+        return steps
+    if cp is None or data["running"]:
+        return steps
+    held_at = cp.resume_from or (cp.phase if cp.phase != "DONE" else None)
+    for f in data["failures"]:
+        steps.append(f"{f['phase']}/{f['step']}: {advice(f, held_at)}")
+    if data["status"] == ERROR and not data["failures"]:
+        steps.append(f"the last start was killed in {cp.phase}; {CLEAR} (or the next boot) "
+                     "resumes there")
+    if data["warnings"]:
+        steps.append("warnings: the items named were skipped and everything else applied; "
+                     "fix them in the metadata")
+    return steps
+
+
+def _host_keys(system: System) -> dict[str, str]:
+    from operations.hostkeys import fingerprints
+
+    try:
+        return fingerprints(system)
+    except OSError:
+        return {}

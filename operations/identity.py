@@ -7,6 +7,7 @@ never costs the operator their keys: the machine runs later steps after a failur
 from __future__ import annotations
 
 from fsm.steps import Frequency, Step
+from operations import hostkeys
 from operations.hostname import set_hostname
 from operations.sshkeys import AUTHORIZED_KEYS, MANAGED_PATH, SSH_DIR, install_keys
 
@@ -44,4 +45,24 @@ STEPS: tuple[Step, ...] = (
                     "taken)",
          on_failure="recorded; later phases run; the machine holds at IDENTITY for "
                     "`svcadm clear`"),
+    Step("IDENTITY", "host-keys", Frequency.PER_INSTANCE, hostkeys.regenerate,
+         changes=f"on a new instance, every {hostkeys.SSH_DIR}/{hostkeys.KEY_PREFIX}* file is "
+                 f"removed and new keys made (`{hostkeys.SSH_KEYGEN} -A`) before "
+                 "svc:/network/ssh starts (a dependent of this service); then "
+                 f"{hostkeys.RECORD_PATH} names the instance they were made for. Keys that "
+                 "record names for this instance are kept whatever the checkpoint says (a "
+                 "lost checkpoint never rotates them); keys without a record on an instance "
+                 "the checkpoint knows from an earlier boot are kept and recorded. Nothing "
+                 "without an instance id or with `ssh.regenerate_host_keys = false`. The "
+                 "keys' SHA256 fingerprints go to the log and `metadata status`",
+         fails_when=f"a symbolic link at {hostkeys.SSH_DIR} or the record, or a key file "
+                    "cannot be removed (a missing or failing ssh-keygen is a warning: sshd's "
+                    "start method makes missing keys; no /etc/ssh at all: nothing to do)",
+         on_failure="recorded; later phases run; tried again on the next start for this "
+                    "instance; the machine holds at IDENTITY for `svcadm clear`",
+         checkpointed="started record with the record's instance and the old keys' "
+                      "fingerprints (intent); done record with the new fingerprints. On "
+                      "resume after a kill, the record naming this instance counts as done, "
+                      "and keys that are not the old ones are kept, not made again",
+         intent=hostkeys.intent, took_effect=hostkeys.took_effect),
 )

@@ -205,7 +205,9 @@ def install_keys(ctx: Context) -> Outcome:
         if added:
             # The superset first: after a crash before the final record the next run
             # still knows both the lines just added and those being removed as ours.
-            _write_record(system, _managed_text(sorted(managed_before | set(added))), outcome)
+            superset = _managed_text(sorted(managed_before | set(added)))
+            _write_record(system, superset, outcome)
+            managed_text_before = superset   # written: the final record need not repeat it
         content = "".join(line + "\n" for line in lines)
         system.write_file(AUTHORIZED_KEYS, content.encode("utf-8", "surrogateescape"),
                           mode=0o600, owner=ROOT_OWNER)

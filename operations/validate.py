@@ -226,6 +226,20 @@ def _check_blob(key_type: str, blob: bytes) -> None:
         raise KeyLineError("key data has trailing bytes")
 
 
+_PRIVATE_BEGIN = re.compile(r"^-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
+_PRIVATE_END = re.compile(r"^-----END [A-Z0-9 ]*PRIVATE KEY-----")
+_TYPE_NAME = re.compile(r"[a-z][a-z0-9.@-]{0,39}")
+
+
+def _key_type_shown(word: str) -> str:
+    """An unknown key type as a message may quote it: only if it looks like a type name
+    (`ssh-ed25519`, `sk-ssh-ed25519@openssh.com`); anything else may be a piece of key
+    material (a private key's base64 body) and is never echoed."""
+    if _TYPE_NAME.fullmatch(word):
+        return _shown(word, 30)
+    return "(not shown: it may be key material)"
+
+
 def parse_key_line(line: str) -> KeyLine:
     """Parse one non-blank, non-comment authorized_keys line, or raise KeyLineError."""
     try:
@@ -247,15 +261,15 @@ def parse_key_line(line: str) -> KeyLine:
     options = ""
     if first not in KEY_BLOB_FIELDS:
         if not ("=" in first or "," in first or first.lower() in FLAG_OPTIONS):
-            raise KeyLineError(f"unknown key type {_shown(first, 30)}")
+            raise KeyLineError(f"unknown key type {_key_type_shown(first)}")
         options, text = _split_options(text)
         if not text:
-            raise KeyLineError(f"unknown key type {_shown(first, 30)}")
+            raise KeyLineError(f"unknown key type {_key_type_shown(first)}")
         _check_options(options)
     fields = re.split(r"[ \t]+", text, maxsplit=2)
     key_type = fields[0]
     if key_type not in KEY_BLOB_FIELDS:
-        raise KeyLineError(f"unknown key type {_shown(key_type, 30)}")
+        raise KeyLineError(f"unknown key type {_key_type_shown(key_type)}")
     if len(fields) < 2:
         raise KeyLineError(f"{key_type} line has no key data")
     body = fields[1]
@@ -295,8 +309,19 @@ def parse_authorized_keys(text: str | bytes, origin: str) -> tuple[list[str], li
     valid: list[str] = []
     problems: list[str] = []
     seen: set[tuple[str, str]] = set()
+    private_from: int | None = None
     for number, line in enumerate(text.split("\n"), start=1):
         stripped = line.strip(" \t")
+        if private_from is not None:   # inside a private key: skip it, say nothing of it
+            if _PRIVATE_END.match(stripped):
+                private_from = None
+            continue
+        if _PRIVATE_BEGIN.match(stripped):
+            private_from = number
+            problems.append(f"{origin}: line {number}: this looks like a private key; give "
+                            "the public key (the .pub file) instead. Its lines were skipped "
+                            "and are not shown")
+            continue
         if not stripped or stripped.startswith("#"):
             continue
         try:

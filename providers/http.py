@@ -55,9 +55,10 @@ class Reply:
 class _Transient(Exception):
     """One attempt failed in a way worth retrying; `retry_after_s` as the server asked."""
 
-    def __init__(self, why: str, retry_after_s: float | None = None):
+    def __init__(self, why: str, retry_after_s: float | None = None, answered: bool = False):
         super().__init__(why)
         self.retry_after_s = retry_after_s
+        self.answered = answered   # the service answered (with an error status)
 
 
 class HttpClient:
@@ -89,7 +90,7 @@ class HttpClient:
 
     def request(self, method: str, url: str, headers: dict[str, str] | None = None) -> Reply:
         """One logical request: retried while transient and the budget lasts."""
-        attempt = 0
+        attempt = answers = 0
         last_error = "no attempt made"
         while True:
             remaining = self.deadline - time.monotonic()
@@ -101,6 +102,7 @@ class HttpClient:
                                                                       remaining))
             except _Transient as e:
                 last_error = str(e)
+                answers += e.answered
                 delay = _backoff_s(attempt)
                 if e.retry_after_s is not None:
                     delay = max(delay, e.retry_after_s)
@@ -113,6 +115,10 @@ class HttpClient:
                 log.info("%s: %s %s: %s; retrying in %.2f s (attempt %d)", self.source,
                          method, url, last_error, delay, attempt)
                 time.sleep(delay)
+        if answers:   # say what happened: the service was there, and kept failing
+            raise ServiceError(f"{self.source}: {method} {url}: the service answered with an "
+                               f"error to {answers} of {attempt} attempt(s) within the "
+                               f"{self.budget_s:g} s fetch budget; last: {last_error}")
         raise ServiceError(f"{self.source}: {method} {url}: no answer within the "
                            f"{self.budget_s:g} s fetch budget ({attempt} attempt(s)); "
                            f"last: {last_error}")
@@ -168,7 +174,8 @@ class HttpClient:
         except requests.exceptions.RequestException as e:
             raise ServiceError(f"{self.source}: {method} {url}: {_reason(e)}") from None
         if status == 429 or 500 <= status <= 599:
-            raise _Transient(f"HTTP {status}", _retry_after_s(reply_headers.get("Retry-After")))
+            raise _Transient(f"HTTP {status}", _retry_after_s(reply_headers.get("Retry-After")),
+                             answered=True)
         log.debug("%s: %s %s: HTTP %d, %d bytes", self.source, method, url, status, len(body))
         return Reply(status, bytes(body), reply_headers)
 

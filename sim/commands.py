@@ -20,6 +20,7 @@ COMMAND_PATHS = {
     "mount": "/usr/sbin/mount",
     "umount": "/usr/sbin/umount",
     "fstyp": "/usr/sbin/fstyp",
+    "ssh-keygen": "/usr/bin/ssh-keygen",
 }
 
 # Installed only where the platform has them (open-vm-tools on VMware): an emulator's

@@ -4,6 +4,7 @@ it did in a few lines each (80 columns); then crash one boot halfway and resume 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -94,8 +95,19 @@ def demo_crash(workdir: str) -> list[str]:
     return out
 
 
+def demo_dir() -> str:
+    """One fixed directory, emptied at each run: repeated demos leave one copy, not one
+    ~3 MB directory per run, and the closing hint can name real paths."""
+    return os.environ.get("METADATA_DEMO_DIR") or os.path.join(
+        tempfile.gettempdir(), f"metadata-demo-{os.getuid()}")
+
+
 def main() -> int:
-    workdir = tempfile.mkdtemp(prefix="metadata-demo-")
+    workdir = demo_dir()
+    if os.path.lexists(workdir):
+        shutil.rmtree(workdir) if os.path.isdir(workdir) and not os.path.islink(workdir) \
+            else os.remove(workdir)
+    os.makedirs(workdir, mode=0o755)
     print("Booting a simulated illumos guest per platform in")
     print(f"  {workdir}")
     print("(each runs the real agent: `metadata run --root DIR`)\n")
@@ -111,9 +123,10 @@ def main() -> int:
         print("\n".join(report(platform, root, code)) + "\n")
     print("\n".join(demo_crash(workdir)) + "\n")
     print("The state machine, every step and what happens when it fails: docs/states.md")
-    print(f"Inspect a guest (all are in {workdir}):")
-    print("  .venv/bin/python -m sim show DIR/smartos")
-    print("  .venv/bin/metadata status --root DIR/smartos")
+    example = os.path.join(workdir, "smartos")
+    print(f"Inspect a guest (all are in {workdir}, replaced by the next demo):")
+    print(f"  .venv/bin/python -m sim show {example}")
+    print(f"  .venv/bin/metadata status --root {example}")
     return 1 if failures else 0
 
 

@@ -9,7 +9,7 @@ import shlex
 import sys
 from typing import Any
 
-from sim import etcfiles, smffiles, state
+from sim import etcfiles, hostkeys, smffiles, state
 from sim import hardware as hwmod
 from sim.commands import COMMAND_PATHS, OPTIONAL_COMMAND_PATHS
 from sim.hardware import hardware
@@ -137,6 +137,7 @@ def create(root: str, platform: str, metadata: dict[str, Any] | None = None) -> 
     for rel, text in etcfiles.FILES.items():
         _write(root, rel, text)
     os.symlink("./inet/hosts", os.path.join(root, "etc/hosts"))
+    hostkeys.lay_out(root)
     os.makedirs(os.path.join(root, "root"), mode=0o700, exist_ok=True)
     os.makedirs(os.path.join(root, "var/metadata"), exist_ok=True)
     st = initial_state(platform)

@@ -13,6 +13,7 @@ import os
 import stat
 from typing import Any
 
+from sim import hostkeys
 from sim import state as guest_state
 
 
@@ -95,7 +96,12 @@ def show(root: str) -> dict[str, Any]:
         "vfstab_swap": [ln for ln in _lines(_read(root, "etc/vfstab"))
                         if not ln.startswith("#") and "swap" in ln.split()[3:4]],
         "ssh": {"dir": _meta(root, "root/.ssh"), "file": _meta(root, "root/.ssh/authorized_keys"),
-                "authorized_keys": _lines(keys)},
+                "authorized_keys": _lines(keys),
+                # Key type -> fingerprint of /etc/ssh/ssh_host_TYPE_key.pub, and the
+                # instance the agent recorded them as made for.
+                "host_keys": hostkeys.present(root),
+                "host_keys_for": (_read(root, "etc/ssh/metadata-agent.instance") or "").split(
+                    "\n", 1)[-1].strip() or None},
         "userscript": {"file": script,
                        "service": st.get("services", {}).get(
                            "svc:/system/illumos/userscript:default", {}).get("state"),

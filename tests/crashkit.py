@@ -31,6 +31,7 @@ from fsm.steps import Frequency
 from sim import guest as sim_guest
 from sim import state as sim_state
 from sim.commands import COMMAND_PATHS
+from sim.hostkeys import IMAGE_FINGERPRINTS
 from sim.serve import serving
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -110,6 +111,11 @@ def one_shot_counts(g: Guest) -> dict[str, int]:
 def comparable(g: Guest) -> dict[str, Any]:
     """The guest's state, with values that are random by design made comparable."""
     shown = without_calls(g.show())
+    ssh = shown.get("ssh") or {}
+    if ssh.get("host_keys"):   # new keys are random: the image's, or new ones
+        shown["ssh"] = {**ssh, "host_keys": {
+            t: "(image's)" if fp == IMAGE_FINGERPRINTS.get(t) else "(new)"
+            for t, fp in ssh["host_keys"].items()}}
     if shown.get("pool"):
         shown["pool"] = {**shown["pool"], "guid": "(changed)" if shown["pool"]["guid"] !=
                          g.state().get("initial_pool_guid", "14823094716624589123")

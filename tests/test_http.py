@@ -72,6 +72,10 @@ def test_a_service_that_keeps_failing_gives_a_bounded_service_error():
     assert "test: GET " + server.url + "/doc" in str(err.value)
     assert "HTTP 500" in str(err.value) and "0.6 s fetch budget" in str(err.value)
     assert len(server.log) >= 2  # retried, with backoff, but not forever
+    # It answered every time: say so, not "no answer" (issue 13).
+    assert "no answer" not in str(err.value)
+    n = len(server.log)
+    assert f"the service answered with an error to {n} of {n} attempt(s)" in str(err.value)
 
 
 def test_retry_after_beyond_the_budget_fails_at_once():

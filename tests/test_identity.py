@@ -170,7 +170,8 @@ def test_a_bad_hostname_does_not_cost_the_keys(guest):
 
 
 def test_identity_steps_are_declared_per_instance_with_texts():
-    assert [s.key for s in identity.STEPS] == ["IDENTITY/hostname", "IDENTITY/ssh-keys"]
+    assert [s.key for s in identity.STEPS] == ["IDENTITY/hostname", "IDENTITY/ssh-keys",
+                                               "IDENTITY/host-keys"]
     for step in identity.STEPS:
         assert step.frequency.value == "per-instance"
         assert len(step.changes) > 80 and step.fails_when and step.on_failure
@@ -399,7 +400,8 @@ def _seed(g) -> None:
 
 @pytest.mark.parametrize("crash_at", [
     "after:IDENTITY/hostname", "write-rename:/etc/inet/hosts",
-    "write-rename:/root/.ssh/authorized_keys", f"write-mid:{MANAGED_PATH}#2",
+    # The record is written once when keys are added (the superset before the file).
+    "write-rename:/root/.ssh/authorized_keys", f"write-mid:{MANAGED_PATH}#1",
     "after:IDENTITY/ssh-keys", "write-mid:/var/metadata/userscript", "after:USERSCRIPT/install",
 ])
 def test_killed_in_identity_or_userscript_resumes_to_the_same_guest(tmp_path, seeded_baseline,

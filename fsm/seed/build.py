@@ -4,8 +4,9 @@ Every input is checked before a byte is written, by the agent's own parsers and 
 (fsm/seed/evaluate.py), and a refusal carries the agent's own message: the builder learns
 on the build host what the guest would otherwise tell them on first boot. A key line the
 agent would skip is refused too (a key that silently never arrives is a locked-out guest),
-while a NoCloud user-data that is not a script is written with a warning: it may be
-cloud-config meant for cloud-init on other guests.
+while a NoCloud user-data in one of cloud-init's formats (not a script) is written with a
+warning: it may be cloud-config meant for cloud-init on other guests. A user-data that is
+neither is refused.
 
 Output is reproducible: the same inputs give the same bytes. Timestamps are 0 (CPIO) and
 2024-01-01 (ISO) unless SOURCE_DATE_EPOCH (reproducible-builds.org) sets them. The image is
@@ -28,6 +29,12 @@ from operations.validate import validate_hostname, validate_script
 from providers import cpioarchive, cpiowriter, iso9660, nocloud, seedfiles
 
 DEFAULT_INSTANCE_ID = "iid-local01"      # what cloud-localds writes when given none
+# How user-data the agent runs (`#!`) or cloud-init reads begins (cloud-init's
+# user-data formats: cloudinit/handlers/__init__.py INCLUSION_TYPES_MAP, MIME, gzip).
+USER_DATA_KINDS = (b"#!", b"#cloud-config", b"#include", b"#cloud-boothook",
+                   b"#part-handler", b"#cloud-config-archive", b"#cloud-config-jsonp",
+                   b"## template: jinja", b"Content-Type: multipart", b"MIME-Version:",
+                   b"\x1f\x8b")
 NETWORK_SKIP_TOML = b"[network]\nskip = true\n"
 MAX_INPUT_BYTES = max(cpioarchive.SIZE_CAP, nocloud.FILE_CAP)
 
@@ -180,6 +187,10 @@ def build_nocloud(output: str, instance_id: str | None = None, hostname: str | N
              "meta-data": meta_data(instance_id or DEFAULT_INSTANCE_ID, hostname, keys)}
     if user_data_file is not None:
         files["user-data"] = _read_input(user_data_file, "nocloud: user-data")
+        if files["user-data"].strip() and not files["user-data"].startswith(USER_DATA_KINDS):
+            problems.append(f"nocloud: user-data: {user_data_file} is neither a script (#!) "
+                            "nor a cloud-init format (#cloud-config, #include, MIME, gzip...): "
+                            "the agent would not run it and cloud-init would not read it")
     if network_config_file is not None:
         files["network-config"] = _read_input(network_config_file, "nocloud: network-config")
     for name, data in files.items():
