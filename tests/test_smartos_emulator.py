@@ -51,7 +51,7 @@ class RawLine:
     def send(self, data: bytes) -> None:
         os.write(self.fd, data)
 
-    def line(self, timeout_s: float = 2.0) -> bytes:
+    def line(self, timeout_s: float = 10.0) -> bytes:
         deadline = time.monotonic() + timeout_s
         while b"\n" not in self.buffer:
             remaining = deadline - time.monotonic()

@@ -106,10 +106,6 @@ class Reply:
     request: str | None = None  # "GET key", "KEYS", "PUT key"... for the emulator's log
     reqid: str | None = None    # a V2 answer's request id (the wire faults need it)
 
-    @property
-    def is_v2(self) -> bool:
-        return self.reqid is not None
-
 
 class Host:
     """The metadata a VM has and the agent's answers to it; one line at a time."""
