@@ -250,3 +250,12 @@ def test_undocumented_forms_are_usage_errors(do_guest):
     bad = run(do_guest, "prtconf", "-Z")                  # prtconf.c: usage, return (1)
     assert bad.returncode == 1 and bad.stderr.startswith("prtconf: illegal option -- Z\n")
     assert run(do_guest, "prtconf", "/nowhere").stderr == "prtconf: invalid path specified\n"
+
+
+def test_umount_of_what_is_not_mounted_and_its_usage(do_guest):
+    gone = run(do_guest, "umount", "/var/run/metadata-agent/volume")
+    assert (gone.returncode, gone.stderr) == (
+        1, "umount: warning: no entries found in /etc/mnttab\n"
+           "umount: /var/run/metadata-agent/volume not mounted\n")
+    bad = run(do_guest, "umount")                       # umount.c usage(): exit 1, not 2
+    assert bad.returncode == 1 and bad.stderr.startswith("Usage:\numount [-f] [-V]")

@@ -4,10 +4,12 @@ EFI-labelled disks only.
 `-d part:tag:flag:start:size` changes one slice of the label read from the disk (flag in
 hex, as prtvtoc prints it); `-s datafile` (or `-` for standard input) replaces the table
 with a fresh one sized to the device, as load64() does; `-i` prints instead of writing.
-Checks and messages follow usr/src/cmd/fmthard/fmthard.c: a slice must fit below the last
-usable LBA ("does not fit"), slices may not overlap (libefi then refuses the write:
-"invalid entry exists in vtoc"), exactly one reserved slice, and the device must exist
-("Cannot stat device").
+Checks and messages follow usr/src/cmd/fmthard/fmthard.c (main(), validate64(), vread64(),
+vwrite64()): a slice must fit below the last usable LBA ("does not fit", exit 1), slices
+may not overlap (on x86 validate64() only warns; libefi then refuses the write: "invalid
+entry exists in vtoc", exit 1), exactly one reserved slice, and the device must exist
+("Cannot stat device", exit 1) and be raw ("must be a raw device"). Not modelled: SMI
+(VTOC) labels, `-e`/`-q`/`-u`, the x86 getopt letters `b` and `p` (refused as obsolete).
 """
 
 from __future__ import annotations
