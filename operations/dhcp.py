@@ -13,9 +13,11 @@ while the kernel's duplicate address detection runs (`tentative`) and after it f
 boot is polled the same way, since it may still be coming up.
 
 The first request of a new instance asks for the metadata's host name (`ipadm create-addr
--h NAME`, sent as DHCP option 12) rather than letting the image's old node name stand for
-it, so a server that registers client names in DNS learns the right one; a name ipadm
-would refuse (ipadm_is_valid_hostname) is not passed, and the request goes without it.
+-h NAME`, libipadm `i_ipadm_op_dhcp()` sends it as DHCP option 12) rather than whatever the
+image's dhcpagent settings would send, so a server that registers client names in DNS
+learns the new name; a name ipadm would refuse (ipadm_is_valid_hostname) is not passed, and
+the request goes without it. Where DHCP starts before the metadata is known (EC2's FETCH),
+there is no name to ask for.
 
 The lease's hostname, routers, DNS servers and domain come from dhcpinfo(1). They are kept
 in `ctx.facts["dhcp"]` (the primary link's) for later steps; `lease_facts(ctx)` re-reads them
