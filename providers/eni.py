@@ -23,9 +23,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from fsm.errors import shown
 from providers import netconfig
 from providers.items import Items
+from providers.items import quoted as shown
 from providers.model import Nic
 
 FIELD = "meta-data network-interfaces"

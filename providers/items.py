@@ -30,6 +30,16 @@ log = logging.getLogger(__name__)
 SKIPPED = "skipped; the rest is applied"
 
 
+def quoted(value: object) -> str:
+    """A metadata value as a warning quotes it: `fsm.errors.shown` for text and numbers; a
+    list or mapping is described, not printed (a YAML alias bomb is a few hundred bytes
+    that expand to hundreds of millions of characters when printed)."""
+    if isinstance(value, (list, tuple, dict)):
+        kind = "a mapping" if isinstance(value, dict) else "a list"
+        return f"({kind} of {len(value)} item{'s' if len(value) != 1 else ''})"
+    return shown(value)
+
+
 class Items:
     """The warnings of one parse; each is logged once as it is recorded."""
 
@@ -44,7 +54,7 @@ class Items:
 
     def skip(self, field: str, value: object, why: str) -> None:
         """Record that `field` (holding `value`) is not applied, and why."""
-        self.add(f"{self.source}: {field}: {shown(value)}: {why}; {SKIPPED}")
+        self.add(f"{self.source}: {field}: {quoted(value)}: {why}; {SKIPPED}")
 
     def note(self, field: str, why: str) -> None:
         """A warning about a field without quoting its value (e.g. user-data: may be secret)."""

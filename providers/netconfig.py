@@ -18,8 +18,9 @@ import ipaddress
 from dataclasses import replace
 from typing import Any
 
-from fsm.errors import MetadataError, shown
+from fsm.errors import MetadataError
 from providers.items import Items
+from providers.items import quoted as shown
 from providers.model import Nic, Route, netmask_prefix, normalise_mac
 
 SOURCE = "nocloud"

@@ -63,7 +63,7 @@ def test_malformed_files_name_the_field(files, field, problem):
 
 
 @pytest.mark.parametrize("meta_data,warning", [
-    (b"local-hostname: [x]\n", "nocloud: meta-data local-hostname: ['x']: must be a string"),
+    (b"local-hostname: [x]\n", "nocloud: meta-data local-hostname: (a list of 1 item): must be a string"),
     (b"public-keys: 5\n", "nocloud: meta-data public-keys: 5: must be a list"),
     (f"public-keys: [1, {KEY1}]\n".encode(), "nocloud: meta-data public-keys[0]: 1: must be a string"),
 ])
