@@ -28,7 +28,9 @@ def serve(**faults) -> HttpServer:
     return HttpServer(hello, Faults(faults))
 
 
-def client(timeout_s: float = 0.2, budget_s: float = 1.0) -> HttpClient:
+def client(timeout_s: float = 2.0, budget_s: float = 5.0) -> HttpClient:
+    # Generous by default: a loaded CI box must never turn a good answer into a timeout.
+    # Tests of the timeouts themselves pass small values and assert loose upper bounds.
     return HttpClient("test", timeout_s, budget_s)
 
 
@@ -64,13 +66,13 @@ def test_flapping_service_is_retried():
 
 def test_a_service_that_keeps_failing_gives_a_bounded_service_error():
     started = time.monotonic()
-    with serve(status=500) as server, client(budget_s=0.6) as c:
+    with serve(status=500) as server, client(budget_s=3) as c:
         with pytest.raises(ServiceError) as err:
             c.request("GET", server.url + "/doc")
     elapsed = time.monotonic() - started
-    assert elapsed < 1.5
+    assert elapsed < 15
     assert "test: GET " + server.url + "/doc" in str(err.value)
-    assert "HTTP 500" in str(err.value) and "0.6 s fetch budget" in str(err.value)
+    assert "HTTP 500" in str(err.value) and "3 s fetch budget" in str(err.value)
     assert len(server.log) >= 2  # retried, with backoff, but not forever
     # It answered every time: say so, not "no answer" (issue 13).
     assert "no answer" not in str(err.value)
@@ -83,7 +85,7 @@ def test_retry_after_beyond_the_budget_fails_at_once():
     with serve(status=429, retry_after=30) as server, client(budget_s=2) as c:
         with pytest.raises(ServiceError, match="retry after 30 s, beyond the 2 s budget"):
             c.request("GET", server.url + "/doc")
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 15   # at once, not after 30 s; slack for load
     assert len(server.log) == 1
 
 
@@ -99,18 +101,18 @@ def test_slow_answers_time_out_then_the_budget_ends_it():
     with serve(delay_s=5) as server, client(timeout_s=0.2, budget_s=1) as c:
         with pytest.raises(ServiceError, match=r"no answer within the 1 s fetch budget .*no answer within 0\.\d+ s"):
             c.request("GET", server.url + "/doc")
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 20   # ~1 s; slack for a loaded CI box
 
 
 def test_one_slow_answer_is_retried():
-    with serve(delay_s=5, times=1) as server, client(timeout_s=0.2, budget_s=2) as c:
+    with serve(delay_s=5, times=1) as server, client(timeout_s=1, budget_s=10) as c:
         assert c.request("GET", server.url + "/doc").body == BODY
 
 
 def test_reset_mid_body_is_retried_and_never_returns_half_a_body():
     with serve(reset=True, times=1) as server, client() as c:
         assert c.request("GET", server.url + "/doc").body == BODY
-    with serve(reset=True) as server, client(budget_s=0.5) as c:
+    with serve(reset=True) as server, client(budget_s=3) as c:
         with pytest.raises(ServiceError, match="connection failed"):
             c.request("GET", server.url + "/doc")
 
@@ -120,7 +122,7 @@ def test_nothing_listening_is_a_bounded_service_error():
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     sock.close()
-    with client(budget_s=0.4) as c, pytest.raises(ServiceError, match="connection failed"):
+    with client(budget_s=3) as c, pytest.raises(ServiceError, match="connection failed"):
         c.request("GET", f"http://127.0.0.1:{port}/doc")
 
 

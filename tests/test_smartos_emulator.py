@@ -263,7 +263,7 @@ def test_close_is_prompt_even_while_delaying(server):
         line.send(encode_frame(Frame("12345678", "GET", b"sdc:uuid")))
         started = time.monotonic()
         s.close()
-        assert time.monotonic() - started < 2
+        assert time.monotonic() - started < 10   # not the 30 s delay; slack for load
     finally:
         line.close()
 
