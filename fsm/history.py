@@ -91,7 +91,8 @@ def finish(system: System, entry: dict[str, Any], cp: Any, provider: str | None,
     else:
         result = "held"
     entry.update(finished=time.time(), result=result, exit_code=code, boot=cp.boot,
-                 instance_id=cp.instance_id, provider=provider, phases=phases,
+                 instance_id=None if cp.instance_id is None else _cut(cp.instance_id),
+                 provider=provider, phases=phases,
                  failed_steps=failed, warnings=len(cp.warnings),
                  error=None if not err else {
                      "phase": err.get("phase"), "step": err.get("step"),

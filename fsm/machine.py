@@ -372,8 +372,6 @@ def _describe_failure(cp: Checkpoint, step: Step, error: BaseException) -> None:
     """The exit code and kind of error on the failed record, for `status` to say what to
     do next (a ConfigError is a setting to fix, a MetadataError a metadata field)."""
     detail = {"exit_code": _exit_code(error), "kind": type(error).__name__}
-    if cp.last_error is not None:
-        cp.last_error["kind"] = detail["kind"]
     rec = cp.record_of(step, cp.instance_id) if step.phase not in GATHER_PHASES else None
     if rec is not None and rec.get("status") == FAILED:
         rec.update(detail)

@@ -67,6 +67,10 @@ def save(system: System, md: Any, provider: str | None) -> None:
     try:
         doc = normalised(md, provider, fingerprints(system))
         text = json.dumps(doc, indent=1, sort_keys=True) + "\n"
+        if len(text) > MAX_BYTES:   # `query` would refuse to read it back
+            log.warning("query: the metadata's summary is over %d bytes; %s not written",
+                        MAX_BYTES, QUERY_PATH)
+            return
         try:   # unchanged on most starts: spare the boot an fsync'd rewrite
             if system.read_bytes(QUERY_PATH, limit=MAX_BYTES) == text.encode("utf-8"):
                 return

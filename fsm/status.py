@@ -29,6 +29,7 @@ from fsm.checkpoint import (
     decode,
 )
 from fsm.lock import LOCK_PATH
+from fsm.settings import SETTINGS_PATH
 from fsm.system import System
 
 STATUS_SCHEMA = 1
@@ -77,7 +78,11 @@ def _load(system: System, problems: list[str]):
 def advice(failure: dict[str, Any], held_at: str | None) -> str:
     """What an operator does about one failure."""
     kind, code = failure.get("kind"), failure.get("exit_code")
-    if kind == "ConfigError" or failure.get("step") == "settings":
+    message = str(failure.get("message") or "")
+    # The agent's settings: the TOML file or the service's SMF properties. (A ConfigError
+    # from a seed's config.toml is metadata, and is advised as such below.)
+    if failure.get("step") == "settings" or (
+            kind in ("ConfigError", None) and message.startswith((SETTINGS_PATH, "svc:/"))):
         return (f"fix the setting named in the message (/etc/metadata-agent.toml, or the SMF "
                 f"property config/<section>_<key>), then {CLEAR}")
     if kind == "MetadataError" or code == 96:

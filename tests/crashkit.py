@@ -27,6 +27,7 @@ from guest import PROJECT_DIR, Guest, make_guest, without_calls
 
 from fsm.checkpoint import CHECKPOINT_PATH, DONE, decode
 from fsm.phases import GATHER_PHASES, PHASES
+from fsm.query import QUERY_PATH
 from fsm.steps import Frequency
 from sim import guest as sim_guest
 from sim import state as sim_state
@@ -341,7 +342,13 @@ def baseline(platform: str) -> Baseline:
 
 
 # ---- the checks every crash case makes ---------------------------------------------------
-VOLATILE_FILES = ("/var/run/metadata-agent/format-expand.cmd",)  # rewritten by every boot's expand step
+VOLATILE_FILES = (
+    "/var/run/metadata-agent/format-expand.cmd",  # rewritten by every boot's expand step
+    # Each start's record (times; a killed start shows as interrupted: by design).
+    "/var/metadata/history.json",
+    # Holds the host keys' fingerprints, new random keys in every boot (compared below).
+    "/var/metadata/query.json",
+)
 
 
 def assert_like_baseline(g: Guest, base: Baseline, codes: list[int],
@@ -364,6 +371,16 @@ def assert_like_baseline(g: Guest, base: Baseline, codes: list[int],
     for path, data in base.files.items():
         if path not in VOLATILE_FILES:
             assert files[path] == data, f"{path} differs from an uninterrupted boot's"
+    if base.files.get(QUERY_PATH) is not None:
+        assert _query_sans_keys(files[QUERY_PATH]) == _query_sans_keys(base.files[QUERY_PATH])
+
+
+def _query_sans_keys(data: bytes | None) -> dict[str, Any] | None:
+    if data is None:
+        return None
+    doc = json.loads(data)
+    doc["host_key_fingerprints"] = sorted(doc.get("host_key_fingerprints", {}))
+    return doc
 
 
 # ---- the tracer: this file run as the agent ---------------------------------------------

@@ -173,3 +173,20 @@ def test_status_of_a_missing_root_is_an_error(tmp_path):
                           env={**os.environ, "PYTHONPATH": PROJECT_DIR})
     assert proc.returncode == 1 and "no such directory" in proc.stderr
     assert g.metadata("status").returncode == 0   # not run yet: fine
+
+
+def test_advice_tells_a_setting_from_a_metadata_field():
+    from fsm.status import advice
+
+    setting = advice({"phase": "FETCH", "step": "metadata", "exit_code": 96, "kind": None,
+                      "message": "/etc/metadata-agent.toml: ec2.endpoint: must be a str"}, None)
+    assert setting.startswith("fix the setting named in the message")
+    smf = advice({"step": "settings", "exit_code": 96,
+                  "message": "svc:/system/illumos/metadata:default: config/x: unknown"}, None)
+    assert smf.startswith("fix the setting")
+    seed = advice({"phase": "FETCH", "step": "metadata", "exit_code": 96, "kind": None,
+                   "message": "cpio:config.toml: network.skip: must be a bool"}, None)
+    assert seed.startswith("fix the metadata field")
+    held = advice({"phase": "STORAGE", "step": "swap", "exit_code": 95,
+                   "kind": "CommandError", "message": "zfs create: exit 1"}, "STORAGE")
+    assert held.endswith("`svcadm clear metadata` resumes from STORAGE")
