@@ -7,9 +7,9 @@ disk, but unlike the original agent a QEMU guest with a NoCloud disk uses it.
 
 Parsing is strict about types and lenient about unknown keys. YAML goes through
 `yaml.safe_load` only (no object construction) and each file is capped in size before it is
-parsed. An empty file is the same as an absent one. `user-data` is used only when it is a
-script (`#!`); cloud-config and the like are cloud-init's business and are skipped with a
-warning that never quotes them (user-data can hold secrets).
+parsed. An empty file is the same as an absent one. `user-data` is a script (`#!`) or
+`#cloud-config`, merged over `vendor-data` (providers/cloudconfig.py); other kinds are
+skipped with a warning that never quotes them (user-data can hold secrets).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from fsm.errors import MetadataError
-from providers import localdisk, smbios
+from providers import cloudconfig, localdisk, smbios
 from providers.base import Provider
 from providers.model import Metadata, Nic, Route, netmask_prefix, normalise_mac
 
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LABEL = "cidata"
-FILES = ("meta-data", "user-data", "network-config")
+FILES = ("meta-data", "user-data", "vendor-data", "network-config")
 FILE_CAP = 1 << 20
 TOO_DEEP = "nested too deeply to be metadata"
 SOURCE = "nocloud"
@@ -83,13 +83,13 @@ def parse_seed(files: dict[str, bytes]) -> Metadata:
                                       ("ssh_keys", "public-keys", keys)):
         if present:
             provenance[model_field] = f"meta-data {key}"
-    script = None
-    if "user-data" in files:
-        if files["user-data"].startswith(b"#!"):
-            script = files["user-data"]
-            provenance["user_script"] = "user-data"
-        else:
-            log.warning("nocloud: user-data is not a script (no #! line); not run")
+    config, script, warnings = cloudconfig.from_documents(
+        files.get("user-data"), files.get("vendor-data"), SOURCE)
+    if script is not None:
+        provenance["user_script"] = "user-data"
+    if config is not None and (config.fqdn or config.hostname):
+        hostname = config.fqdn or config.hostname
+        provenance["hostname"] = f"user-data {'fqdn' if config.fqdn else 'hostname'}"
     network: dict[str, Any] = {"nics": (Nic(mac=None, dhcp4=True, primary=True),)}
     provenance["nics"] = "(no network-config: DHCP on the first link)"
     if "network-config" in files:
@@ -98,7 +98,8 @@ def parse_seed(files: dict[str, bytes]) -> Metadata:
             network = parse_network_config(doc)
             provenance["nics"] = "network-config"
     return Metadata(source=SOURCE, instance_id=instance_id, hostname=hostname, ssh_keys=keys,
-                    user_script=script, provenance=provenance, **network)
+                    user_script=script, provenance=provenance, cloud_config=config,
+                    warnings=tuple(warnings), **network)
 
 
 def load_document(data: bytes, name: str) -> Any:
