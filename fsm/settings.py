@@ -49,6 +49,12 @@ SCHEMA: dict[str, dict[str, tuple[type, Any, str]]] = {
     "network": {
         "skip": (bool, False, "skip the NETWORK phase (as the metadata's network.skip)"),
     },
+    "users": {
+        "default": (str, "", "cloud-config's default user (e.g. omnios); unset: none, root "
+                             "takes its keys and password"),
+        "default_profiles": (str, "Primary Administrator",
+                             "RBAC profiles the default user gets when it is created"),
+    },
 }
 
 LOG_LEVELS = ("debug", "info", "warning", "error")

@@ -20,6 +20,10 @@ COMMAND_PATHS = {
     "mount": "/usr/sbin/mount",
     "umount": "/usr/sbin/umount",
     "fstyp": "/usr/sbin/fstyp",
+    "useradd": "/usr/sbin/useradd",
+    "usermod": "/usr/sbin/usermod",
+    "groupadd": "/usr/sbin/groupadd",
+    "pkg": "/usr/bin/pkg",
 }
 
 # Installed only where the platform has them (open-vm-tools on VMware): an emulator's

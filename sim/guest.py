@@ -19,6 +19,7 @@ METADATA_FILE = "var/sim/metadata.json"
 
 METADATA_FMRI = "svc:/system/illumos/metadata:default"
 USERSCRIPT_FMRI = "svc:/system/illumos/userscript:default"
+SSH_FMRI = "svc:/network/ssh:default"
 
 WRAPPER = """#!/bin/sh
 # Stand-in for illumos {command}: see sim/standins/{command}.py
@@ -122,6 +123,7 @@ def initial_state(platform: str) -> dict[str, Any]:
         "services": {
             METADATA_FMRI: {"enabled": True, "state": "online", "properties": {}},
             USERSCRIPT_FMRI: {"enabled": False, "state": "disabled", "properties": {}},
+            SSH_FMRI: {"enabled": True, "state": "online", "properties": {}},
         },
         "calls": {},
         "faults": {},
@@ -134,7 +136,7 @@ def create(root: str, platform: str, metadata: dict[str, Any] | None = None) -> 
         raise FileExistsError(f"{root} is not empty")
     os.makedirs(root, exist_ok=True)
     for rel, text in etcfiles.FILES.items():
-        _write(root, rel, text)
+        _write(root, rel, text, etcfiles.MODES.get(rel, 0o644))
     os.symlink("./inet/hosts", os.path.join(root, "etc/hosts"))
     os.makedirs(os.path.join(root, "root"), mode=0o700, exist_ok=True)
     os.makedirs(os.path.join(root, "var/metadata"), exist_ok=True)
