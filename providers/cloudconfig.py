@@ -193,3 +193,21 @@ def from_documents(user_data: bytes | None, vendor_data: bytes | None,
     where = f"{source}:user-data" if vendor.config is None else f"{source}:cloud-config"
     config, problems = parse(doc, where)
     return config, user.script, warnings + problems
+
+
+def with_root_password(config: CloudConfig | None, root_pw: str | None) -> CloudConfig | None:
+    """SmartOS `root_pw`: root's plain password, set (never expired) unless the cloud-config
+    already sets root's."""
+    from dataclasses import replace
+
+    from providers.cloudconfig_model import PasswordSpec
+
+    if not root_pw or "\n" in root_pw:
+        return config
+    config = config or CloudConfig(chpasswd_expire=False)
+    if any(p.name == "root" for p in config.chpasswd):
+        return config
+    spec = PasswordSpec("root", root_pw, hashed=False)
+    expire = config.chpasswd_expire if config.chpasswd else False
+    return replace(config, chpasswd=(*config.chpasswd, spec), chpasswd_expire=expire,
+                   modules=tuple(dict.fromkeys((*config.modules, "chpasswd"))))

@@ -1,8 +1,10 @@
 """NoCloud: a volume labelled `cidata` (hsfs from cloud-localds/genisoimage, or pcfs) holding
 `meta-data`, `user-data` and `network-config`, as cloud-init's NoCloud source defines them.
 
-DETECT: SMBIOS in the local group (QEMU, OmniOS, VMware, unknown/absent) or Oxide, and a
-`cidata` volume found by fstyp (providers/localdisk.py). It is tried after the CPIO seed
+DETECT: SMBIOS in the local group (QEMU, OmniOS, Tribblix, VMware, unknown/absent) or
+Oxide, and a `cidata` volume found by fstyp (providers/localdisk.py: disks and CD-ROMs), or
+an SMBIOS serial `ds=nocloud[-net];...` (providers/dsserial.py; `s=URL` fetches the files
+over HTTP, providers/nocloudnet.py). It is tried after the CPIO seed
 disk, but unlike the original agent a QEMU guest with a NoCloud disk uses it.
 
 Parsing is strict about types and lenient about unknown keys. YAML goes through
@@ -21,7 +23,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from fsm.errors import MetadataError
-from providers import cloudconfig, localdisk, smbios
+from providers import cloudconfig, dsserial, localdisk, smbios
 from providers.base import Provider
 from providers.model import Metadata, Nic, Route, netmask_prefix, normalise_mac
 
@@ -42,10 +44,12 @@ class NoCloudProvider(Provider):
 
     def __init__(self) -> None:
         self.volume: localdisk.Volume | None = None
+        self.serial: dsserial.SerialSeed | None = None
 
     def detect(self, ctx: Context) -> bool:
         if smbios.platform(ctx.smbios) in ("smartos", "digitalocean", "ec2"):
             return False
+        self.serial = dsserial.from_smbios(ctx.smbios)
         volumes = localdisk.find_labelled(ctx.system, LABEL)
         if len(volumes) > 1:
             raise MetadataError(self.name, "volume", f"{len(volumes)} volumes are labelled "
@@ -55,14 +59,23 @@ class NoCloudProvider(Provider):
             self.volume = volumes[0]
             log.info("NoCloud volume %r (%s) on %s", volumes[0].label, volumes[0].fstype,
                      volumes[0].device)
-        return bool(volumes)
+        if self.serial is not None:
+            log.info("NoCloud seed in the SMBIOS serial (%s)", self.serial.mode)
+        return bool(volumes) or self.serial is not None
 
     def fetch(self, ctx: Context) -> Metadata:
-        if self.volume is None and not self.detect(ctx):
+        if self.volume is None and self.serial is None and not self.detect(ctx):
             raise MetadataError(self.name, "volume", f"no volume labelled {LABEL!r}")
-        assert self.volume is not None
-        files = localdisk.read_files(ctx.system, self.volume, FILES, FILE_CAP)
-        return parse_seed(files)
+        files = {}
+        if self.volume is not None:
+            files = localdisk.read_files(ctx.system, self.volume, FILES, FILE_CAP)
+        if self.serial is not None and self.serial.seedfrom:
+            from providers import nocloudnet
+
+            fetched = nocloudnet.fetch_files(ctx, self.serial.seedfrom, FILES, FILE_CAP)
+            files = {**fetched, **files}
+        md = parse_seed(files)
+        return dsserial.apply(md, self.serial) if self.serial is not None else md
 
 
 def parse_seed(files: dict[str, bytes]) -> Metadata:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from fsm.errors import MetadataError, ServiceError
 from fsm.settings import SCHEMA
-from providers import smbios
+from providers import cloudconfig, smbios
 from providers.base import Provider
 from providers.model import Metadata, Nic, Route, netmask_prefix, normalise_mac
 from providers.smartos_protocol import MetadataClient, TransportError, open_port
@@ -42,7 +42,8 @@ SOURCE = "smartos"
 DEFAULT_DEVICE = SCHEMA["smartos"]["device"][1]
 ATTEMPTS = 3
 KEYS = ("sdc:uuid", "sdc:hostname", "sdc:alias", "sdc:nics", "sdc:resolvers", "sdc:routes",
-        "sdc:dns_domain", "root_authorized_keys", "user-script")
+        "sdc:dns_domain", "root_authorized_keys", "user-script",
+        "cloud-init:user-data", "cloud-init:vendor-data", "root_pw")
 
 def is_smartos(ctx: Context) -> bool:
     return smbios.platform(ctx.smbios) == "smartos"
@@ -146,6 +147,9 @@ def parse(values: dict[str, bytes | None]) -> Metadata:
         if hostname:
             provenance["hostname"] = key
             break
+    config, script, warnings = cloudconfig.from_documents(
+        values.get("cloud-init:user-data"), values.get("cloud-init:vendor-data"), SOURCE)
+    config = cloudconfig.with_root_password(config, _text(values, "root_pw"))
     keys_text = _text(values, "root_authorized_keys") or ""
     domains = (_text(values, "sdc:dns_domain") or "").replace(",", " ").split()
     return Metadata(
@@ -159,8 +163,10 @@ def parse(values: dict[str, bytes | None]) -> Metadata:
         search_domains=tuple(domains),
         ssh_keys=tuple(ln.strip() for ln in keys_text.splitlines()
                        if ln.strip() and not ln.lstrip().startswith("#")),
-        user_script=values.get("user-script") or None,
+        user_script=values.get("user-script") or script or None,
         provenance=provenance,
+        cloud_config=config,
+        warnings=tuple(warnings),
     )
 
 

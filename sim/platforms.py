@@ -20,6 +20,9 @@ EMULATORS: dict[str, str] = {
     "bhyve": "cpio",
     "vmware": "vmware",
     "nocloud": "nocloud",
+    "omnios-zone": "omnioszone",
+    "tribblix-zone": "tribblixzone",
+    "proxmox": "proxmox",
 }
 
 

@@ -37,6 +37,7 @@ def test_parse_reads_the_identity_fields():
     ("VMware, Inc.", "VMware Virtual Platform", "None", "vmware"),
     ("QEMU", "Standard PC (i440FX + PIIX, 1996)", "pc-i440fx-8.2", "qemu"),
     ("OmniOS", "OmniOS HVM", "1.0", "omnios"),
+    ("Tribblix", "Tribblix HVM", "1.0", "tribblix"),
     ("Some Vendor", "Box", "1", None),
 ])
 def test_platform(maker, product, version, expected):
