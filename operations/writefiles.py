@@ -56,7 +56,7 @@ def apply_write_files(ctx: Context) -> Outcome:
         try:
             present, _ = read_regular_file(ctx.system, item.path, MAX_FILES_BYTES)
         except UnsafeFileError as e:
-            outcome.warnings.append(f"{where}: {e}")
+            outcome.warnings.append(f"{where}: {item.path}: not written: {e}")
             continue
         data = item.content
         if item.append and present is not None:
