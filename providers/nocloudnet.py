@@ -2,7 +2,7 @@
 
 The network is not configured yet in FETCH, so the primary link (the first Ethernet link)
 gets DHCP first, as EC2's provider does for its service (operations/dhcp.py, bounded by
-`timeouts.dhcp`); then `meta-data`, `user-data`, `vendor-data` and `network-config` are
+`timeouts.dhcp`), except on a start resuming a boot whose NETWORK phase is done; then `meta-data`, `user-data`, `vendor-data` and `network-config` are
 fetched below the URL with the agent's HTTP client: every request bounded by
 `timeouts.http`, all of them by `timeouts.fetch`, each file capped like on a volume. A
 404 is an absent file; other failures are the service's (exit 95, FETCH retried).
@@ -28,6 +28,13 @@ def _bring_up_dhcp(ctx: Context) -> None:
     from operations.dhcp import ensure_dhcp
     from operations.netlinks import list_links
 
+    done = ctx.checkpoint.boot_steps.get("NETWORK/addresses") or {}
+    if done.get("status") == "done" and done.get("boot") == ctx.checkpoint.boot:
+        # A resumed boot: NETWORK already configured the links (and removed a DHCP address
+        # it did not want); bringing DHCP up again would leave one it never removes.
+        log.info("%s: this boot's NETWORK phase is done: the seed URL is reached through it",
+                 SOURCE)
+        return
     links = list_links(ctx.system)
     if not links:
         raise ServiceError(f"{SOURCE}: no network link to reach the seed URL on")

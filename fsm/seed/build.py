@@ -153,9 +153,39 @@ def meta_data(instance_id: str, hostname: str | None, keys: list[str]) -> bytes:
     return (json.dumps(doc, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
 
 
+def cloud_config_user_data(keys: list[str], users: list[str], password_hash: str | None,
+                           problems: list[str]) -> bytes:
+    """#cloud-config giving root (and each named user, made with the Primary Administrator
+    profile) the keys and the password hash; YAML written as JSON flow, which YAML reads."""
+    from providers.cloudconfig_items import HASH, NAME
+
+    doc: dict[str, object] = {"disable_root": False}
+    if password_hash is not None:
+        if not HASH.match(password_hash):
+            problems.append("nocloud: user-data password: not a crypt(3C) hash "
+                            "(`$id$salt$hash`, e.g. from `openssl passwd -6`)")
+        doc.update({"password": password_hash, "chpasswd": {"expire": False}})
+    entries = []
+    for name in users:
+        if not NAME.match(name):
+            problems.append(f"nocloud: user-data users: {name!r} is not a valid login name")
+            continue
+        entry: dict[str, object] = {"name": name, "profiles": ["Primary Administrator"]}
+        if keys:
+            entry["ssh_authorized_keys"] = keys
+        if password_hash is not None:
+            entry.update({"lock_passwd": False, "passwd": password_hash})
+        entries.append(entry)
+    if entries:
+        doc["users"] = entries
+    lines = [f"{key}: {json.dumps(value)}" for key, value in doc.items()]
+    return ("#cloud-config\n" + "\n".join(lines) + "\n").encode("utf-8")
+
+
 def build_nocloud(output: str, instance_id: str | None = None, hostname: str | None = None,
                   keys_file: str | None = None, user_data_file: str | None = None,
-                  network_config_file: str | None = None) -> Written:
+                  network_config_file: str | None = None, users: list[str] | None = None,
+                  password_hash_file: str | None = None) -> Written:
     problems: list[str] = []
     if hostname is not None:
         try:
@@ -180,6 +210,15 @@ def build_nocloud(output: str, instance_id: str | None = None, hostname: str | N
              "meta-data": meta_data(instance_id or DEFAULT_INSTANCE_ID, hostname, keys)}
     if user_data_file is not None:
         files["user-data"] = _read_input(user_data_file, "nocloud: user-data")
+    if users or password_hash_file is not None:
+        if user_data_file is not None:
+            problems.append("nocloud: user-data: --user and --password-hash-file write a "
+                            "#cloud-config user-data; give them or --user-data, not both")
+        password_hash = None
+        if password_hash_file is not None:
+            password_hash = _read_input(password_hash_file, "nocloud: user-data password") \
+                .decode("utf-8", "replace").strip()
+        files["user-data"] = cloud_config_user_data(keys, users or [], password_hash, problems)
     if network_config_file is not None:
         files["network-config"] = _read_input(network_config_file, "nocloud: network-config")
     for name, data in files.items():
