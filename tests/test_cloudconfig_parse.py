@@ -154,3 +154,17 @@ chpasswd:
     assert got == [("alice", False), ("bob", True), ("dave", True), ("erin", False)]
     assert len(warnings) == 1 and "RANDOM" in warnings[0]
     assert "plain-secret" not in "\n".join(warnings)
+
+
+def test_smartos_cloud_init_keys_and_root_pw():
+    from providers.smartos import parse
+
+    md = parse({"sdc:uuid": b"u-1", "root_pw": b"smartos-secret",
+                "cloud-init:user-data": b"#cloud-config\ntimezone: UTC\n",
+                "cloud-init:vendor-data": b"#cloud-config\ntimezone: Europe/Berlin\n"
+                                          b"ssh_pwauth: true\n"})
+    cc = md.cloud_config
+    assert cc.timezone == "UTC" and cc.ssh_pwauth is True
+    assert [(p.name, p.hashed) for p in cc.chpasswd] == [("root", False)]
+    assert cc.chpasswd_expire is False
+    assert md.warnings == () and "smartos-secret" not in repr(md)
