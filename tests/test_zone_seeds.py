@@ -103,3 +103,25 @@ def test_runcmd_runs_once_after_the_user_script(tmp_path):
                               capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
     assert open(log).read() == "runcmd\n"
+
+
+def test_smartos_cloud_init_user_data_and_root_pw_through_the_serial_service(tmp_path):
+    from sim.emulators import smartos
+
+    md = smartos.default_metadata()
+    md.update({"root_pw": "smartos-secret",
+               "cloud-init:user-data": "#cloud-config\nusers:\n  - name: joyent\n"
+                                       f"    ssh_authorized_keys: ['{OPERATOR_KEY}']\n"
+                                       "timezone: America/New_York\n"})
+    g = make_guest(tmp_path, "smartos", md)
+    out = boot(g)
+    assert "smartos-secret" not in out
+    shown = g.show()
+    assert shown["users"]["joyent"]["ssh"]["authorized_keys"] == [OPERATOR_KEY]
+    assert shown["users"]["root"]["password"].startswith("$6$")
+    assert shown["users"]["root"]["lastchg"] != "0"             # root_pw is not expired
+    assert "TZ=America/New_York" in g.read("/etc/default/init").splitlines()
+    from operations.passhash import sha512_crypt
+    root = [ln for ln in g.read("/etc/shadow").splitlines() if ln.startswith("root:")][0]
+    hashed = root.split(":")[1]
+    assert sha512_crypt(b"smartos-secret", hashed[3:].rsplit("$", 1)[0]) == hashed
