@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 USERADD = "/usr/sbin/useradd"
 GROUPADD = "/usr/sbin/groupadd"
 HOME_BASE = "/export/home"
+HOME_BASES = ("/export/home/", "/home/")
 
 
 def _ensure_groups(ctx: Context, names: list[str], outcome: Outcome) -> None:
@@ -46,6 +47,23 @@ def _ensure_groups(ctx: Context, names: list[str], outcome: Outcome) -> None:
             ctx.system.apply([GROUPADD, name])
             outcome.changed(f"group {name} created")
             present[name] = (-1, ())
+
+
+def _home(spec: UserSpec, present: dict[str, accounts.Account], outcome: Outcome) -> str:
+    """The new user's home: `homedir` when it is a home of its own under /export/home or
+    /home, else HOME_BASE/NAME with a warning. A home shared with another account (/root,
+    /var/adm...) would hand that account's authorized_keys to the new user."""
+    default = f"{HOME_BASE}/{spec.name}"
+    if spec.homedir is None:
+        return default
+    own = spec.homedir.rstrip("/")
+    if own.startswith(HOME_BASES) and own.count("/") == 3 and \
+            not any(a.home.rstrip("/") == own for a in present.values()):
+        return own
+    outcome.warnings.append(f"cloud-config users: {spec.name}: homedir {shown(spec.homedir)} "
+                            f"is not a home of its own under {' or '.join(HOME_BASES)}; "
+                            f"{default} used")
+    return default
 
 
 def _useradd_argv(spec: UserSpec, home: str) -> list[str]:
@@ -80,7 +98,14 @@ def _install_user_keys(ctx: Context, account: accounts.Account, outcome: Outcome
     origin = f"{ctx.metadata.source}:cloud-config users.{account.name}.ssh_authorized_keys"
     wanted, problems = parse_authorized_keys("\n".join(wanted_lines), origin)
     outcome.warnings.extend(problems)
-    if not wanted or not account.home.startswith("/") or account.home == "/":
+    shared = [a.name for a in accounts.accounts(ctx).values()
+              if a.home.rstrip("/") == account.home.rstrip("/") and a.uid != account.uid]
+    if shared or account.home.rstrip("/") in ("", "/root"):
+        outcome.warnings.append(f"cloud-config users: {account.name}: home {account.home} is "
+                                f"shared with {', '.join(shared) or 'root'}; its keys were "
+                                f"not installed")
+        return
+    if not wanted or not account.home.startswith("/"):
         return
     system, owner = ctx.system, (account.uid, account.gid)
     ssh_dir, path = f"{account.home}/.ssh", f"{account.home}/.ssh/authorized_keys"
@@ -133,7 +158,7 @@ def apply_users(ctx: Context) -> Outcome:
             if spec.name not in present:
                 _ensure_groups(ctx, [g for g in (*spec.groups, spec.primary_group) if g],
                                outcome)
-                home = spec.homedir or f"{HOME_BASE}/{spec.name}"
+                home = _home(spec, present, outcome)
                 ctx.system.apply(_useradd_argv(spec, home))
                 outcome.changed(f"user {spec.name} created (home {home}"
                                 + (f", profiles {', '.join(spec.profiles)}" if spec.profiles

@@ -136,3 +136,23 @@ def test_huge_and_deep_documents_are_one_warning_and_the_boot_completes(tmp_path
         assert g.checkpoint().phase == "DONE"
     else:   # over the NoCloud file cap: the seed itself is refused, as for any file
         assert "larger than" in proc.stdout + proc.stderr
+
+
+def test_a_new_users_home_cannot_be_roots_or_anothers(tmp_path):
+    g, proc, warnings = boot_with(tmp_path, f"""#cloud-config
+users:
+  - name: mallory
+    homedir: /root
+    ssh_authorized_keys: ["{KEY}"]
+  - name: trudy
+    homedir: /export/home/../../etc
+""")
+    assert proc.returncode == 0, proc.stdout
+    users = g.show()["users"]
+    assert users["mallory"]["home"] == "/export/home/mallory"
+    assert users["mallory"]["ssh"]["authorized_keys"] == [KEY]
+    assert g.show()["ssh"]["file"] is None or KEY not in g.show()["ssh"]["authorized_keys"]
+    assert os.stat(g.path("/root")).st_uid == 0
+    text = "\n".join(warnings)
+    assert "mallory: homedir '/root' is not a home of its own" in text
+    assert "users[1].homedir" in text and users["trudy"]["home"] == "/export/home/trudy"
