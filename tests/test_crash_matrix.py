@@ -109,12 +109,15 @@ NO_MID = {
     # The OmniOS zone sets root's password and sshd; Proxmox VE makes its default user.
     # (/etc/shadow is first written by the users step wherever it creates a user).
     "omnios-zone": CLOUD_CONFIG_STEPS - {"IDENTITY/passwords"} | {"USERSCRIPT/install"},
-    "proxmox": CLOUD_CONFIG_STEPS - {"IDENTITY/users"} | {"USERSCRIPT/install"},
+    "proxmox": CLOUD_CONFIG_STEPS - {"IDENTITY/users"} | {"USERSCRIPT/install",
+                                                         "IDENTITY/ssh-keys"},
     "tribblix-zone": {"USERSCRIPT/install", "IDENTITY/passwords"},
 }
 PLATFORM_MID.update({
     "omnios-zone": {"FETCH/metadata": ("call", "mount")},
     "proxmox": {"FETCH/metadata": ("call", "mount")},
+    # nocloud-net brings DHCP up in FETCH; NETWORK first deletes that address object.
+    "tribblix-zone": {"NETWORK/addresses": ("call", "ipadm delete-addr")},
 })
 
 BOUNDARIES = ["begin", *[f"to-{p}" for p in PHASE_NAMES[1:]], "final"]
