@@ -12,7 +12,7 @@ from fsm.steps import Frequency, Step
 from operations.cloudcmds import BOOTCMD_PATH, RUNCMD_PATH, install_runcmd, run_bootcmd
 from operations.passwords import SSHD_CONFIG, apply_passwords
 from operations.sysconf import INIT_DEFAULTS, apply_packages, apply_timezone
-from operations.users import HOME_BASE, apply_users
+from operations.users import HOME_BASE, apply_users, users_intent
 from operations.writefiles import apply_write_files
 
 _ONE_SHOT_RETRY = "recorded; later steps and phases run; the machine holds at {phase} for " \
@@ -43,7 +43,11 @@ IDENTITY: tuple[Step, ...] = (
          fails_when="useradd or groupadd fails for a user (the others are still made); "
                     "a link at a user's .ssh or authorized_keys. Refused names (shell "
                     "characters, over 32 characters) and unknown keys are warnings",
-         on_failure=_ONE_SHOT_RETRY.format(phase="IDENTITY")),
+         on_failure=_ONE_SHOT_RETRY.format(phase="IDENTITY"),
+         checkpointed="started record with the names of the users it is to create "
+                      "(intent), done record after; a run resumed after a kill between "
+                      "useradd and /etc/shadow still unlocks the users it made",
+         intent=users_intent),
     Step("IDENTITY", "passwords", Frequency.PER_INSTANCE, apply_passwords,
          changes="cloud-config `password` (the default user's; root's when none is "
                  "configured, unless `disable_root: true`) and `chpasswd` `users`/`list`: "

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import stat
 
+from fsm.checkpoint import STARTED, UNKNOWN_INSTANCE
 from fsm.errors import AgentError, CommandError, shown
 from fsm.steps import Context, Outcome
 from operations import accounts, passwords
@@ -137,12 +138,37 @@ def _ids(line: str) -> list[str]:
             if words[i].startswith(("ssh-", "ecdsa-", "sk-"))][:1]
 
 
+STEP_KEY = "IDENTITY/users"
+
+
+def _interrupted_intent(ctx: Context) -> dict:
+    cp = ctx.checkpoint
+    rec = cp.instances.get(cp.instance_id or UNKNOWN_INSTANCE, {}).get(STEP_KEY) or {}
+    return rec.get("intent") or {} if rec.get("status") == STARTED else {}
+
+
+def users_intent(ctx: Context) -> dict:
+    """The users this run is to create, recorded before it runs: useradd leaves `*LK*`, and
+    a run killed between useradd and the shadow write must still give the user `NP` or
+    its hash when it runs again, though the user then already exists. A run resumed after
+    such a kill keeps the names the killed run recorded."""
+    cc = accounts.config(ctx)
+    if cc is None:
+        return {}
+    specs, _ = accounts.wanted_users(ctx)
+    present = accounts.accounts(ctx)
+    creates = list(_interrupted_intent(ctx).get("creates", []))
+    creates += [s.name for s in specs if s.name not in present and s.name not in creates]
+    return {"creates": creates} if creates else {}
+
+
 def apply_users(ctx: Context) -> Outcome:
     """IDENTITY/users: see the module docstring."""
     outcome = Outcome()
     cc = accounts.config(ctx)
     if cc is None:
         return outcome
+    creating = set(_interrupted_intent(ctx).get("creates", []))
     specs, warnings = accounts.wanted_users(ctx)
     outcome.warnings.extend(warnings)
     failed: list[str] = []
@@ -165,6 +191,8 @@ def apply_users(ctx: Context) -> Outcome:
                                    else "") + ")")
                 shadow_fields[spec.name] = _new_shadow_field(spec, outcome)
                 present = accounts.accounts(ctx)
+            elif spec.name in creating:    # made by a run that was killed before this
+                shadow_fields[spec.name] = _new_shadow_field(spec, Outcome())
             elif spec.lock_passwd is False and (spec.passwd or spec.plain_passwd):
                 shadow_fields[spec.name] = spec.passwd or hash_password(spec.plain_passwd or "")
             if spec.name in present and spec.name != accounts.ROOT:

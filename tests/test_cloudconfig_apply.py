@@ -139,3 +139,18 @@ def test_userscript_method_runs_runcmd_once(booted, tmp_path):
         assert proc.returncode == 0, proc.stderr
     assert open(marker).read() == "x\n"
     assert g.read("/var/metadata/runcmd.done").strip()
+
+
+def test_a_kill_between_useradd_and_shadow_still_unlocks_the_user(tmp_path):
+    """useradd leaves `*LK*` (no key login on illumos); the step's intent names the users it
+    is creating, so the resumed run gives carol `NP` although she then already exists."""
+    from crashkit import kill_while_blocked, resume_until_done
+
+    g = nocloud(tmp_path, f"#cloud-config\nusers:\n  - name: carol\n"
+                          f"    ssh_authorized_keys: ['{KEY}']\n")
+    codes = resume_until_done(g, [kill_while_blocked(g, "useradd", after_effect=True)])
+    assert codes[0] == -9 and codes[-1] == 0, codes
+    carol = g.show()["users"]["carol"]
+    assert carol["password"] == "NP"
+    assert carol["ssh"]["authorized_keys"] == [KEY]
+    assert g.calls()["useradd"] == 1
