@@ -44,10 +44,10 @@ HOME_BASES = ("/export/home/", "/home/")
 def _ensure_groups(ctx: Context, names: list[str], outcome: Outcome) -> None:
     present = accounts.groups(ctx)
     for name in names:
-        if name not in present:
+        made = f"group {name} created"
+        if name not in present and made not in outcome.changes:   # (a plan makes none)
             ctx.system.apply([GROUPADD, name])
-            outcome.changed(f"group {name} created")
-            present[name] = (-1, ())
+            outcome.changed(made)
 
 
 def _home(spec: UserSpec, present: dict[str, accounts.Account], outcome: Outcome) -> str:
