@@ -46,8 +46,7 @@ def _verifies(plain: str, present: str) -> bool:
 
 
 def set_shadow_fields(ctx: Context, fields: dict[str, str], expire: set[str],
-                      outcome: Outcome, keep_verified: bool = False,
-                      plain: dict[str, str] | None = None) -> list[str]:
+                      outcome: Outcome, plain: dict[str, str] | None = None) -> list[str]:
     """Put `fields` (name -> hash, `NP`...) into /etc/shadow; names not there are returned.
 
     `plain` maps a name to its plain password: when the present hash verifies it, the

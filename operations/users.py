@@ -178,6 +178,7 @@ def apply_users(ctx: Context) -> Outcome:
     except CommandError as e:
         failed.append(f"groups ({e})")
     shadow_fields: dict[str, str] = {}
+    plain: dict[str, str] = {}
     for spec in specs:
         try:
             present = accounts.accounts(ctx)
@@ -195,6 +196,8 @@ def apply_users(ctx: Context) -> Outcome:
                 shadow_fields[spec.name] = _new_shadow_field(spec, Outcome())
             elif spec.lock_passwd is False and (spec.passwd or spec.plain_passwd):
                 shadow_fields[spec.name] = spec.passwd or hash_password(spec.plain_passwd or "")
+                if not spec.passwd and spec.plain_passwd:
+                    plain[spec.name] = spec.plain_passwd   # a matching hash is kept
             if spec.name in present and spec.name != accounts.ROOT:
                 _install_user_keys(ctx, present[spec.name], outcome)
         except (AgentError, OSError) as e:
@@ -204,7 +207,7 @@ def apply_users(ctx: Context) -> Outcome:
                                 f"a user here; not added")
     if shadow_fields:
         passwords.set_shadow_fields(ctx, shadow_fields, expire=set(), outcome=outcome,
-                                    keep_verified=True)
+                                    plain=plain)
     if failed:
         raise AgentError(f"cloud-config users not applied: {'; '.join(failed)}")
     return outcome

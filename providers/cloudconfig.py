@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import logging
 import zlib
-from typing import Any
+from typing import Any, Callable
 
 from fsm.errors import shown
 from providers import cloudconfig_items as items
+from providers import cloudconfig_users as users
 from providers.cloudconfig_model import CloudConfig
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,29 @@ OTHER_KINDS = (
     ("content-type:", "multipart MIME"),
     ("mime-version:", "multipart MIME"),
 )
+
+
+HANDLERS: dict[str, Callable[[Any, str, dict, list], None]] = {
+    "hostname": items._hostname("hostname"),
+    "fqdn": items._hostname("fqdn"),
+    "preserve_hostname": items._flag("preserve_hostname"),
+    "ssh_authorized_keys": items._ssh_authorized_keys,
+    "disable_root": items._flag("disable_root"),
+    "users": users._users,
+    "user": users._default_user,
+    "manage_etc_hosts": users._manage_etc_hosts,
+    "groups": users._groups,
+    "password": users._password,
+    "chpasswd": users._chpasswd,
+    "ssh_pwauth": items._ssh_pwauth,
+    "write_files": items._write_files,
+    "runcmd": items._commands("runcmd"),
+    "bootcmd": items._commands("bootcmd"),
+    "timezone": items._timezone,
+    "packages": items._packages,
+    "package_update": items._flag("package_update"),
+    "package_upgrade": items._flag("package_upgrade"),
+}
 
 
 class Classified:
@@ -163,7 +187,7 @@ def parse(doc: dict[str, Any], where: str) -> tuple[CloudConfig, list[str]]:
     fields: dict[str, Any] = {}
     modules = []
     for key, value in doc.items():
-        handler = items.HANDLERS.get(key) if isinstance(key, str) else None
+        handler = HANDLERS.get(key) if isinstance(key, str) else None
         if handler is None:
             warnings.append(f"{where}: {shown(key)} is not a cloud-config module the agent "
                             f"applies; ignored")
