@@ -161,6 +161,12 @@ def _add_seed_parsers(sub) -> None:
     p.add_argument("--user-data", metavar="FILE",
                    help="run once on first boot when it starts with #!")
     p.add_argument("--network-config", metavar="FILE", help="network-config v1 or v2 (YAML)")
+    p.add_argument("--user", metavar="NAME", action="append", default=[],
+                   help="#cloud-config: create this user (Primary Administrator profile) "
+                        "with the --authorized-keys and --password-hash-file (repeatable)")
+    p.add_argument("--password-hash-file", metavar="FILE",
+                   help="#cloud-config: a crypt(3C) hash (e.g. `openssl passwd -6`) for root "
+                        "(the default user) and every --user; never given on the command line")
     p.set_defaults(func=cmd_seed_nocloud)
 
     p = kinds.add_parser("inspect", help="show what the agent would read from a seed",
@@ -353,7 +359,8 @@ def cmd_seed_nocloud(args: argparse.Namespace) -> int:
     try:
         return _seed_written(build_nocloud(args.output, args.instance_id, args.hostname,
                                            args.authorized_keys, args.user_data,
-                                           args.network_config))
+                                           args.network_config, args.user,
+                                           args.password_hash_file))
     except SeedRefused as e:
         return _seed_refused(e, args.output)
 

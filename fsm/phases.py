@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from fsm import gather
 from fsm.steps import PHASE_NAMES, Step
-from operations import identity, network, storage, userscript
+from operations import cloudsteps, identity, network, storage, userscript
 
 _DECLARED: tuple[Step, ...] = (
-    *gather.STEPS, *network.STEPS, *identity.STEPS, *storage.STEPS, *userscript.STEPS,
+    *gather.STEPS, *network.STEPS, *cloudsteps.BOOT, *identity.STEPS, *cloudsteps.IDENTITY,
+    *storage.STEPS, *cloudsteps.BEFORE_SCRIPT, *userscript.STEPS, *cloudsteps.AFTER_SCRIPT,
 )
 
 # Phases that only learn (re-run on every start); the rest change the guest.
@@ -22,9 +23,10 @@ PHASE_PURPOSE = {
     "DETECT": "find the platform from SMBIOS and local devices, with no network wait",
     "FETCH": "read the metadata from the chosen source into the one data model",
     "NETWORK": "links, addresses (static, DHCP, IPv6), default route, DNS",
-    "IDENTITY": "hostname and root's SSH keys",
+    "IDENTITY": "cloud-config bootcmd, hostname, root's SSH keys, users, passwords, time zone",
     "STORAGE": "grow the root pool, reguid a cloned pool, swap",
-    "USERSCRIPT": "install the first-boot script for the userscript service",
+    "USERSCRIPT": "packages and files, the first-boot script and runcmd for the userscript "
+                  "service",
     "DONE": "every step done for this boot; the next start is a new boot",
 }
 

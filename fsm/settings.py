@@ -56,6 +56,12 @@ SCHEMA: dict[str, dict[str, tuple[type, Any, str]]] = {
     "ssh": {
         "regenerate_host_keys": (bool, True, "give a new instance its own SSH host keys"),
     },
+    "users": {
+        "default": (str, "", "cloud-config's default user (e.g. omnios); unset: none, root "
+                             "takes its keys and password"),
+        "default_profiles": (str, "Primary Administrator",
+                             "RBAC profiles the default user gets when it is created"),
+    },
 }
 
 LOG_LEVELS = ("debug", "info", "warning", "error")

@@ -45,6 +45,9 @@ MAX_ETC_BYTES = 1024 * 1024
 def wanted_name(ctx: Context) -> tuple[str, str] | None:
     """(raw name, origin) from the metadata, else the DHCP lease, else None."""
     md = ctx.metadata
+    if md is not None and md.cloud_config is not None and md.cloud_config.preserve_hostname:
+        log.info("cloud-config says preserve_hostname: the name is left as it is")
+        return None
     if md is not None and md.hostname is not None:
         return md.hostname, md.origin("hostname")
     try:

@@ -161,6 +161,12 @@ def install_keys(ctx: Context) -> Outcome:
     outcome = Outcome()
     keys = md.ssh_keys if md is not None else ()
     origin = md.origin("ssh_keys") if md is not None else "none:ssh_keys"
+    if md is not None and md.cloud_config is not None:
+        from operations.accounts import keys_for  # cloud-config: root's keys there too
+
+        extra = tuple(k for k in keys_for(ctx, "root") if k not in keys)
+        if extra:
+            keys, origin = keys + extra, f"{origin} and {md.source}:cloud-config"
     wanted, problems = parse_authorized_keys("\n".join(keys), origin) if keys else ([], [])
     outcome.warnings.extend(problems)
     if not wanted:

@@ -68,29 +68,7 @@ def install(ctx: Context) -> Outcome:
     if not same:
         system.write_file(SCRIPT_PATH, script, mode=0o700, owner=(0, 0))
         outcome.changed(f"{SCRIPT_PATH} installed ({len(script)} bytes, mode 0700, owner root)")
-    # The method keys its records by the script and this tag, so a record of this
-    # instance's run survives a lost checkpoint (this step running again for the same
-    # instance) and the script does not run twice. A record of another instance (the image
-    # builder's VM, say) would never match; it is removed so the audit trail is this VM's.
-    tag = instance_tag(ctx.checkpoint.instance_id)
-    try:
-        present_tag = system.read_text(INSTANCE_PATH, limit=MAX_RECORD_BYTES).strip()
-    except (FileNotFoundError, NotADirectoryError):
-        present_tag = None
-    except OSError:
-        present_tag = None
-        system.remove(INSTANCE_PATH)
-    if present_tag != tag:
-        system.write_file(INSTANCE_PATH, tag + "\n", mode=0o644, owner=(0, 0))
-        outcome.changed(f"{INSTANCE_PATH}: the script is for instance {tag}")
-    for record in RUN_RECORDS:
-        if not (system.exists(record) or system.is_symlink(record)):
-            continue
-        if _record_tag(system, record) == tag:
-            log.info("%s records this instance's own run: kept", record)
-            continue
-        system.remove(record)
-        outcome.changed(f"{record} removed: it recorded another instance's run")
+    mark_instance(ctx, RUN_RECORDS, outcome)
     if not _service_enabled(ctx):
         system.apply([SVCADM, "enable", USERSCRIPT_FMRI])
         outcome.changed(f"{USERSCRIPT_FMRI} enabled: it runs the script once")
@@ -123,3 +101,34 @@ STEPS: tuple[Step, ...] = (
                       "by a crash or power loss has no done record, so the service runs it "
                       "again from the start: first-boot scripts must be idempotent"),
 )
+
+
+def mark_instance(ctx: Context, records: tuple[str, ...], outcome: Outcome) -> None:
+    """Write this instance's tag to INSTANCE_PATH and remove `records` of another instance.
+
+    The method keys its records by the script and this tag, so a record of this
+    instance's run survives a lost checkpoint (the install step running again for the same
+    instance) and the script does not run twice. A record of another instance (the image
+    builder's VM, say) would never match; it is removed so the audit trail is this VM's.
+    The first-boot script and cloud-config's runcmd (operations/cloudcmds.py) share the tag.
+    """
+    system = ctx.system
+    tag = instance_tag(ctx.checkpoint.instance_id)
+    try:
+        present_tag = system.read_text(INSTANCE_PATH, limit=MAX_RECORD_BYTES).strip()
+    except (FileNotFoundError, NotADirectoryError):
+        present_tag = None
+    except OSError:
+        present_tag = None
+        system.remove(INSTANCE_PATH)
+    if present_tag != tag:
+        system.write_file(INSTANCE_PATH, tag + "\n", mode=0o644, owner=(0, 0))
+        outcome.changed(f"{INSTANCE_PATH}: the script is for instance {tag}")
+    for record in records:
+        if not (system.exists(record) or system.is_symlink(record)):
+            continue
+        if _record_tag(system, record) == tag:
+            log.info("%s records this instance's own run: kept", record)
+            continue
+        system.remove(record)
+        outcome.changed(f"{record} removed: it recorded another instance's run")

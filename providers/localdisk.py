@@ -29,6 +29,7 @@ MOUNT = "/usr/sbin/mount"
 UMOUNT = "/usr/sbin/umount"
 MNTTAB = "/etc/mnttab"
 DISK_DIR = "/dev/dsk"
+REMOVABLE_DIR = "/dev/removable-media/dsk"
 MOUNT_POINT = "/var/run/metadata-agent/volume"
 # File systems we know how to mount read-only; anything else fstyp names is not a seed.
 MOUNTABLE = ("hsfs", "pcfs")
@@ -43,8 +44,17 @@ class Volume:
 
 
 def whole_disks(system: System) -> list[str]:
-    """The whole-disk block devices (`p0`), where a seed volume without a partition table is."""
-    return [f"{DISK_DIR}/{name}" for name in system.listdir(DISK_DIR) if name.endswith("p0")]
+    """The whole-disk block devices (`p0`), where a seed volume without a partition table is.
+
+    A CD-ROM (bhyve `ahci-cd`, an emu zone's IDE cdrom, QEMU's ide-cd) is an sd(4D) disk
+    too, with the same `p0` node on x86; devfsadm also links removable media under
+    /dev/removable-media/dsk, where a drive without a `p0` node is read at `s2`, the slice
+    sd's default label gives the whole medium (the node `mount -F hsfs` takes for a CD)."""
+    disks = [f"{DISK_DIR}/{name}" for name in system.listdir(DISK_DIR) if name.endswith("p0")]
+    seen = {d.rsplit("/", 1)[1][:-2] for d in disks}
+    disks += [f"{REMOVABLE_DIR}/{name}" for name in system.listdir(REMOVABLE_DIR)
+              if name.endswith("s2") and name[:-2] not in seen]
+    return disks
 
 
 def parse_fstyp(text: str, device: str) -> tuple[str, str]:

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from providers.cloudconfig_model import CloudConfig
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,9 @@ class Metadata:
     ssh_keys: tuple[str, ...] = ()          # raw lines, validated by operations/sshkeys
     user_script: bytes | None = None        # secret: never logged, never checkpointed
     network_skip: bool = False
+    # `#cloud-config` user-data merged over vendor-data (providers/cloudconfig.py); its
+    # secrets are never logged, and nothing of it is checkpointed.
+    cloud_config: CloudConfig | None = field(default=None, repr=False)
     # Items the source carried that the agent skips, each naming source, field and value:
     # the rest of the document is still applied (blast radius).
     warnings: tuple[str, ...] = ()

@@ -1,8 +1,10 @@
 """NoCloud: a volume labelled `cidata` (hsfs from cloud-localds/genisoimage, or pcfs) holding
 `meta-data`, `user-data` and `network-config`, as cloud-init's NoCloud source defines them.
 
-DETECT: SMBIOS in the local group (QEMU, OmniOS, VMware, unknown/absent) or Oxide, and a
-`cidata` volume found by fstyp (providers/localdisk.py). It is tried after the CPIO seed
+DETECT: SMBIOS in the local group (QEMU, OmniOS, Tribblix, VMware, unknown/absent) or
+Oxide, and a `cidata` volume found by fstyp (providers/localdisk.py: disks and CD-ROMs), or
+an SMBIOS serial `ds=nocloud[-net];...` (providers/dsserial.py; `s=URL` fetches the files
+over HTTP, providers/nocloudnet.py). It is tried after the CPIO seed
 disk, but unlike the original agent a QEMU guest with a NoCloud disk uses it.
 
 A file that is not JSON or YAML at all is refused (FETCH fails, naming it); everything
@@ -13,10 +15,12 @@ parsed. An empty file is the same as an absent one, and a volume whose files are
 missing or empty yields `empty=True` (no usable data: not a new instance). The network
 comes from `network-config` (providers/netconfig.py), else from meta-data
 `network-interfaces` (providers/eni.py), else DHCP on the first link, as cloud-init
-orders them. `user-data` is run only when it is a script (`#!`); of a cloud-config only
-`ssh_authorized_keys`, `fqdn` and `hostname` are taken (providers/cloudconfig.py: Proxmox
-puts the keys and the name there); the rest is cloud-init's business, skipped with a
-warning that never quotes it (user-data can hold secrets).
+orders them. `user-data` is a script (`#!`) or `#cloud-config`, merged over `vendor-data`
+(providers/cloudconfig.py; Proxmox puts root's keys and the name there: cloud-config's
+`ssh_authorized_keys` go to the default user, root unless `[users] default` names one,
+and `fqdn`/`hostname` win over meta-data's name, as in cloud-init); other kinds, and
+modules the agent does not apply, are skipped with a warning that never quotes
+user-data's secrets.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from fsm.errors import MetadataError
-from providers import cloudconfig, localdisk, netconfig, smbios
+from providers import cloudconfig, dsserial, localdisk, netconfig, smbios
 from providers.base import Provider
 from providers.eni import parse_eni
 from providers.items import Items
@@ -39,7 +43,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LABEL = "cidata"
-FILES = ("meta-data", "user-data", "network-config")
+FILES = ("meta-data", "user-data", "vendor-data", "network-config")
 FILE_CAP = 1 << 20
 TOO_DEEP = "nested too deeply to be metadata"
 SOURCE = "nocloud"
@@ -50,10 +54,12 @@ class NoCloudProvider(Provider):
 
     def __init__(self) -> None:
         self.volume: localdisk.Volume | None = None
+        self.serial: dsserial.SerialSeed | None = None
 
     def detect(self, ctx: Context) -> bool:
         if smbios.platform(ctx.smbios) in ("smartos", "digitalocean", "ec2"):
             return False
+        self.serial = dsserial.from_smbios(ctx.smbios)
         volumes = localdisk.find_labelled(ctx.system, LABEL)
         if len(volumes) > 1:
             raise MetadataError(self.name, "volume", f"{len(volumes)} volumes are labelled "
@@ -63,14 +69,23 @@ class NoCloudProvider(Provider):
             self.volume = volumes[0]
             log.info("NoCloud volume %r (%s) on %s", volumes[0].label, volumes[0].fstype,
                      volumes[0].device)
-        return bool(volumes)
+        if self.serial is not None:
+            log.info("NoCloud seed in the SMBIOS serial (%s)", self.serial.mode)
+        return bool(volumes) or self.serial is not None
 
     def fetch(self, ctx: Context) -> Metadata:
-        if self.volume is None and not self.detect(ctx):
+        if self.volume is None and self.serial is None and not self.detect(ctx):
             raise MetadataError(self.name, "volume", f"no volume labelled {LABEL!r}")
-        assert self.volume is not None
-        files = localdisk.read_files(ctx.system, self.volume, FILES, FILE_CAP)
-        return parse_seed(files)
+        files = {}
+        if self.volume is not None:
+            files = localdisk.read_files(ctx.system, self.volume, FILES, FILE_CAP)
+        if self.serial is not None and self.serial.seedfrom:
+            from providers import nocloudnet
+
+            fetched = nocloudnet.fetch_files(ctx, self.serial.seedfrom, FILES, FILE_CAP)
+            files = {**fetched, **files}
+        md = parse_seed(files)
+        return dsserial.apply(md, self.serial) if self.serial is not None else md
 
 
 def parse_seed(files: dict[str, bytes]) -> Metadata:
@@ -98,23 +113,13 @@ def parse_seed(files: dict[str, bytes]) -> Metadata:
                                       ("ssh_keys", "public-keys", keys)):
         if present:
             provenance[model_field] = f"meta-data {key}"
-    script = None
-    if "user-data" in files:
-        if files["user-data"].startswith(b"#!"):
-            script = files["user-data"]
-            provenance["user_script"] = "user-data"
-        elif cloudconfig.is_cloud_config(files["user-data"]):
-            found = cloudconfig.read(files["user-data"], items, "user-data", load_document)
-            if found["ssh_keys"]:
-                provenance["ssh_keys"] = " and ".join(
-                    [*(["meta-data public-keys"] if keys else []), "user-data ssh_authorized_keys"])
-                keys = keys + found["ssh_keys"]
-            if found["hostname"]:
-                hostname = found["hostname"]
-                provenance["hostname"] = f"user-data {found['hostname_key']}"
-        else:
-            items.note("user-data", "not a script (no #! line): not run (cloud-config is "
-                                    "cloud-init's)")
+    config, script, warnings = cloudconfig.from_documents(
+        files.get("user-data"), files.get("vendor-data"), SOURCE)
+    if script is not None:
+        provenance["user_script"] = "user-data"
+    if config is not None and (config.fqdn or config.hostname):
+        hostname = config.fqdn or config.hostname
+        provenance["hostname"] = f"user-data {'fqdn' if config.fqdn else 'hostname'}"
     network: dict[str, Any] | None = None
     doc = None
     if "network-config" in files:
@@ -130,14 +135,14 @@ def parse_seed(files: dict[str, bytes]) -> Metadata:
         provenance["nics"] = "(no usable network configuration: DHCP on the first link)"
     if network.get("network_skip"):
         provenance["network_skip"] = "network-config config: disabled"
-    empty = not (instance_id or hostname or keys or script or "network-config" in files
-                 or meta.get("network-interfaces") is not None)
+    empty = not (instance_id or hostname or keys or script or config is not None
+                 or "network-config" in files or meta.get("network-interfaces") is not None)
     if empty:
         items.note("(volume)", "no usable data (every file missing or empty): not a new "
                                "instance; nothing a previous instance installed is removed")
     return Metadata(source=SOURCE, instance_id=instance_id, hostname=hostname, ssh_keys=keys,
-                    user_script=script, provenance=provenance, warnings=items.tuple(),
-                    empty=empty, **network)
+                    user_script=script, provenance=provenance, cloud_config=config,
+                    warnings=items.tuple() + tuple(warnings), empty=empty, **network)
 
 
 def load_document(data: bytes, name: str) -> Any:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from fsm.errors import MetadataError, ServiceError
 from fsm.settings import SCHEMA
-from providers import smbios
+from providers import cloudconfig, smbios
 from providers.base import Provider
 from providers.items import Items
 from providers.model import Metadata, Nic, Route, netmask_prefix, normalise_mac
@@ -48,7 +48,8 @@ ATTEMPTS = 3
 HOSTNAME_KEYS = ("hostname", "sdc:hostname", "sdc:alias", "sdc:uuid")
 DEFAULT_SHELL_LINE = b"#!/bin/bash\n"
 KEYS = ("sdc:uuid", "hostname", "sdc:hostname", "sdc:alias", "sdc:nics", "sdc:resolvers", "sdc:routes",
-        "sdc:dns_domain", "root_authorized_keys", "user-script")
+        "sdc:dns_domain", "root_authorized_keys", "user-script",
+        "cloud-init:user-data", "cloud-init:vendor-data", "root_pw")
 
 def is_smartos(ctx: Context) -> bool:
     return smbios.platform(ctx.smbios) == "smartos"
@@ -160,6 +161,13 @@ def parse(values: dict[str, bytes | None]) -> Metadata:
         if hostname:
             provenance["hostname"] = key
             break
+    config, script, warnings = cloudconfig.from_documents(
+        values.get("cloud-init:user-data"), values.get("cloud-init:vendor-data"), SOURCE)
+    config = cloudconfig.with_root_password(config, _text(values, "root_pw"))
+    user_script = _user_script(values.get("user-script"))
+    if user_script is None and script is not None:
+        user_script = script
+        provenance["user_script"] = "cloud-init:user-data"
     keys_text = _text(values, "root_authorized_keys") or ""
     domains = (_text(values, "sdc:dns_domain") or "").replace(",", " ").split()
     return Metadata(
@@ -173,9 +181,10 @@ def parse(values: dict[str, bytes | None]) -> Metadata:
         search_domains=tuple(domains),
         ssh_keys=tuple(ln.strip() for ln in keys_text.splitlines()
                        if ln.strip() and not ln.lstrip().startswith("#")),
-        user_script=_user_script(values.get("user-script")),
+        user_script=user_script,
         provenance=provenance,
-        warnings=items.tuple(),
+        cloud_config=config,
+        warnings=items.tuple() + tuple(warnings),
     )
 
 

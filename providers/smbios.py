@@ -46,7 +46,7 @@ CLOUDS = ("smartos", "digitalocean", "ec2", "oxide")
 
 def platform(info: SmbiosInfo | None) -> str | None:
     """What SMBIOS says this guest is, the one place DETECT reads it: a cloud of CLOUDS,
-    one of the local-seed hypervisors ("qemu", "omnios", "vmware"), or None when there
+    one of the local-seed hypervisors ("qemu", "omnios", "tribblix", "vmware"), or None when there
     is no table or the maker is unknown (then DETECT may probe)."""
     if info is None:
         return None
@@ -67,6 +67,8 @@ def platform(info: SmbiosInfo | None) -> str | None:
         return "qemu"
     if maker == "OmniOS" or product == "OmniOS HVM":
         return "omnios"
+    if maker == "Tribblix" or product == "Tribblix HVM":
+        return "tribblix"
     return None
 
 

@@ -5,7 +5,8 @@ instance-id, local-hostname, root's keys from the first of `public-keys-data`,
 `public_keys_data`, `public-keys`, `public_keys` present (DataSourceVMware's order; the
 first is what VMware's own documentation tells users to set), network as netplan v2 or v1) with
 `guestinfo.metadata.encoding` (base64 or gzip+base64, also spelt b64 and gz+b64), and
-`guestinfo.userdata` (+ `.encoding`), used only when it is a `#!` script.
+`guestinfo.userdata` (+ `.encoding`): a `#!` script or `#cloud-config`
+(providers/cloudconfig.py).
 
 DETECT asks for `guestinfo.metadata` only when SMBIOS says VMware and the tool is
 installed: the RPC goes to the hypervisor through the backdoor port, never the network, so
@@ -159,28 +160,18 @@ def parse(meta_bytes: bytes, user_data: bytes | None) -> Metadata:
         provenance["nics"] = "(no usable network: DHCP on the first link)"
     if network.get("network_skip"):
         provenance["network_skip"] = f"{META} network config: disabled"
-    script = None
-    if user_data is not None and user_data.strip():
-        if user_data.startswith(b"#!"):
-            script = user_data
-            provenance["user_script"] = "guestinfo.userdata"
-        elif cloudconfig.is_cloud_config(user_data):
-            found = cloudconfig.read(user_data, items, "guestinfo.userdata",
-                                     nocloud.load_document)
-            if found["ssh_keys"]:
-                provenance["ssh_keys"] = " and ".join(
-                    [*([provenance["ssh_keys"]] if keys else []),
-                     "guestinfo.userdata ssh_authorized_keys"])
-                keys = keys + found["ssh_keys"]
-            if found["hostname"]:
-                hostname = found["hostname"]
-                provenance["hostname"] = f"guestinfo.userdata {found['hostname_key']}"
-        else:
-            items.note("guestinfo.userdata", "not a script (no #! line): not run "
-                                             "(cloud-config is cloud-init's)")
+    # A script, or #cloud-config (providers/cloudconfig.py, as NoCloud's user-data): its
+    # `ssh_authorized_keys` go to the default user (root unless [users] default names one),
+    # its `fqdn`/`hostname` win over the metadata's name, as in cloud-init.
+    config, script, warnings = cloudconfig.from_documents(user_data, None, SOURCE)
+    if script is not None:
+        provenance["user_script"] = "guestinfo.userdata"
+    if config is not None and (config.fqdn or config.hostname):
+        hostname = config.fqdn or config.hostname
+        provenance["hostname"] = f"guestinfo.userdata {'fqdn' if config.fqdn else 'hostname'}"
     return Metadata(source=SOURCE, instance_id=instance_id, hostname=hostname,
                     ssh_keys=keys, user_script=script, provenance=provenance,
-                    warnings=items.tuple(), **network)
+                    cloud_config=config, warnings=items.tuple() + tuple(warnings), **network)
 
 
 def _network_document(meta: dict[str, Any]) -> Any:

@@ -21,6 +21,10 @@ COMMAND_PATHS = {
     "umount": "/usr/sbin/umount",
     "fstyp": "/usr/sbin/fstyp",
     "ssh-keygen": "/usr/bin/ssh-keygen",
+    "useradd": "/usr/sbin/useradd",
+    "usermod": "/usr/sbin/usermod",
+    "groupadd": "/usr/sbin/groupadd",
+    "pkg": "/usr/bin/pkg",
 }
 
 # Installed only where the platform has them (open-vm-tools on VMware): an emulator's

@@ -18,7 +18,7 @@ from sim.serve import serving
 from sim.show import show
 
 ORDER = ("smartos", "digitalocean", "ec2", "qemu", "bhyve", "vmware", "nocloud", "oxide",
-         "none")
+         "omnios-zone", "tribblix-zone", "proxmox", "none")
 WIDTH = 80
 
 
@@ -66,6 +66,11 @@ def report(platform: str, root: str, code: int) -> list[str]:
     out += _field("storage", f"rpool {_gib(pool.get('size_bytes'))} on {pool.get('disk')}"
                   f" (image label said {pool.get('label_disk')}); swap: "
                   f"{', '.join(s.get('path', str(s)) for s in shown['swap']) or 'none'}")
+    made = {name: u for name, u in shown.get("users", {}).items() if name != "root"}
+    if made:
+        out += _field("users", ", ".join(
+            f"{name} ({len(u['ssh']['authorized_keys'])} key(s), password "
+            f"{(u['password'] or '-').split(' ')[0]})" for name, u in made.items()))
     script = shown["userscript"]
     out += _field("script", "installed, service " + str(script["service"])
                   if script["file"] else "none")

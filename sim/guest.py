@@ -19,6 +19,7 @@ METADATA_FILE = "var/sim/metadata.json"
 
 METADATA_FMRI = "svc:/system/illumos/metadata:default"
 USERSCRIPT_FMRI = "svc:/system/illumos/userscript:default"
+SSH_FMRI = "svc:/network/ssh:default"
 
 WRAPPER = """#!/bin/sh
 # Stand-in for illumos {command}: see sim/standins/{command}.py
@@ -62,6 +63,16 @@ def _disk_nodes(root: str, name: str, size: int, labelled_efi: bool) -> None:
                     f.truncate(min(size, 1 << 20))  # sparse: enough to hold a seed archive
 
 
+def _removable_links(root: str, name: str) -> None:
+    """devfsadm's /dev/removable-media/{dsk,rdsk} links for a drive with removable media."""
+    for kind in ("dsk", "rdsk"):
+        links = os.path.join(root, "dev", "removable-media", kind)
+        os.makedirs(links, exist_ok=True)
+        for node in os.listdir(os.path.join(root, "dev", kind)):
+            if node.startswith(name) and node[len(name):][:1] in ("s", "p"):
+                os.symlink(f"../../{kind}/{node}", os.path.join(links, node))
+
+
 def storage_state(platform: str, *, sector_size: int | None = None, esp: bool | None = None,
                   image_disk_bytes: int | None = None, disk_bytes: int | None = None,
                   label_disk: str | None = None, expanded: bool = False) -> dict[str, Any]:
@@ -81,6 +92,9 @@ def storage_state(platform: str, *, sector_size: int | None = None, esp: bool | 
     for i, (name, size) in enumerate(hw["disks"].items()):
         disks[name] = {"size_bytes": size, "sector_size": 512, "label": None,
                        "physpath": f"/devices/pci@0,0/pci1af4,2@{i + 4}/blkdev@0,0"}
+    for j, (name, size) in enumerate(hw["cdroms"].items()):
+        disks[name] = {"size_bytes": size, "sector_size": 2048, "label": None, "cdrom": True,
+                       "physpath": f"/devices/pci@0,0/pci8086,2922@{j + 8}/cdrom@0,0"}
     root = disks[root_name]
     if disk_bytes is not None:
         root["size_bytes"] = disk_bytes
@@ -123,6 +137,7 @@ def initial_state(platform: str) -> dict[str, Any]:
         "services": {
             METADATA_FMRI: {"enabled": True, "state": "online", "properties": {}},
             USERSCRIPT_FMRI: {"enabled": False, "state": "disabled", "properties": {}},
+            SSH_FMRI: {"enabled": True, "state": "online", "properties": {}},
         },
         "calls": {},
         "faults": {},
@@ -135,7 +150,7 @@ def create(root: str, platform: str, metadata: dict[str, Any] | None = None) -> 
         raise FileExistsError(f"{root} is not empty")
     os.makedirs(root, exist_ok=True)
     for rel, text in etcfiles.FILES.items():
-        _write(root, rel, text)
+        _write(root, rel, text, etcfiles.MODES.get(rel, 0o644))
     os.symlink("./inet/hosts", os.path.join(root, "etc/hosts"))
     hostkeys.lay_out(root)
     os.makedirs(os.path.join(root, "root"), mode=0o700, exist_ok=True)
@@ -143,6 +158,8 @@ def create(root: str, platform: str, metadata: dict[str, Any] | None = None) -> 
     st = initial_state(platform)
     for name, disk in st["disks"].items():
         _disk_nodes(root, name, disk["size_bytes"], bool(disk.get("label")))
+        if disk.get("cdrom"):
+            _removable_links(root, name)
     install_standins(root)
     smffiles.lay_out(root)
     os.makedirs(os.path.join(root, state.STATE_DIR), exist_ok=True)

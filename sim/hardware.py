@@ -31,6 +31,9 @@ _UUIDS = {
     "ec2": "ec2e5a1b-3c4d-4e5f-8a6b-7c8d9e0f1a2b",
     "nocloud": "6e7f8091-a2b3-4c4d-9e5f-60718293a4b5",
     "oxide": "0d5c3f4e-7b1a-4c2d-9e8f-a1b2c3d4e5f6",
+    "omnios-zone": "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d",
+    "tribblix-zone": "b2c3d4e5-f6a7-4b8c-9d0e-1f2a3b4c5d6e",
+    "proxmox": "c3d4e5f6-a7b8-4c9d-8e0f-2a3b4c5d6e7f",
 }
 
 PLATFORMS: dict[str, dict[str, Any]] = {
@@ -82,6 +85,28 @@ PLATFORMS: dict[str, dict[str, Any]] = {
         "smbios": {"manufacturer": "Oxide", "product": "OxVM", "version": "1.0"},
         "links": [("vioif0", "a8:40:25:f6:5e:1a")],
         "disks": {"c1t0d0": 20 * GIB, "c2t0d0": 1 << 20},
+    },
+    # The illumos hypervisors' own seeds and Proxmox VE (sim/emulators/zoneseed.py): the
+    # seed is on a CD-ROM drive (`cdroms`: an sd(4D) disk with removable media, listed
+    # under /dev/removable-media too), not on a second disk.
+    "omnios-zone": {
+        "smbios": {"manufacturer": "OmniOS", "product": "OmniOS HVM", "version": "1.0"},
+        "links": [("vioif0", "2:8:20:5a:1:2")],
+        "disks": {"c1t0d0": 20 * GIB},
+        "cdroms": {"c2t0d0": 1 << 20},
+    },
+    "tribblix-zone": {
+        "smbios": {"manufacturer": "Tribblix", "product": "Tribblix HVM", "version": "1.0"},
+        "links": [("vioif0", "2:8:20:7b:3:4")],
+        "disks": {"c1t0d0": 20 * GIB},
+        "cdroms": {},
+    },
+    "proxmox": {
+        "smbios": {"manufacturer": "QEMU", "product": "Standard PC (i440FX + PIIX, 1996)",
+                   "version": "pc-i440fx-9.0"},
+        "links": [("vioif0", "bc:24:11:4e:5f:60")],
+        "disks": {"c3t0d0": 32 * GIB},
+        "cdroms": {"c1t0d0": 1 << 20},
     },
     "none": {
         "smbios": None,
@@ -175,6 +200,7 @@ def hardware(platform: str) -> dict[str, Any]:
     hw.setdefault("esp", True)
     hw.setdefault("sector_size", 512)
     hw.setdefault("image_disk_bytes", IMAGE_DISK_BYTES)
+    hw.setdefault("cdroms", {})
     return hw
 
 

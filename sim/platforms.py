@@ -21,6 +21,9 @@ EMULATORS: dict[str, str] = {
     "vmware": "vmware",
     "nocloud": "nocloud",
     "oxide": "oxide",
+    "omnios-zone": "omnioszone",
+    "tribblix-zone": "tribblixzone",
+    "proxmox": "proxmox",
 }
 
 

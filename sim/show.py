@@ -13,7 +13,7 @@ import os
 import stat
 from typing import Any
 
-from sim import hostkeys
+from sim import hostkeys, showusers
 from sim import state as guest_state
 
 
@@ -109,5 +109,19 @@ def show(root: str) -> dict[str, Any]:
                        "runs": {rec: (_read(root, f"var/metadata/userscript.{rec}") or "").split()
                                 for rec in ("started", "done", "failed")
                                 if _read(root, f"var/metadata/userscript.{rec}") is not None}},
+        "users": showusers.users(root),
+        "files": {rel: {**meta, "sha256": _sha256(root, rel)}
+                  for rel in ("etc/default/init", "etc/ssh/sshd_config", "var/metadata/runcmd",
+                              "var/metadata/bootcmd")
+                  if (meta := _meta(root, rel)) is not None},
+        "packages": st.get("packages", {}),
         "calls": dict(sorted(st.get("calls", {}).items())),
     }
+
+
+def _sha256(root: str, rel: str) -> str | None:
+    try:
+        with open(os.path.join(root, rel), "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
+    except OSError:
+        return None

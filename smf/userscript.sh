@@ -2,7 +2,9 @@
 #
 # Start method of svc:/system/illumos/userscript:default (smf/userscript.xml), installed
 # as /usr/lib/userscript.sh. Runs the first-boot script the metadata agent installed at
-# /var/metadata/userscript, once, then disables this service.
+# /var/metadata/userscript, then cloud-config's runcmd (/var/metadata/runcmd), each once,
+# then disables this service. runcmd has records of its own (runcmd.started/.done/.failed),
+# written the same way as those below.
 #
 # Written for POSIX sh (illumos /bin/sh is ksh93); `bash -n` and dash also accept it.
 #
@@ -55,6 +57,7 @@ STARTED="$STATE_DIR/userscript.started"
 DONE="$STATE_DIR/userscript.done"
 FAILED="$STATE_DIR/userscript.failed"
 INSTANCE="$STATE_DIR/userscript.instance"
+RUNCMD="$STATE_DIR/runcmd"
 SVCADM="$METADATA_ROOT/usr/sbin/svcadm"
 DIGEST="$METADATA_ROOT/usr/bin/digest"
 SYNC="$METADATA_ROOT/usr/bin/sync"
@@ -121,85 +124,111 @@ if [ -z "${SMF_FMRI:-}" ]; then
 	exit "$SMF_EXIT_ERR_NOSMF"
 fi
 
-if [ ! -e "$USERSCRIPT" ] && [ ! -h "$USERSCRIPT" ]; then
+#
+# Run one script, /var/metadata/$1, with its records $1.started/.done/.failed, as the
+# header describes; $2 names it in messages. Returns 0 (ran and recorded, already done,
+# or absent), SMF_EXIT_ERR_FATAL or SMF_EXIT_ERR_CONFIG.
+#
+run_one() {
+	_name=$1
+	_what=$2
+	_script="$STATE_DIR/$_name"
+	_started="$STATE_DIR/$_name.started"
+	_done="$STATE_DIR/$_name.done"
+	_failed="$STATE_DIR/$_name.failed"
+
+	if [ ! -e "$_script" ] && [ ! -h "$_script" ]; then
+		return "$SMF_EXIT_OK"
+	fi
+
+	if [ -h "$_script" ] || [ ! -f "$_script" ] || [ ! -x "$_script" ]; then
+		complain "/var/metadata/$_name is not an executable regular file;" \
+		    "it was not run (the metadata agent installs it with mode 0700)"
+		return "$SMF_EXIT_ERR_CONFIG"
+	fi
+
+	if ! sum=$(checksum "$_script") || [ -z "$sum" ]; then
+		complain "could not compute the SHA-256 of /var/metadata/$_name; it was not run"
+		return "$SMF_EXIT_ERR_FATAL"
+	fi
+	short=$(printf '%.12s' "$sum")
+	# The instance tag (a plain word the agent wrote; never a link followed).
+	_tag=
+	if [ -f "$INSTANCE" ] && [ ! -h "$INSTANCE" ]; then
+		_tag=$(record "$INSTANCE")
+	fi
+	key="$sum${_tag:+/$_tag}"
+
+	if [ "$(record "$_done")" = "$key" ]; then
+		say "$_what sha256:$short already completed on an earlier start;" \
+		    "not running it again"
+		return "$SMF_EXIT_OK"
+	fi
+
+	if [ "$(record "$_failed")" = "$key" ]; then
+		# The failed record is "<sha256> <status>": its second word is the status.
+		last_status=$(sed -n '1s/^[^ ]* //p' "$_failed")
+		say "$_what sha256:$short failed on its last run (exit status $last_status);" \
+		    "running it again"
+	elif [ "$(record "$_started")" = "$key" ]; then
+		say "$_what sha256:$short was started before but its completion was never" \
+		    "recorded (the system stopped during the script or just after it);" \
+		    "running it again: user scripts must be idempotent"
+	fi
+
+	if ! write_record "$_started" "$key"; then
+		complain "could not write $_started; the script was not run"
+		return "$SMF_EXIT_ERR_FATAL"
+	fi
+	rm -f "$_failed"
+
+	say "running $_what sha256:$short"
+	#
+	# The script gets neither this method's SMF variables (smf_clear_env: were it to run a
+	# method script of its own, that one would believe it was under SMF) nor a terminal.
+	#
+	( smf_clear_env; unset METADATA_ROOT; cd / && exec "$_script" ) < /dev/null
+	status=$?
+
+	if [ "$status" -ne 0 ]; then
+		if [ "$status" -gt 128 ]; then
+			complain "$_what sha256:$short was killed by signal $((status - 128))" \
+			    "(exit status $status)"
+		else
+			complain "$_what sha256:$short failed with exit status $status"
+		fi
+		write_record "$_failed" "$key $status" ||
+		    complain "could not write $_failed"
+		complain "fix the cause, then: svcadm clear $SMF_FMRI (runs the script again)"
+		return "$SMF_EXIT_ERR_FATAL"
+	fi
+
+	if ! write_record "$_done" "$key"; then
+		complain "$_what sha256:$short succeeded but $_done could not be written:" \
+		    "it will run again on the next start"
+		return "$SMF_EXIT_ERR_FATAL"
+	fi
+	# Push the record to stable storage now, shrinking the window in which a crash would
+	# lose it (and run the script again) from a ZFS transaction group to this call.
+	if [ -x "$SYNC" ]; then
+		"$SYNC"
+	fi
+	say "$_what sha256:$short completed; recorded in /var/metadata/$_name.done"
+	return "$SMF_EXIT_OK"
+}
+
+if [ ! -e "$USERSCRIPT" ] && [ ! -h "$USERSCRIPT" ] && [ ! -e "$RUNCMD" ] && \
+    [ ! -h "$RUNCMD" ]; then
 	say "no user script at /var/metadata/userscript: nothing to run"
 	disable_self
 	exit "$SMF_EXIT_OK"
 fi
 
-if [ -h "$USERSCRIPT" ] || [ ! -f "$USERSCRIPT" ] || [ ! -x "$USERSCRIPT" ]; then
-	complain "/var/metadata/userscript is not an executable regular file;" \
-	    "it was not run (the metadata agent installs it with mode 0700)"
-	exit "$SMF_EXIT_ERR_CONFIG"
-fi
-
-if ! sum=$(checksum "$USERSCRIPT") || [ -z "$sum" ]; then
-	complain "could not compute the SHA-256 of /var/metadata/userscript; it was not run"
-	exit "$SMF_EXIT_ERR_FATAL"
-fi
-short=$(printf '%.12s' "$sum")
-# The instance tag (a plain word the agent wrote; never a link followed).
-tag=
-if [ -f "$INSTANCE" ] && [ ! -h "$INSTANCE" ]; then
-	tag=$(record "$INSTANCE")
-fi
-key="$sum${tag:+/$tag}"
-
-if [ "$(record "$DONE")" = "$key" ]; then
-	say "user script sha256:$short already completed on an earlier start;" \
-	    "not running it again"
-	disable_self
-	exit "$SMF_EXIT_OK"
-fi
-
-if [ "$(record "$FAILED")" = "$key" ]; then
-	# The failed record is "<sha256> <status>": its second word is the status.
-	last_status=$(sed -n '1s/^[^ ]* //p' "$FAILED")
-	say "user script sha256:$short failed on its last run (exit status $last_status);" \
-	    "running it again"
-elif [ "$(record "$STARTED")" = "$key" ]; then
-	say "user script sha256:$short was started before but its completion was never" \
-	    "recorded (the system stopped during the script or just after it);" \
-	    "running it again: user scripts must be idempotent"
-fi
-
-if ! write_record "$STARTED" "$key"; then
-	complain "could not write $STARTED; the script was not run"
-	exit "$SMF_EXIT_ERR_FATAL"
-fi
-rm -f "$FAILED"
-
-say "running user script sha256:$short"
 #
-# The script gets neither this method's SMF variables (smf_clear_env: were it to run a
-# method script of its own, that one would believe it was under SMF) nor a terminal.
+# The first-boot script, then cloud-config's runcmd (written by the agent as
+# /var/metadata/runcmd), as cloud-init orders them: runcmd only once the script succeeded.
 #
-( smf_clear_env; unset METADATA_ROOT; cd / && exec "$USERSCRIPT" ) < /dev/null
-status=$?
-
-if [ "$status" -ne 0 ]; then
-	if [ "$status" -gt 128 ]; then
-		complain "user script sha256:$short was killed by signal $((status - 128))" \
-		    "(exit status $status)"
-	else
-		complain "user script sha256:$short failed with exit status $status"
-	fi
-	write_record "$FAILED" "$key $status" ||
-	    complain "could not write $FAILED"
-	complain "fix the cause, then: svcadm clear $SMF_FMRI (runs the script again)"
-	exit "$SMF_EXIT_ERR_FATAL"
-fi
-
-if ! write_record "$DONE" "$key"; then
-	complain "user script sha256:$short succeeded but $DONE could not be written:" \
-	    "it will run again on the next start"
-	exit "$SMF_EXIT_ERR_FATAL"
-fi
-# Push the record to stable storage now, shrinking the window in which a crash would
-# lose it (and run the script again) from a ZFS transaction group to this call.
-if [ -x "$SYNC" ]; then
-	"$SYNC"
-fi
-say "user script sha256:$short completed; recorded in /var/metadata/userscript.done"
+run_one userscript "user script" || exit $?
+run_one runcmd "runcmd script" || exit $?
 disable_self
 exit "$SMF_EXIT_OK"

@@ -319,25 +319,30 @@ def test_malformed_network_config_on_the_volume_stops_at_fetch(tmp_path):
     assert guest.state().get("mounts") == []           # unmounted even on failure
 
 
-def test_cloud_config_keys_and_name_are_taken_the_rest_left_to_cloud_init(caplog):
+def test_cloud_config_keys_and_name_are_taken_the_rest_warned_about(caplog):
     """Proxmox puts root's keys and the name in cloud-config user-data, not in meta-data;
-    cloud-init installs them (ssh_authorized_keys; fqdn, else hostname, over meta-data)."""
+    cloud-init installs them (ssh_authorized_keys for the default user, root here; fqdn,
+    else hostname, over meta-data). A module the agent does not apply is named in a
+    warning, never its value; a password is never shown."""
     user_data = (f"#cloud-config\nhostname: web1\nfqdn: web1.example.com\nuser: admin\n"
                  f"password: hunter2\nssh_authorized_keys:\n  - {KEY2}\n"
-                 f"users:\n  - name: bob\n    ssh_authorized_keys: [{KEY1}]\n").encode()
+                 f"users:\n  - name: bob\n    ssh_authorized_keys: [{KEY1}]\n"
+                 f"snap: {{commands: [hunter3]}}\n").encode()
     md = parse_seed({"meta-data": f"instance-id: i\nlocal-hostname: meta\npublic-keys: [{KEY1}]\n"
                      .encode(), "user-data": user_data})
     assert md.hostname == "web1.example.com" and md.origin("hostname") == "nocloud:user-data fqdn"
-    assert md.ssh_keys == (KEY1, KEY2)
-    assert md.origin("ssh_keys") == ("nocloud:meta-data public-keys and user-data "
-                                     "ssh_authorized_keys")
+    # meta-data's keys are root's; cloud-config's go to the default user (IDENTITY/ssh-keys
+    # adds them to root's when no [users] default is set), bob's to bob.
+    assert md.ssh_keys == (KEY1,) and md.origin("ssh_keys") == "nocloud:meta-data public-keys"
+    cc = md.cloud_config
+    assert cc is not None and cc.ssh_authorized_keys == (KEY2,)
+    assert cc.user is not None and cc.user.name == "admin"
+    assert [(u.name, u.ssh_authorized_keys) for u in cc.users] == [("bob", (KEY1,))]
     assert md.user_script is None
-    assert md.warnings == (
-        "nocloud: user-data users[0].ssh_authorized_keys: keys for another user are not "
-        "installed (the agent installs root's keys only, from ssh_authorized_keys at the top "
-        "level)",
-        "nocloud: user-data: cloud-config: only ssh_authorized_keys, fqdn, hostname are used; "
-        "password, user, users left to cloud-init")
-    assert "hunter2" not in caplog.text and "hunter2" not in "".join(md.warnings)
+    assert md.warnings == ("nocloud:user-data: 'snap' is not a cloud-config module the agent "
+                           "applies; ignored",)
+    for text in (caplog.text, "".join(md.warnings), repr(md)):
+        assert "hunter2" not in text and "hunter3" not in text
     broken = parse_seed({"meta-data": b"instance-id: i\n", "user-data": b"#cloud-config\n[a\n"})
-    assert broken.warnings[0].startswith("nocloud: user-data: cloud-config that cannot be parsed")
+    assert broken.warnings[0].startswith("nocloud:user-data: #cloud-config is not valid YAML")
+    assert broken.cloud_config is None

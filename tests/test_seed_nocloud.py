@@ -179,14 +179,14 @@ def test_bad_inputs_are_refused_with_the_agent_messages(tmp_path, args, files, e
     assert expected in r.stderr and not out.exists()
 
 
-def test_cloud_config_user_data_is_written_with_a_warning(tmp_path):
-    (tmp_path / "ud").write_text("#cloud-config\npackages: [vim]\n")
+def test_cloud_config_user_data_is_written_and_taken(tmp_path):
+    (tmp_path / "ud").write_text("#cloud-config\npackages: [vim]\nsnap: {}\n")
     out = tmp_path / "cc.iso"
     r = metadata("seed", "nocloud", "-o", str(out), "--user-data", str(tmp_path / "ud"))
     assert r.returncode == 0
-    assert r.stderr == ("metadata: warning: nocloud: user-data: cloud-config: only "
-                        "ssh_authorized_keys, fqdn, hostname are used; packages left to "
-                        "cloud-init\n")
+    # cloud-config is applied now: only the module the agent does not apply is a warning.
+    assert r.stderr == ("metadata: warning: nocloud:user-data: 'snap' is not a cloud-config "
+                        "module the agent applies; ignored\n")
     volume = read_volume(out.read_bytes())
     assert volume.read("user-data").startswith(b"#cloud-config")
     assert b'"instance-id": "iid-local01"' in volume.read("meta-data")

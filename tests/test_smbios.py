@@ -74,6 +74,7 @@ def test_instance_uuid_prefers_the_corrected_form_and_keeps_the_recorded_one(
     ("VMware, Inc.", "VMware Virtual Platform", "None", "vmware"),
     ("QEMU", "Standard PC (i440FX + PIIX, 1996)", "pc-i440fx-8.2", "qemu"),
     ("OmniOS", "OmniOS HVM", "1.0", "omnios"),
+    ("Tribblix", "Tribblix HVM", "1.0", "tribblix"),
     ("Some Vendor", "Box", "1", None),
 ])
 def test_platform(maker, product, version, expected):

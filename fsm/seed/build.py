@@ -35,6 +35,10 @@ USER_DATA_KINDS = (b"#!", b"#cloud-config", b"#include", b"#cloud-boothook",
                    b"#part-handler", b"#cloud-config-archive", b"#cloud-config-jsonp",
                    b"## template: jinja", b"Content-Type: multipart", b"MIME-Version:",
                    b"\x1f\x8b")
+# Warnings about user-data and vendor-data (providers/cloudconfig.py's `nocloud:user-data:`,
+# `nocloud:vendor-data:`, `nocloud:cloud-config:`): the seed is still written.
+USER_DATA_WARNINGS = ("nocloud: user-data", "nocloud:user-data", "nocloud:vendor-data",
+                      "nocloud:cloud-config")
 NETWORK_SKIP_TOML = b"[network]\nskip = true\n"
 MAX_INPUT_BYTES = max(cpioarchive.SIZE_CAP, nocloud.FILE_CAP)
 
@@ -160,9 +164,39 @@ def meta_data(instance_id: str, hostname: str | None, keys: list[str]) -> bytes:
     return (json.dumps(doc, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
 
 
+def cloud_config_user_data(keys: list[str], users: list[str], password_hash: str | None,
+                           problems: list[str]) -> bytes:
+    """#cloud-config giving root (and each named user, made with the Primary Administrator
+    profile) the keys and the password hash; YAML written as JSON flow, which YAML reads."""
+    from providers.cloudconfig_items import HASH, NAME
+
+    doc: dict[str, object] = {"disable_root": False}
+    if password_hash is not None:
+        if not HASH.match(password_hash):
+            problems.append("nocloud: user-data password: not a crypt(3C) hash "
+                            "(`$id$salt$hash`, e.g. from `openssl passwd -6`)")
+        doc.update({"password": password_hash, "chpasswd": {"expire": False}})
+    entries = []
+    for name in users:
+        if not NAME.match(name):
+            problems.append(f"nocloud: user-data users: {name!r} is not a valid login name")
+            continue
+        entry: dict[str, object] = {"name": name, "profiles": ["Primary Administrator"]}
+        if keys:
+            entry["ssh_authorized_keys"] = keys
+        if password_hash is not None:
+            entry.update({"lock_passwd": False, "passwd": password_hash})
+        entries.append(entry)
+    if entries:
+        doc["users"] = entries
+    lines = [f"{key}: {json.dumps(value)}" for key, value in doc.items()]
+    return ("#cloud-config\n" + "\n".join(lines) + "\n").encode("utf-8")
+
+
 def build_nocloud(output: str, instance_id: str | None = None, hostname: str | None = None,
                   keys_file: str | None = None, user_data_file: str | None = None,
-                  network_config_file: str | None = None) -> Written:
+                  network_config_file: str | None = None, users: list[str] | None = None,
+                  password_hash_file: str | None = None) -> Written:
     problems: list[str] = []
     if hostname is not None:
         try:
@@ -191,14 +225,24 @@ def build_nocloud(output: str, instance_id: str | None = None, hostname: str | N
             problems.append(f"nocloud: user-data: {user_data_file} is neither a script (#!) "
                             "nor a cloud-init format (#cloud-config, #include, MIME, gzip...): "
                             "the agent would not run it and cloud-init would not read it")
+    if users or password_hash_file is not None:
+        if user_data_file is not None:
+            problems.append("nocloud: user-data: --user and --password-hash-file write a "
+                            "#cloud-config user-data; give them or --user-data, not both")
+        password_hash = None
+        if password_hash_file is not None:
+            password_hash = _read_input(password_hash_file, "nocloud: user-data password") \
+                .decode("utf-8", "replace").strip()
+        files["user-data"] = cloud_config_user_data(keys, users or [], password_hash, problems)
     if network_config_file is not None:
         files["network-config"] = _read_input(network_config_file, "nocloud: network-config")
     for name, data in files.items():
         if len(data) > nocloud.FILE_CAP:   # what localdisk.read_files refuses on the guest
             problems.append(f"nocloud: {name}: larger than {nocloud.FILE_CAP} bytes")
     evaluation = evaluate_nocloud(files)
-    # Whatever the agent would skip is refused; a non-script user-data only warned about.
-    key_warnings = [w for w in evaluation.warnings if not w.startswith("nocloud: user-data")]
+    # Whatever the agent would skip is refused; user-data's (a non-script, a cloud-config
+    # module the agent does not apply: cloud-init may still use them) only warned about.
+    key_warnings = [w for w in evaluation.warnings if not w.startswith(USER_DATA_WARNINGS)]
     _refuse_unless_clean(problems + key_warnings, evaluation, refuse_warnings=False)
     epoch = source_date_epoch()
     when = (datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc) if epoch is not None

@@ -125,5 +125,6 @@ def evaluate_nocloud(files: dict[str, bytes]) -> Evaluation:
     with _parser_warnings(out):
         md = nocloud.parse_seed(parsed)
     out.metadata = md
+    out.warnings.extend(w for w in md.warnings if w not in out.warnings)
     _validate(md, out)
     return out

@@ -68,6 +68,12 @@ def describe(md: Metadata) -> list[str]:
         lines.append(_line("dns", dns))
     lines.append(_line("user script", script_summary(md.user_script)
                        if md.user_script is not None else "(none)", prov.get("user_script")))
+    if md.cloud_config is not None:
+        from fsm.seed.cloudrender import describe_cloud_config
+
+        entries = describe_cloud_config(md.cloud_config)
+        lines.append(_line("cloud-config", entries[0]))
+        lines += [pad + entry for entry in entries[1:]]
     return lines
 
 

@@ -18,7 +18,7 @@ import sys
 from sim import state as guest_state
 from sim.standins.base import Exit, Invocation
 
-WITH_SUBCOMMANDS = {"dladm", "ipadm", "zpool", "zfs", "svcadm"}
+WITH_SUBCOMMANDS = {"dladm", "ipadm", "zpool", "zfs", "svcadm", "pkg"}
 
 
 def call_key(command: str, argv: list[str]) -> str:
