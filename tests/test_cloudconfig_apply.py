@@ -154,3 +154,42 @@ def test_a_kill_between_useradd_and_shadow_still_unlocks_the_user(tmp_path):
     assert carol["password"] == "NP"
     assert carol["ssh"]["authorized_keys"] == [KEY]
     assert g.calls()["useradd"] == 1
+
+
+def test_runcmd_records_are_per_instance_and_survive_a_lost_checkpoint(tmp_path):
+    """runcmd's records are keyed like the first-boot script's (`<sha256>/<instance tag>`):
+    USERSCRIPT/runcmd running again for the same instance (its checkpoint lost) keeps this
+    instance's done record, so runcmd does not run twice; a new instance's removes it.
+    Before the merge with the instance-keyed method, every run of the step removed them."""
+    from fsm.checkpoint import Checkpoint
+    from fsm.settings import Settings
+    from fsm.steps import Context
+    from fsm.system import System
+    from operations.cloudcmds import RUNCMD_RECORDS, install_runcmd
+    from providers.cloudconfig_model import CloudConfig
+    from providers.model import Metadata
+
+    g = make_guest(tmp_path, "qemu")
+    marker = str(tmp_path / "runcmd-ran-here")
+    cc = CloudConfig(runcmd=(f"echo x >> '{marker}'",))
+    env = {"PATH": os.environ["PATH"], "METADATA_ROOT": g.root,
+           "SMF_FMRI": "svc:/system/illumos/userscript:default"}
+
+    def start(instance_id: str) -> None:
+        """A start with no checkpoint: USERSCRIPT/runcmd, then the userscript method."""
+        md = Metadata(source="test", instance_id=instance_id, cloud_config=cc)
+        ctx = Context(system=System(g.root), settings=Settings(),
+                      checkpoint=Checkpoint(instance_id=instance_id), metadata=md)
+        install_runcmd(ctx)
+        proc = subprocess.run(["sh", g.path("/usr/lib/userscript.sh")], env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+
+    start("i-1")
+    assert g.read("/var/metadata/runcmd.done").strip().endswith("/i-1")
+    start("i-1")
+    assert open(marker).read() == "x\n"
+    start("i-2")
+    assert open(marker).read() == "x\nx\n"
+    assert g.read("/var/metadata/runcmd.done").strip().endswith("/i-2")
+    assert not os.path.exists(g.path(RUNCMD_RECORDS[2]))
