@@ -40,7 +40,8 @@ TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 # Dispatcher call keys whose effect must happen once per instance: their counts after any
 # crash and resume must equal an uninterrupted boot's. The dispatcher counts a call and
 # saves its effect in one locked state write, so a count is an effect, not an attempt.
-ONE_SHOT_CALLS = ("zpool reguid", "zfs create", "svcadm enable", "useradd", "groupadd")
+CLOUD_CONFIG_CALLS = ("useradd", "groupadd")   # only where the metadata has cloud-config
+ONE_SHOT_CALLS = ("zpool reguid", "zfs create", "svcadm enable", *CLOUD_CONFIG_CALLS)
 # Commands whose one-shot form the dispatcher cannot tell from a read (`hostname` prints,
 # `hostname NAME` sets; `swap -l` lists, `swap -a` adds): the guest's wrapper for them is
 # replaced by one that logs each invocation that exited 0 (see `count_argv`).

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 
 from crashkit import (
+    CLOUD_CONFIG_CALLS,
     boot_until_done,
     comparable,
     crash_guest,
@@ -64,7 +65,9 @@ def test_five_boots_run_per_boot_steps_five_times_and_per_instance_steps_once(tm
         reads.append({k: calls.get(k, 0) for k in PER_BOOT_READS})
         if n == 1:
             after_first = one_shot_counts(g)
-            assert all(v == 1 for v in after_first.values()), after_first
+            # (qemu's seed has no cloud-config: useradd and groupadd never run there)
+            assert all(v == 1 for k, v in after_first.items()
+                       if k not in CLOUD_CONFIG_CALLS), after_first
             first_state = comparable(g)
         else:
             assert one_shot_counts(g) == after_first, f"a one-shot command ran again in boot {n}"
