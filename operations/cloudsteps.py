@@ -90,8 +90,10 @@ AFTER_SCRIPT: tuple[Step, ...] = (
     Step("USERSCRIPT", "runcmd", Frequency.PER_INSTANCE, install_runcmd,
          changes=f"writes cloud-config `runcmd` to {RUNCMD_PATH} (0700, root) and enables "
                  "svc:/system/illumos/userscript:default, which runs it once per instance "
-                 "after the first-boot script (records runcmd.started/.done/.failed); an "
-                 "earlier instance's records are removed. No runcmd: nothing",
+                 "after the first-boot script (records runcmd.started/.done/.failed, keyed "
+                 "by checksum and the instance tag in userscript.instance, so a lost "
+                 "checkpoint never runs it twice); an earlier instance's records are "
+                 "removed. No runcmd: nothing",
          fails_when=f"a link or non-regular file at {RUNCMD_PATH}; svcadm fails",
          on_failure=_ONE_SHOT_RETRY.format(phase="USERSCRIPT"),
          checkpointed="started record before it runs, done record after (per instance; "
