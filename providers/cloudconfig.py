@@ -105,8 +105,9 @@ def classify(data: bytes, where: str) -> Classified:
         if first.lower().startswith(prefix):
             return Classified(warnings=[f"{where}: {kind} is not supported (only a #! script "
                                         f"or #cloud-config); ignored"])
+    # Never quoted: user-data that is neither can hold anything (a password, a token).
     return Classified(warnings=[f"{where}: neither a script (#!) nor #cloud-config "
-                                f"(first line {shown(first[:40])}); ignored"])
+                                f"({len(data)} bytes, not shown); ignored"])
 
 
 def load(data: bytes, where: str) -> Classified:

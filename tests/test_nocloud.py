@@ -346,3 +346,7 @@ def test_cloud_config_keys_and_name_are_taken_the_rest_warned_about(caplog):
     broken = parse_seed({"meta-data": b"instance-id: i\n", "user-data": b"#cloud-config\n[a\n"})
     assert broken.warnings[0].startswith("nocloud:user-data: #cloud-config is not valid YAML")
     assert broken.cloud_config is None
+    # Neither a script nor cloud-config: named, never quoted (it can be a secret).
+    other = parse_seed({"meta-data": b"instance-id: i\n", "user-data": b"token=hunter4\n"})
+    assert other.warnings == ("nocloud:user-data: neither a script (#!) nor #cloud-config "
+                              "(14 bytes, not shown); ignored",)
