@@ -9,7 +9,6 @@ import time
 from typing import Any
 
 from fsm.checkpoint import CHECKPOINT_PATH, PREVIOUS_SUFFIX, CheckpointError, decode
-from fsm.phases import PHASES
 from fsm.steps import PHASE_NAMES
 from fsm.system import System
 
@@ -36,8 +35,9 @@ def status_data(root: str) -> dict[str, Any]:
             break
         except (CheckpointError, OSError) as e:
             problems.append(f"{path}: {e}")
-    order = {f"{p}/{s.name}": i for i, (p, steps) in
-             enumerate((p, PHASES[p]) for p in PHASE_NAMES) for s in steps}
+    # Phase by phase, each in the order its steps were recorded (the machine's order), from
+    # the checkpoint alone: status imports no step code.
+    order = {p: i for i, p in enumerate(PHASE_NAMES)}
     if cp is None:
         return {"schema": STATUS_SCHEMA, "checkpoint": None, "phase": None, "boot": 0,
                 "instance_id": None, "provider": None, "done": False, "last_error": None,
@@ -49,7 +49,9 @@ def status_data(root: str) -> dict[str, Any]:
             phases.append({"phase": name, "start": _iso(rec.get("start")),
                            "duration_s": rec.get("duration"), "result": rec.get("result")})
     steps = []
-    for key, rec in sorted(cp.completed_steps(), key=lambda kv: (order.get(kv[0], 99), kv[0])):
+    for key, rec in sorted(cp.completed_steps(), key=lambda kv: (
+            order.get(kv[0].split("/")[0], 99), kv[1].get("started") or kv[1].get("finished") or 0,
+            kv[0])):
         steps.append({"step": key, "status": rec.get("status"), "frequency": rec.get("frequency"),
                       "boot": rec.get("boot"), "finished": _iso(rec.get("finished")),
                       "duration_s": rec.get("duration"), "changes": rec.get("changes", 0),

@@ -7,11 +7,16 @@ never costs the operator their keys: the machine runs later steps after a failur
 from __future__ import annotations
 
 from fsm.steps import Frequency, Step
-from operations.hostname import set_hostname
-from operations.sshkeys import AUTHORIZED_KEYS, MANAGED_PATH, SSH_DIR, install_keys
+
+# Declarations only: the steps' code (operations/hostname.py, operations/sshkeys.py) is
+# imported when a step runs. The paths as operations/sshkeys.py defines them (a test checks).
+SSH_DIR = "/root/.ssh"
+AUTHORIZED_KEYS = "/root/.ssh/authorized_keys"
+MANAGED_PATH = "/var/metadata/authorized_keys.managed"
 
 STEPS: tuple[Step, ...] = (
-    Step("IDENTITY", "hostname", Frequency.PER_INSTANCE, set_hostname,
+    Step("IDENTITY", "hostname", Frequency.PER_INSTANCE,
+         "operations.hostname:set_hostname",
          changes="/etc/nodename (the node name: the first label), the first `127.0.0.1` and "
                  "`::1` lines of /etc/inet/hosts (`FQDN NODE localhost`, plus `loghost` where "
                  "the line had it; other names on those two lines, such as a previous "
@@ -26,7 +31,8 @@ STEPS: tuple[Step, ...] = (
                     "/etc/nodename or /etc/inet/hosts; `hostname` fails",
          on_failure="recorded; the ssh-keys step still runs (a bad name must not lock the "
                     "operator out); the machine holds at IDENTITY for `svcadm clear`"),
-    Step("IDENTITY", "ssh-keys", Frequency.PER_INSTANCE, install_keys,
+    Step("IDENTITY", "ssh-keys", Frequency.PER_INSTANCE,
+         "operations.sshkeys:install_keys",
          changes=f"{SSH_DIR} (0700, root) and {AUTHORIZED_KEYS} (0600, root): the "
                  "metadata's keys are merged in, never replacing the file: a key already "
                  "present in any line (same type and data) is not added again, and lines an "
