@@ -119,25 +119,34 @@ def _add_seed_parsers(sub) -> None:
     p.set_defaults(func=cmd_seed_inspect)
 
 
+# The command lines read without argparse: command -> its flags (options with a value:
+# only --root).
+_FAST_FORMS = {"run": ("--force",), "status": ("--json",)}
+
+
 def fast_args(argv: list[str]) -> SimpleNamespace | None:
-    """The arguments of `run [--root DIR] [--force]` (each option at most once), as argparse
-    would give them; None for any other command line."""
-    if not argv or argv[0] != "run":
+    """The arguments of `run [--root DIR] [--force]` or `status [--root DIR] [--json]`
+    (each option at most once), as argparse would give them; None for any other command
+    line, which argparse then reads (and explains, if it is wrong)."""
+    if not argv or argv[0] not in _FAST_FORMS:
         return None
-    args = SimpleNamespace(command="run", root=None, force=None, func=cmd_run)
+    command, flags = argv[0], _FAST_FORMS[argv[0]]
+    given: dict[str, object] = {}
     rest = argv[1:]
     while rest:
         word = rest.pop(0)
-        if word == "--force" and args.force is None:
-            args.force = True
-        elif word == "--root" and args.root is None and rest and not rest[0].startswith("-"):
-            args.root = rest.pop(0)
-        elif word.startswith("--root=") and args.root is None and len(word) > 7:
-            args.root = word[7:]
+        if word in flags and word not in given:
+            given[word] = True
+        elif word == "--root" and word not in given and rest and not rest[0].startswith("-"):
+            given[word] = rest.pop(0)
+        elif word.startswith("--root=") and "--root" not in given and len(word) > 7:
+            given["--root"] = word[7:]
         else:
             return None
-    args.root = "/" if args.root is None else args.root
-    args.force = bool(args.force)
+    args = SimpleNamespace(command=command, root=given.get("--root", "/"),
+                           func=cmd_run if command == "run" else cmd_status)
+    for flag in flags:
+        setattr(args, flag[2:], bool(given.get(flag)))
     return args
 
 
@@ -191,7 +200,7 @@ def cmd_run(args: argparse.Namespace | SimpleNamespace) -> int:
         return BootMachine(ctx, store).run()
 
 
-def cmd_status(args: argparse.Namespace) -> int:
+def cmd_status(args: argparse.Namespace | SimpleNamespace) -> int:
     from fsm.status import render_status
 
     print(render_status(args.root, as_json=args.json), end="")

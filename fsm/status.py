@@ -4,7 +4,6 @@ and `cloud-init analyze blame` in one view. Reads only: a damaged file is report
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -66,6 +65,8 @@ def status_data(root: str) -> dict[str, Any]:
 def render_status(root: str, as_json: bool = False) -> str:
     data = status_data(root)
     if as_json:
+        import json
+
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
     if data["checkpoint"] is None:
         lines = ["status: never run (no checkpoint)"]

@@ -86,6 +86,9 @@ def test_every_module_comes_from_the_archive(artefact):
         f"for name in {THIRD_PARTY!r} + ('fsm.cli', 'fsm.machine', 'providers.registry',"
         " 'operations.storage', 'charset_normalizer.md'):\n"
         "    __import__(name)\n"
+        "from providers.registry import provider_classes\n"
+        "provider_classes()\n"  # the registry imports its providers lazily: all of them
+        "import providers.http, http.client\n"
         "import msgpack, yaml\n"
         "print(json.dumps({'files': {n: getattr(m, '__file__', None) for n, m in"
         " sys.modules.items()}, 'packer': msgpack.Packer.__module__,"
