@@ -13,11 +13,11 @@ from __future__ import annotations
 import os
 import sys
 from types import SimpleNamespace
-from typing import TYPE_CHECKING
 
 from fsm import __version__
 from fsm.errors import SMF_EXIT_ERR_CONFIG, SMF_EXIT_ERR_FATAL, AgentError
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing for `--version`
 if TYPE_CHECKING:
     import argparse
 
