@@ -96,9 +96,11 @@ def test_cloud_init_side_by_side_or_skipped_gracefully(bench, monkeypatch):
         assert "Skipped: " in doc
     else:
         ci = data["cloudinit"]
-        assert [r["exit_code"] for r in ci["job"] + ci["ours_nocloud"]] == [0, 0]
-        assert ci["job"][0]["instance_id"] == "iid-nocloud-0001"  # it read our seed
-        assert ci["job"][0]["interfaces"] >= 1                    # and parsed its network
+        assert [r["exit_code"] for r in ci["job"] + ci["our_job"] + ci["ours_nocloud"]] == \
+            [0, 0, 0]
+        for job in (ci["job"][0], ci["our_job"][0]):  # the same job on both sides:
+            assert job["instance_id"] == "iid-nocloud-0001"  # the same seed read
+            assert job["interfaces"] == 1                    # and its network parsed
         assert "the CPU of our whole NoCloud first boot" in doc and "cloud-init --version" in doc
     # Without cloud-init the comparison is skipped, and the document says why.
     monkeypatch.setattr(benchcloudinit, "CLOUD_INIT", "/nonexistent/cloud-init")
