@@ -31,8 +31,9 @@ dist: $(STAMP)
 	$(BIN)/python tools/build_dist.py --output dist/metadata
 
 # Time the agent on the simulated guest and rewrite docs/performance.md (a few minutes).
+# BENCH_NOTE="..." adds a sentence to the document's header (e.g. the machine was busy).
 bench: $(STAMP)
-	$(BIN)/python -m sim.bench --output docs/performance.md
+	$(BIN)/python -m sim.bench --output docs/performance.md $(if $(BENCH_NOTE),--note "$(BENCH_NOTE)")
 
 fuzz: $(STAMP)
 	bash fuzz/run.sh
