@@ -431,8 +431,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default=os.path.join(PROJECT_DIR, "docs", "performance.md"))
     parser.add_argument("--json", metavar="PATH", help="also write the raw figures as JSON")
     parser.add_argument("--workdir", help="where the guests go (default: a temporary directory)")
-    parser.add_argument("--note", default="",
-                        help="a sentence for the document's header (e.g. the machine was busy)")
+    parser.add_argument("--note", default=os.environ.get("BENCH_NOTE", ""),
+                        help="a sentence for the document's header (e.g. the machine was "
+                        "busy); default: $BENCH_NOTE")
     args = parser.parse_args(argv)
     from sim import benchdoc
 
