@@ -256,6 +256,9 @@ def _open_guest(root: str, dry_run: bool = False, verbose: bool = False):
     return system, settings
 
 
+QUERY_PATH = "/var/metadata/query.json"   # fsm/query.py's, without importing it
+
+
 def cmd_run(args: argparse.Namespace | SimpleNamespace) -> int:
     if os.path.abspath(args.root) == "/" and not os.environ.get("SMF_FMRI") and not args.force:
         print("metadata: refusing to change this machine outside SMF: run it as the "
@@ -290,7 +293,9 @@ def cmd_run(args: argparse.Namespace | SimpleNamespace) -> int:
         code = machine.run()
         provider = ctx.provider.name if ctx.provider else None
         history.finish(system, attempt, machine.cp, provider, code)
-        if ctx.metadata is not None:
+        if ctx.metadata is not None and (machine.ran_one_shot or not system.exists(QUERY_PATH)):
+            # What this instance was configured from changes only with a one-shot step (a
+            # second boot with nothing to do loads neither key nor fingerprint code).
             from fsm import query
 
             query.save(system, ctx.metadata, provider)
