@@ -289,7 +289,7 @@ class BootMachine:
         for change in outcome.changes:
             log.info("changed: %s", change)
         for warning in outcome.warnings:
-            log.warning("%s", warning)
+            log.warning("%s", _cut(warning))
             self.cp.add_warning(step.key, warning)
         extra: dict[str, Any] = {"changes": len(outcome.changes),
                                  "duration": round(time.monotonic() - started, 6)}
