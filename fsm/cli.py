@@ -29,17 +29,30 @@ def _add_root(p: argparse.ArgumentParser) -> None:
 
 def _parser_class() -> type:
     """The parser class: no silent abbreviations (`--hostnam` is an error, not
-    `--hostname`), and every subcommand's parser knows itself, so a mistyped option prints
-    that subcommand's usage. Made on demand: argparse is not imported for `run`."""
+    `--hostname`). Made on demand: argparse is not imported for `run`."""
     import argparse
 
     class _Parser(argparse.ArgumentParser):
         def __init__(self, *args, **kwargs):
             kwargs["allow_abbrev"] = False
             super().__init__(*args, **kwargs)
-            self.set_defaults(_parser=self)
 
     return _Parser
+
+
+def _chosen_parser(parser: argparse.ArgumentParser,
+                   args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The innermost subcommand's parser (`metadata seed cpio`), found by the names parsed:
+    how subparser defaults merge differs between Python versions, names do not."""
+    import argparse
+
+    while True:
+        sub = next((a for a in parser._actions
+                    if isinstance(a, argparse._SubParsersAction)), None)
+        name = getattr(args, sub.dest, None) if sub is not None else None
+        if sub is None or name not in sub.choices:
+            return parser
+        parser = sub.choices[name]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -224,9 +237,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     args = fast_args(argv)
     if args is None:
-        args, extra = build_parser().parse_known_args(argv)
+        parser = build_parser()
+        args, extra = parser.parse_known_args(argv)
         if extra:   # the subcommand's own usage, not the top level's
-            args._parser.error(f"unrecognized arguments: {' '.join(extra)}")
+            _chosen_parser(parser, args).error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return int(args.func(args) or 0)
     except AgentError as e:
