@@ -31,6 +31,8 @@ dist: $(STAMP)
 	$(BIN)/python tools/build_dist.py --output dist/metadata
 
 # Time the agent on the simulated guest and rewrite docs/performance.md (a few minutes).
+# BENCH_NOTE="..." adds a sentence to the document's header (e.g. the machine was busy);
+# sim.bench reads it from the environment, so the shell never interprets it.
 bench: $(STAMP)
 	$(BIN)/python -m sim.bench --output docs/performance.md
 

@@ -3,8 +3,10 @@
 A msgpack map at `/var/metadata/state.msgpack` (under the root). Every write goes through
 `System.write_file` (temp file, fsync, rename, fsync of the directory) and keeps the
 previous generation as `state.msgpack.prev`, so a damaged current file falls back to it.
-A file that cannot be decoded, is of another schema version or cannot be read is moved aside
-to `state.msgpack.corrupt-<timestamp>` and never crashes the agent.
+A file that cannot be decoded, does not match its declared shape (fsm/cpschema.py), is of an
+older or unknown schema version or cannot be read is moved aside to
+`state.msgpack.corrupt-<timestamp>` and never crashes the agent. A newer schema version is
+left untouched and refuses one-shot steps (NewerSchemaError).
 
 Step records, after cloudbase-init's per-instance plugin status:
 - per-instance steps under `instances[<instance id>]`, so a new VM from the same image

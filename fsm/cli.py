@@ -1,17 +1,25 @@
 """`metadata`: the SMF start method and the operator's view of the boot machine.
 
 Imports are lazy so that `metadata --version` and `metadata states` start fast; the HTTP
-stack is only imported by the HTTP providers, on the platforms that need it.
+stack is only imported by the HTTP providers, on the platforms that need it. The SMF start
+method's own command line (`run [--root DIR] [--force]`) and `--version` are recognised
+without argparse, whose import and parser (gettext, locale, a help formatter per option)
+cost a boot several milliseconds; any other command line goes to argparse, and a test checks
+that both read the fast forms alike.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
+from types import SimpleNamespace
 
 from fsm import __version__
 from fsm.errors import SMF_EXIT_ERR_CONFIG, SMF_EXIT_ERR_FATAL, AgentError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing for `--version`
+if TYPE_CHECKING:
+    import argparse
 
 
 def _add_root(p: argparse.ArgumentParser) -> None:
@@ -19,18 +27,36 @@ def _add_root(p: argparse.ArgumentParser) -> None:
                    help="act on the guest rooted at DIR, like `pkg -R` (default: /)")
 
 
-class _Parser(argparse.ArgumentParser):
-    """No silent abbreviations (`--hostnam` is an error, not `--hostname`), and every
-    subcommand's parser knows itself, so a mistyped option prints that subcommand's usage."""
+def _parser_class() -> type:
+    """The parser class: no silent abbreviations (`--hostnam` is an error, not
+    `--hostname`). Made on demand: argparse is not imported for `run`."""
+    import argparse
 
-    def __init__(self, *args, **kwargs):
-        kwargs["allow_abbrev"] = False
-        super().__init__(*args, **kwargs)
-        self.set_defaults(_parser=self)
+    class _Parser(argparse.ArgumentParser):
+        def __init__(self, *args, **kwargs):
+            kwargs["allow_abbrev"] = False
+            super().__init__(*args, **kwargs)
+
+    return _Parser
+
+
+def _chosen_parser(parser: argparse.ArgumentParser,
+                   args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The innermost subcommand's parser (`metadata seed cpio`), found by the names parsed:
+    how subparser defaults merge differs between Python versions, names do not."""
+    import argparse
+
+    while True:
+        sub = next((a for a in parser._actions
+                    if isinstance(a, argparse._SubParsersAction)), None)
+        name = getattr(args, sub.dest, None) if sub is not None else None
+        if sub is None or name not in sub.choices:
+            return parser
+        parser = sub.choices[name]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = _parser_class()(
         prog="metadata", description="Configure an illumos guest from its platform's metadata.")
     parser.add_argument("--version", action="version", version=f"metadata {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -177,10 +203,50 @@ def _add_seed_parsers(sub) -> None:
     p.set_defaults(func=cmd_seed_inspect)
 
 
+# The command lines read without argparse: command -> its flags (options with a value:
+# only --root).
+_FAST_FORMS = {"run": ("--force",), "status": ("--json",)}
+
+
+def fast_args(argv: list[str]) -> SimpleNamespace | None:
+    """The arguments of `run [--root DIR] [--force]` or `status [--root DIR] [--json]`
+    (each option at most once), as argparse would give them; None for any other command
+    line, which argparse then reads (and explains, if it is wrong)."""
+    if not argv or argv[0] not in _FAST_FORMS:
+        return None
+    command, flags = argv[0], _FAST_FORMS[argv[0]]
+    given: dict[str, object] = {}
+    rest = argv[1:]
+    while rest:
+        word = rest.pop(0)
+        if word in flags and word not in given:
+            given[word] = True
+        elif word == "--root" and word not in given and rest and not rest[0].startswith("-"):
+            given[word] = rest.pop(0)
+        elif word.startswith("--root=") and "--root" not in given and len(word) > 7:
+            given["--root"] = word[7:]
+        else:
+            return None
+    args = SimpleNamespace(command=command, root=given.get("--root", "/"),
+                           func=cmd_run if command == "run" else cmd_status)
+    for flag in flags:
+        setattr(args, flag[2:], bool(given.get(flag)))
+    if command == "status":
+        args.wait, args.timeout = False, None
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args, extra = build_parser().parse_known_args(argv)
-    if extra:   # the subcommand's own usage, not the top level's
-        args._parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    argv = sys.argv[1:] if argv is None else argv
+    if argv == ["--version"]:
+        print(f"metadata {__version__}")
+        return 0
+    args = fast_args(argv)
+    if args is None:
+        parser = build_parser()
+        args, extra = parser.parse_known_args(argv)
+        if extra:   # the subcommand's own usage, not the top level's
+            _chosen_parser(parser, args).error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return int(args.func(args) or 0)
     except AgentError as e:
@@ -210,7 +276,10 @@ def _open_guest(root: str, dry_run: bool = False, verbose: bool = False):
     return system, settings
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+QUERY_PATH = "/var/metadata/query.json"   # fsm/query.py's, without importing it
+
+
+def cmd_run(args: argparse.Namespace | SimpleNamespace) -> int:
     if os.path.abspath(args.root) == "/" and not os.environ.get("SMF_FMRI") and not args.force:
         print("metadata: refusing to change this machine outside SMF: run it as the "
               "svc:/system/illumos/metadata start method, pass --root DIR for another guest, "
@@ -244,7 +313,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         code = machine.run()
         provider = ctx.provider.name if ctx.provider else None
         history.finish(system, attempt, machine.cp, provider, code)
-        if ctx.metadata is not None:
+        if ctx.metadata is not None and (machine.ran_one_shot or not system.exists(QUERY_PATH)):
+            # What this instance was configured from changes only with a one-shot step (a
+            # second boot with nothing to do loads neither key nor fingerprint code).
             from fsm import query
 
             query.save(system, ctx.metadata, provider)
@@ -276,7 +347,7 @@ def _stop_on_signals() -> None:
         signal.signal(signum, stop)
 
 
-def cmd_status(args: argparse.Namespace) -> int:
+def cmd_status(args: argparse.Namespace | SimpleNamespace) -> int:
     from fsm import statusview
     from fsm.status import status_data
 

@@ -17,12 +17,22 @@ def shown(value: object, limit: int = SHOWN_CHARS) -> str:
     """A value as messages quote it: repr (so newlines and control characters stay visible
     and cannot forge log lines), cut to `limit` characters with the full length named.
     Metadata controls these values; a message quoting one whole could grow the checkpoint
-    past its cap or flood the service log."""
-    text = repr(value)
-    if len(text) <= limit:
+    past its cap or flood the service log. The repr is built from a bounded part only: a
+    YAML alias bomb must not become a string of millions of characters first."""
+    if isinstance(value, (str, bytes)):
+        text = repr(value[:limit + 1])
+        size = len(value)
+    else:
+        import reprlib
+
+        bounded = reprlib.Repr()
+        bounded.maxstring = bounded.maxother = limit
+        bounded.maxlevel = 3
+        text = bounded.repr(value)
+        size = None
+    if len(text) <= limit and (size is None or size <= limit):
         return text
-    size = len(value) if isinstance(value, (str, bytes)) else len(text)
-    return f"{text[:limit]}... ({size} characters)"
+    return f"{text[:limit]}... ({size} characters)" if size is not None else f"{text[:limit]}..."
 
 
 # Longest problem text an error carries: a provider that quotes a value whole (instead of

@@ -29,8 +29,11 @@ def read_smbios(ctx: Context) -> Outcome:
 
 def choose_provider(ctx: Context) -> Outcome:
     started = time.monotonic()
-    for cls in PROVIDERS:
-        provider = cls()
+    platform = smbios.platform(ctx.smbios)
+    for entry in PROVIDERS:
+        if not entry.may_detect(platform):
+            continue  # its detect would say no: not even imported
+        provider = entry.load()()
         if provider.detect(ctx):
             ctx.provider = provider
             break

@@ -1,10 +1,14 @@
 """One agent at a time per guest: an SMF restart racing a manual run must not interleave.
 
 The lock is `flock` on /var/metadata/.lock, a regular file opened without following a link.
-When it cannot be taken at all (a directory or a link planted there, /var read-only or
-full), `metadata run` still runs, but `agent_lock` says why it is not held and the machine
-refuses every one-shot step (reguid, swap, hostname, keys, the first-boot script): two
-agents without the lock would each run them. Per-boot steps are idempotent (each compares
+When /var refuses it (read-only, or a file where /var/metadata should be), the lock is
+taken on FALLBACK_PATH in /etc/svc/volatile instead, the tmpfs svc.startd mounts first
+thing at boot: every agent of the guest meets the same refusal and takes the same
+fallback, so they still exclude each other and the guest is configured. When something is
+planted at the lock (a directory, a link, a FIFO: someone is interfering) or neither lock
+can be taken, `metadata run` still runs, but `agent_lock` says why it is not held and the
+machine refuses every one-shot step (reguid, swap, hostname, keys, the first-boot script):
+two agents without the lock would each run them. Per-boot steps are idempotent (each compares
 the guest with what it wants before changing it) and still run, so the guest keeps its
 network. `metadata reset` must hold the lock too, waiting a bounded time for a running
 agent: the agent would otherwise re-save the checkpoint reset just moved aside.
@@ -27,21 +31,39 @@ from fsm.system import System
 log = logging.getLogger(__name__)
 
 LOCK_PATH = "/var/metadata/.lock"
+FALLBACK_PATH = "/etc/svc/volatile/illumos-metadata.lock"
+# What a planted object at the lock gives: refused, never worked around.
+_HOSTILE = (errno.ELOOP, errno.EISDIR, errno.EINVAL)
 
 
 class LockUnavailable(AgentError):
     """The lock could not be taken (not a lockable file, or another agent kept it)."""
 
 
-def _open_lock(system: System) -> int:
-    """An fd of the lock file, or OSError saying why there cannot be one."""
-    system.ensure_dir("/var/metadata", 0o755)
-    fd = os.open(system.path(LOCK_PATH),
+def _open_at(system: System, path: str) -> int:
+    system.ensure_dir(os.path.dirname(path), 0o755)
+    fd = os.open(system.path(path),
                  os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY, 0o600)
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
-        raise OSError(errno.EINVAL, "not a regular file", LOCK_PATH)
+        raise OSError(errno.EINVAL, "not a regular file", path)
     return fd
+
+
+def _open_lock(system: System) -> int:
+    """An fd of the lock file (or of the fallback when /var refuses it), or OSError."""
+    try:
+        return _open_at(system, LOCK_PATH)
+    except OSError as e:
+        if e.errno in _HOSTILE or isinstance(e, AgentError):  # planted (UnsafePathError:
+            raise                                             # a link on the way)
+        try:
+            fd = _open_at(system, FALLBACK_PATH)
+        except OSError:
+            raise e from None
+        log.warning("cannot create %s (%s); locking %s instead", LOCK_PATH,
+                    e.strerror or e, FALLBACK_PATH)
+        return fd
 
 
 def _why(e: OSError) -> str:
@@ -49,6 +71,8 @@ def _why(e: OSError) -> str:
         return f"{LOCK_PATH} is a symbolic link"
     if e.errno == errno.EISDIR:
         return f"{LOCK_PATH} is a directory"
+    if e.errno == errno.EINVAL:
+        return f"{LOCK_PATH} is not a regular file"
     return f"{LOCK_PATH}: {e.strerror or e}"
 
 

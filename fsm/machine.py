@@ -82,6 +82,9 @@ class BootMachine:
         self.resume_phase: str | None = None
         self._holding = False
         self.failures: list[tuple[str, BaseException]] = []
+        # One-shot steps this start ran (not skipped as done): what changed the instance's
+        # configuration, so the CLI knows whether `metadata query`'s document is stale.
+        self.ran_one_shot: list[str] = []
         self._phase_started = 0.0
         self.machine = Machine(model=self, states=list(PHASE_NAMES), initial="DETECT",
                                auto_transitions=False, send_event=False,
@@ -274,6 +277,8 @@ class BootMachine:
                     f"({self.store.last_save_error}), so it would repeat on every boot"), 0.0)
                 return
         crashpoints.reached(f"before:{step.key}")
+        if one_shot:
+            self.ran_one_shot.append(step.key)
         started = time.monotonic()
         try:
             outcome = step.run(self.ctx)
@@ -284,7 +289,7 @@ class BootMachine:
         for change in outcome.changes:
             log.info("changed: %s", change)
         for warning in outcome.warnings:
-            log.warning("%s", warning)
+            log.warning("%s", _cut(warning))
             self.cp.add_warning(step.key, warning)
         extra: dict[str, Any] = {"changes": len(outcome.changes),
                                  "duration": round(time.monotonic() - started, 6)}

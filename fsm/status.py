@@ -205,9 +205,12 @@ def _next(data: dict[str, Any], cp) -> list[str]:
 
 
 def _host_keys(system: System) -> dict[str, str]:
-    from operations.hostkeys import fingerprints
+    """The host keys' fingerprints as the last start that configured the instance recorded
+    them (fsm/query.py): status reads records, it loads no step code."""
+    from fsm import query
 
     try:
-        return fingerprints(system)
-    except OSError:
+        keys = query.load(system).get("host_key_fingerprints")
+    except query.QueryError:
         return {}
+    return {str(k): str(v) for k, v in keys.items()} if isinstance(keys, dict) else {}

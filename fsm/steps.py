@@ -2,11 +2,17 @@
 
 Steps are declared by the modules that implement them (`operations/`, `fsm/gather.py`) and
 collected in `fsm/phases.py`, which the machine, the CLI and `docs/states.md` all read.
+
+A step's functions may be given as "module:function" references, imported on the first
+call: a declaration then costs nothing to import, so `metadata states`, `status` and a boot
+whose steps are already done do not import the code behind them (start-up is on every
+boot's critical path).
 """
 
 from __future__ import annotations
 
 import enum
+import importlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -26,6 +32,36 @@ class Frequency(str, enum.Enum):
 
 
 PHASE_NAMES = ("DETECT", "FETCH", "NETWORK", "IDENTITY", "STORAGE", "USERSCRIPT", "DONE")
+
+
+class Ref:
+    """A "module:function" reference, called like the function it names; the module is
+    imported on the first call."""
+
+    __slots__ = ("ref", "_func")
+
+    def __init__(self, ref: str):
+        module, sep, name = ref.partition(":")
+        if not (module and sep and name):
+            raise ValueError(f"not a module:function reference: {ref!r}")
+        self.ref = ref
+        self._func: Callable[..., Any] | None = None
+
+    def resolve(self) -> Callable[..., Any]:
+        if self._func is None:
+            module, _, name = self.ref.partition(":")
+            self._func = getattr(importlib.import_module(module), name)
+        return self._func
+
+    def __call__(self, *args: Any) -> Any:
+        return self.resolve()(*args)
+
+    def __repr__(self) -> str:
+        return f"Ref({self.ref!r})"
+
+
+def _lazy(func: Callable[..., Any] | str | None) -> Callable[..., Any] | None:
+    return Ref(func) if isinstance(func, str) else func
 
 
 @dataclass
@@ -63,7 +99,7 @@ class Step:
     phase: str
     name: str
     frequency: Frequency
-    run: Callable[[Context], Outcome]
+    run: Callable[[Context], Outcome]   # or "module:function", imported on the first call
     changes: str
     fails_when: str
     on_failure: str
@@ -74,6 +110,10 @@ class Step:
     took_effect: Callable[[Context, dict[str, Any]], bool] | None = None
     # A failure of this step stops the machine at its phase (otherwise later steps run).
     stops_machine: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("run", "intent", "took_effect"):
+            object.__setattr__(self, name, _lazy(getattr(self, name)))
 
     @property
     def key(self) -> str:

@@ -7,12 +7,21 @@ never costs the operator their keys: the machine runs later steps after a failur
 from __future__ import annotations
 
 from fsm.steps import Frequency, Step
-from operations import hostkeys
-from operations.hostname import set_hostname
-from operations.sshkeys import AUTHORIZED_KEYS, MANAGED_PATH, SSH_DIR, install_keys
+
+# Declarations only: the steps' code (operations/hostname.py, operations/sshkeys.py) is
+# imported when a step runs. The paths as operations/sshkeys.py defines them (a test checks).
+SSH_DIR = "/root/.ssh"
+AUTHORIZED_KEYS = "/root/.ssh/authorized_keys"
+MANAGED_PATH = "/var/metadata/authorized_keys.managed"
+# The host-keys step's paths as operations/hostkeys.py defines them (the same test checks).
+HOST_KEY_DIR = "/etc/ssh"
+HOST_KEY_PREFIX = "ssh_host_"
+HOST_KEY_RECORD = "/etc/ssh/metadata-agent.instance"
+SSH_KEYGEN = "/usr/bin/ssh-keygen"
 
 STEPS: tuple[Step, ...] = (
-    Step("IDENTITY", "hostname", Frequency.PER_INSTANCE, set_hostname,
+    Step("IDENTITY", "hostname", Frequency.PER_INSTANCE,
+         "operations.hostname:set_hostname",
          changes="/etc/nodename (the node name: the first label), the first `127.0.0.1` and "
                  "`::1` lines of /etc/inet/hosts (`FQDN NODE localhost`, plus `loghost` where "
                  "the line had it; other names on those two lines, such as a previous "
@@ -27,7 +36,8 @@ STEPS: tuple[Step, ...] = (
                     "/etc/nodename or /etc/inet/hosts; `hostname` fails",
          on_failure="recorded; the ssh-keys step still runs (a bad name must not lock the "
                     "operator out); the machine holds at IDENTITY for `svcadm clear`"),
-    Step("IDENTITY", "ssh-keys", Frequency.PER_INSTANCE, install_keys,
+    Step("IDENTITY", "ssh-keys", Frequency.PER_INSTANCE,
+         "operations.sshkeys:install_keys",
          changes=f"{SSH_DIR} (0700, root) and {AUTHORIZED_KEYS} (0600, root): the "
                  "metadata's keys are merged in, never replacing the file: a key already "
                  "present in any line (same type and data) is not added again, and lines an "
@@ -45,17 +55,17 @@ STEPS: tuple[Step, ...] = (
                     "taken)",
          on_failure="recorded; later phases run; the machine holds at IDENTITY for "
                     "`svcadm clear`"),
-    Step("IDENTITY", "host-keys", Frequency.PER_INSTANCE, hostkeys.regenerate,
-         changes=f"on a new instance, every {hostkeys.SSH_DIR}/{hostkeys.KEY_PREFIX}* file is "
-                 f"removed and new keys made (`{hostkeys.SSH_KEYGEN} -A`) before "
+    Step("IDENTITY", "host-keys", Frequency.PER_INSTANCE, "operations.hostkeys:regenerate",
+         changes=f"on a new instance, every {HOST_KEY_DIR}/{HOST_KEY_PREFIX}* file is "
+                 f"removed and new keys made (`{SSH_KEYGEN} -A`) before "
                  "svc:/network/ssh starts (a dependent of this service); then "
-                 f"{hostkeys.RECORD_PATH} names the instance they were made for. Keys that "
+                 f"{HOST_KEY_RECORD} names the instance they were made for. Keys that "
                  "record names for this instance are kept whatever the checkpoint says (a "
                  "lost checkpoint never rotates them); keys without a record on an instance "
                  "the checkpoint knows from an earlier boot are kept and recorded. Nothing "
                  "without an instance id or with `ssh.regenerate_host_keys = false`. The "
                  "keys' SHA256 fingerprints go to the log and `metadata status`",
-         fails_when=f"a symbolic link at {hostkeys.SSH_DIR} or the record, or a key file "
+         fails_when=f"a symbolic link at {HOST_KEY_DIR} or the record, or a key file "
                     "cannot be removed (a missing or failing ssh-keygen is a warning: sshd's "
                     "start method makes missing keys; no /etc/ssh at all: nothing to do)",
          on_failure="recorded; later phases run; tried again on the next start for this "
@@ -64,5 +74,5 @@ STEPS: tuple[Step, ...] = (
                       "fingerprints (intent); done record with the new fingerprints. On "
                       "resume after a kill, the record naming this instance counts as done, "
                       "and keys that are not the old ones are kept, not made again",
-         intent=hostkeys.intent, took_effect=hostkeys.took_effect),
+         intent="operations.hostkeys:intent", took_effect="operations.hostkeys:took_effect"),
 )

@@ -9,10 +9,12 @@ guest without network, hostname or keys). The root disk is found fresh on every 
 from __future__ import annotations
 
 from fsm.steps import Frequency, Step
-from operations import expand, reguid, swap
+
+# Declarations only: each step's code is imported when it runs (a boot where reguid and
+# swap are done never imports them).
 
 STEPS: tuple[Step, ...] = (
-    Step("STORAGE", "expand-pool", Frequency.PER_BOOT, expand.expand_pool,
+    Step("STORAGE", "expand-pool", Frequency.PER_BOOT, "operations.expand:expand_pool",
          changes="the root disk's EFI label (`format -d DISK -f CMDFILE`: partition, expand, "
                  "label), the pool's slice grown up to reserved slice 8 (`fmthard -d`), and "
                  "the pool itself (`zpool online -e rpool VDEV`); nothing when the pool already "
@@ -27,7 +29,7 @@ STEPS: tuple[Step, ...] = (
                     "re-checked, so nothing is done twice)",
          checkpointed="done record for this boot, with the pool size and how the disk was found "
                       "(never its device name)"),
-    Step("STORAGE", "reguid", Frequency.PER_INSTANCE, reguid.reguid,
+    Step("STORAGE", "reguid", Frequency.PER_INSTANCE, "operations.reguid:reguid",
          changes="the root pool's GUID (`zpool reguid rpool`), so pools of VMs cloned from one "
                  "image do not share it",
          fails_when="zpool reguid exits non-zero, or exits 0 leaving the GUID unchanged",
@@ -35,8 +37,8 @@ STEPS: tuple[Step, ...] = (
          checkpointed="started record with the GUID before (intent) ahead of the command, done "
                       "record with the GUIDs before and after; on resume after a kill, a GUID "
                       "different from the recorded one counts as done and reguid is not repeated",
-         intent=reguid.intent, took_effect=reguid.took_effect),
-    Step("STORAGE", "swap", Frequency.PER_INSTANCE, swap.ensure_swap,
+         intent="operations.reguid:intent", took_effect="operations.reguid:took_effect"),
+    Step("STORAGE", "swap", Frequency.PER_INSTANCE, "operations.swap:ensure_swap",
          changes="volume rpool/swap (`zfs create -V SIZE`, SIZE = min(memory from `prtconf -m`, "
                  "1/4 of the pool's free space, 4 GiB)), one `/dev/zvol/dsk/rpool/swap - - swap "
                  "- no -` line in /etc/vfstab (file rewritten atomically, duplicates removed), and "

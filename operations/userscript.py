@@ -12,9 +12,6 @@ from __future__ import annotations
 import logging
 
 from fsm.steps import Context, Frequency, Outcome, Step
-from operations.sshkeys import needs_fixing, read_regular_file
-from operations.validate import MAX_SCRIPT_BYTES, validate_script
-from operations.witness import instance_tag
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +52,11 @@ def _service_enabled(ctx: Context) -> bool:
 
 def install(ctx: Context) -> Outcome:
     """USERSCRIPT/install: write the script if it differs, enable the service if it is not."""
+    # Imported here: a boot whose script is installed (every boot but the first) enters
+    # USERSCRIPT only to skip this step, and should not load the key and script validators.
+    from operations.sshkeys import needs_fixing, read_regular_file
+    from operations.validate import MAX_SCRIPT_BYTES, validate_script
+
     outcome = Outcome()
     md = ctx.metadata
     if md is None or md.user_script is None:

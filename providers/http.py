@@ -14,8 +14,12 @@ daemon thread is left to the server's pace, and dies with the process).
 
 Only transient answers are retried (connection errors, timeouts, a body cut short, 5xx,
 429); any other status goes back to the caller, who knows what a 401 or 404 means there.
-`requests` is imported inside the functions: most platforms never talk HTTP, and the agent's
-start-up should not pay for the import.
+
+The transport is the standard library's `http.client`, imported on the first request: a
+metadata service answers small documents over plain HTTP on a link-local address, which
+needs none of what `requests` adds (sessions, proxies, decoding, redirects), and importing
+`requests` cost an EC2 boot more CPU than all the rest of the agent's start-up. As before,
+redirects are not followed and proxy variables from the environment are not used.
 """
 
 from __future__ import annotations
@@ -65,22 +69,17 @@ class HttpClient:
     """Requests to one metadata source, all sharing one retry budget from construction."""
 
     def __init__(self, source: str, request_timeout_s: float, budget_s: float):
-        import requests
-
         self.source = source
         self.request_timeout_s = request_timeout_s
         self.budget_s = budget_s
         self.deadline = time.monotonic() + budget_s
-        self.session = requests.Session()
-        # The metadata service is link-local: a proxy from the environment must not see it.
-        self.session.trust_env = False
 
     @classmethod
     def from_settings(cls, source: str, settings: Settings) -> HttpClient:
         return cls(source, settings.get("timeouts.http"), settings.get("timeouts.fetch"))
 
     def close(self) -> None:
-        self.session.close()
+        """Nothing is kept open between requests (one connection per attempt)."""
 
     def __enter__(self) -> HttpClient:
         return self
@@ -141,7 +140,7 @@ class HttpClient:
         worker.start()
         if not done.wait(timeout_s):
             cancelled.set()
-            _shut(box.get("response"))
+            _shut(box.get("connection"))
             raise _Transient(f"no answer within {timeout_s:.3g} s (the answer was still "
                              f"arriving)")
         if "error" in box:
@@ -150,29 +149,37 @@ class HttpClient:
 
     def _exchange(self, method: str, url: str, headers: dict[str, str], timeout_s: float,
                   box: dict[str, Any], cancelled: threading.Event) -> Reply:
-        import requests
+        import http.client
 
         started = time.monotonic()
+        conn = _connection(url, timeout_s)
+        if conn is None:
+            raise ServiceError(f"{self.source}: {method} {url}: not an http:// or https:// URL")
+        connection, target = conn
+        box["connection"] = connection
         try:
-            with self.session.request(method, url, headers=headers, timeout=timeout_s,
-                                      stream=True, allow_redirects=False) as resp:
-                box["response"] = resp
-                body = bytearray()
-                for chunk in resp.iter_content(65536):
-                    body += chunk
-                    if len(body) > MAX_BODY_BYTES:
-                        raise ServiceError(f"{self.source}: {method} {url}: answer larger than "
-                                           f"{MAX_BODY_BYTES} bytes")
-                    if cancelled.is_set() or time.monotonic() - started > timeout_s:
-                        raise _Transient(f"answer took longer than {timeout_s:.3g} s")
-                status, reply_headers = resp.status_code, dict(resp.headers)
-        except requests.exceptions.Timeout:
+            # Link-local service: no proxy from the environment (http.client uses none).
+            connection.request(method, target, headers=headers)
+            resp = connection.getresponse()
+            body = bytearray()
+            while True:
+                chunk = resp.read(65536)
+                if not chunk:
+                    break
+                body += chunk
+                if len(body) > MAX_BODY_BYTES:
+                    raise ServiceError(f"{self.source}: {method} {url}: answer larger than "
+                                       f"{MAX_BODY_BYTES} bytes")
+                if cancelled.is_set() or time.monotonic() - started > timeout_s:
+                    raise _Transient(f"answer took longer than {timeout_s:.3g} s")
+            status, reply_headers = resp.status, dict(resp.getheaders())
+        except socket.timeout:
             raise _Transient(f"no answer within {timeout_s:.3g} s") from None
-        except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError,
-                requests.exceptions.ContentDecodingError) as e:
+        except (OSError, http.client.HTTPException) as e:
+            # Refused, reset, a body cut short (IncompleteRead), no status line: transient.
             raise _Transient(f"connection failed: {_reason(e)}") from None
-        except requests.exceptions.RequestException as e:
-            raise ServiceError(f"{self.source}: {method} {url}: {_reason(e)}") from None
+        finally:
+            connection.close()
         if status == 429 or 500 <= status <= 599:
             raise _Transient(f"HTTP {status}", _retry_after_s(reply_headers.get("Retry-After")),
                              answered=True)
@@ -180,16 +187,32 @@ class HttpClient:
         return Reply(status, bytes(body), reply_headers)
 
 
-def _shut(response: Any) -> None:
-    """Shut down the socket under a response still being read, so its reader wakes now."""
-    conn = getattr(getattr(response, "raw", None), "_connection", None)
-    sock = getattr(conn, "sock", None)
+def _shut(connection: Any) -> None:
+    """Shut down the socket of an exchange still under way, so its reader wakes now."""
+    sock = getattr(connection, "sock", None)
     if sock is None:
         return
     try:
         sock.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass
+
+
+def _connection(url: str, timeout_s: float) -> tuple[Any, str] | None:
+    """An unopened connection to the URL's host and the request target, or None."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    https = parts.scheme == "https"
+    cls = http.client.HTTPSConnection if https else http.client.HTTPConnection
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    # The port always explicit: given none, http.client takes the digits after an IPv6
+    # literal's last colon (`fd00:ec2::254`) for one.
+    port = parts.port or (443 if https else 80)
+    return cls(parts.hostname, port, timeout=timeout_s), target
 
 
 def _backoff_s(attempt: int) -> float:
@@ -215,9 +238,6 @@ def _retry_after_s(value: str | None) -> float | None:
 
 
 def _reason(error: BaseException) -> str:
-    """The innermost useful text of a requests/urllib3 exception chain, short."""
-    text = str(error)
-    for marker in ("Caused by ", "Connection broken: "):
-        if marker in text:
-            text = text.split(marker, 1)[1]
-    return text.strip("()'\" ")[:200] or type(error).__name__
+    """The exception's text, short; its type when it has none (RemoteDisconnected...)."""
+    text = str(error).strip("()'\" ")[:200]
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__

@@ -1,29 +1,64 @@
-"""Every provider, in the order DETECT tries them: one explicit tuple, no string lookups.
+"""Every provider, in the order DETECT tries them: one explicit tuple of entries.
 
 The first whose `detect` says yes wins. SMBIOS-identified platforms come first; then the
 local sources (CPIO seed disk, NoCloud volume), which need no network; the SmartOS serial
 probe is tried only when SMBIOS is unknown and nothing local was found; `NoMetadataProvider`
 always says yes, so it is last.
+
+An entry names its provider's module and class rather than importing them: a boot imports
+only the providers DETECT asks and the one it chooses (the agent's start-up is on every
+boot's critical path). Each entry carries a cheap hint, the SMBIOS platforms
+(`providers.smbios.platform`) on which its `detect` can say yes at all: on any other
+platform the provider is skipped without importing it. A hint only skips what `detect`
+would refuse anyway; `tests/test_startup.py` checks each hint against its provider.
 """
 
 from __future__ import annotations
 
-from providers.base import Provider
-from providers.cpio import CpioProvider
-from providers.digitalocean import DigitalOceanProvider
-from providers.ec2 import EC2Provider
-from providers.nocloud import NoCloudProvider
-from providers.nometadata import NoMetadataProvider
-from providers.smartos import SmartOSProbeProvider, SmartOSProvider
-from providers.vmware import VMwareProvider
+import importlib
+from typing import TYPE_CHECKING, NamedTuple
 
-PROVIDERS: tuple[type[Provider], ...] = (
-    SmartOSProvider,
-    DigitalOceanProvider,
-    EC2Provider,
-    VMwareProvider,
-    CpioProvider,
-    NoCloudProvider,
-    SmartOSProbeProvider,
-    NoMetadataProvider,
+from providers.smbios import CLOUDS
+
+if TYPE_CHECKING:
+    from providers.base import Provider
+
+UNKNOWN = "unknown"  # how a hint names "no SMBIOS table, or an unknown maker"
+_NONE: frozenset[str] = frozenset()
+
+
+class ProviderEntry(NamedTuple):
+    name: str
+    module: str
+    cls: str
+    # The hint: `detect` says yes only on these platforms (None: on any) ...
+    only_on: frozenset[str] | None = None
+    # ... and never on these.
+    never_on: frozenset[str] = _NONE
+
+    def may_detect(self, platform: str | None) -> bool:
+        platform = platform or UNKNOWN
+        return platform not in self.never_on and (self.only_on is None
+                                                  or platform in self.only_on)
+
+    def load(self) -> type[Provider]:
+        return getattr(importlib.import_module(self.module), self.cls)
+
+
+PROVIDERS: tuple[ProviderEntry, ...] = (
+    ProviderEntry("smartos", "providers.smartos", "SmartOSProvider", frozenset({"smartos"})),
+    ProviderEntry("digitalocean", "providers.digitalocean", "DigitalOceanProvider",
+                  frozenset({"digitalocean"})),
+    ProviderEntry("ec2", "providers.ec2", "EC2Provider", frozenset({"ec2"})),
+    ProviderEntry("vmware", "providers.vmware", "VMwareProvider", frozenset({"vmware"})),
+    ProviderEntry("cpio", "providers.cpio", "CpioProvider", never_on=frozenset(CLOUDS)),
+    ProviderEntry("nocloud", "providers.nocloud", "NoCloudProvider",
+                  never_on=frozenset({"smartos", "digitalocean", "ec2"})),
+    ProviderEntry("smartos", "providers.smartos", "SmartOSProbeProvider", frozenset({UNKNOWN})),
+    ProviderEntry("none", "providers.nometadata", "NoMetadataProvider"),
 )
+
+
+def provider_classes() -> tuple[type[Provider], ...]:
+    """Every provider class, importing them all (docs, tests; never a boot)."""
+    return tuple(entry.load() for entry in PROVIDERS)

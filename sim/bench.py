@@ -13,9 +13,14 @@ time them: it observes and changes nothing. Sleeps stay in the agent's share (th
 own bounded waits), but are reported apart. The HTTP and pty emulators answer with zero latency in this
 process's threads; the little time they take is left in the agent's share (pessimistic).
 
-Each figure sits beside a bare baseline measured in the same run, a Python process that
-only imports the agent's dependencies and exits, as a ratio: the absolute figures move with
-the machine's load, the ratios much less.
+Each figure sits beside a bare interpreter (`python -c pass`) run just before it, as a
+ratio: the absolute figures move with the machine's load, the ratios much less. CPU figures
+are compared with the bare interpreter's CPU, wall figures with its wall time. The agent's
+sources are byte-compiled first, as an installed package is (a run with
+PYTHONDONTWRITEBYTECODE set would otherwise compile every module on every start).
+
+Beside the agent, in the same run: Debian's cloud-init (`sim/benchcloudinit.py`) doing a
+comparable job on its own interpreter, skipped when it is not installed.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ PLATFORMS = ("smartos", "digitalocean", "ec2", "qemu", "bhyve", "vmware", "noclo
 HEADLINE_PLATFORM = "qemu"       # second boot, resume, dist/metadata and checkpoint use it
 CRASH_POINT = "after:STORAGE/reguid"
 DEPENDENCY_PACKAGES = "transitions requests serial msgpack yaml tomli"
-DEPENDENCY_IMPORTS = "import " + ", ".join(DEPENDENCY_PACKAGES.split())
+AGENT_PACKAGES = ("fsm", "providers", "operations")
 
 # Runs inside the agent's process: records what only that process can know, then runs
 # `python -m fsm` unchanged (same module, same argv handling, same exit code).
@@ -68,12 +73,20 @@ def timed_sleep(seconds):
     sleeps.append(seconds)
     real_sleep(seconds)
 time.sleep = timed_sleep
+def peak_rss_kib(usage):
+    # VmHWM: this process image's own peak. ru_maxrss also counts the pages of the process
+    # that spawned it, as mapped before the exec (the bench harness, tens of MiB).
+    try:
+        with open("/proc/self/status") as f:
+            return int(next(ln for ln in f if ln.startswith("VmHWM:")).split()[1])
+    except (OSError, StopIteration, ValueError):
+        return usage.ru_maxrss
 def report():
     usage = resource.getrusage(resource.RUSAGE_SELF)
     with open(report_path, "w") as f:
         json.dump({"commands": commands, "cpu_s": usage.ru_utime + usage.ru_stime,
-                   "maxrss_kib": usage.ru_maxrss,
-                   "sleep_s": sum(sleeps), "http_stack": "requests" in sys.modules,
+                   "maxrss_kib": peak_rss_kib(usage), "sleep_s": sum(sleeps),
+                   "http_stack": "http.client" in sys.modules or "requests" in sys.modules,
                    "dependencies": sorted({m.split(".")[0] for m in sys.modules} & dependencies)},
                   f)
 atexit.register(report)
@@ -94,7 +107,8 @@ class Run:
     sleep_s: float = 0.0                   # in time.sleep (bounded waits, backoff)
     http_stack: bool = False
     dependencies: list[str] = field(default_factory=list)  # third-party packages loaded
-    baseline_s: float | None = None        # the baseline process run just before
+    baseline_s: float | None = None        # the bare interpreter run just before: wall
+    baseline_cpu_s: float | None = None    # ... and CPU
     detect_s: float | None = None          # the DETECT phase, from the checkpoint
     detect_commands_s: float | None = None
     to_detect_end_s: float | None = None   # from the spawn to the end of DETECT
@@ -125,38 +139,40 @@ class Bench:
         sim_guest.create(root, platform)
         return root
 
-    def baseline(self) -> float:
-        """One bare baseline process; every sample is kept for the baseline's own figure."""
-        sample = timed_process([sys.executable, "-c", DEPENDENCY_IMPORTS])
-        self.results["baseline"].append(sample)
-        return sample["wall_s"]
+    def baseline(self, python: tuple[str, ...] = ()) -> dict[str, float]:
+        """One bare interpreter (`python -c pass`); every sample is kept for its own figure."""
+        sample = timed_process([*(python or (sys.executable,)), "-c", "pass"])
+        if not python:
+            self.results["baseline"].append(sample)
+        return sample
 
     def paired(self, measure: Callable[[], Run]) -> Run:
-        """Run a baseline just before `measure`, so each run has its own yardstick taken
-        under the same load: the ratio of the two is the figure that travels."""
-        baseline_s = self.baseline()
+        """Run a bare interpreter just before `measure`, so each run has its own yardstick
+        taken under the same load: the ratio of the two is the figure that travels."""
+        baseline = self.baseline()
         run = measure()
-        run.baseline_s = baseline_s
+        run.baseline_s, run.baseline_cpu_s = baseline["wall_s"], baseline["cpu_s"]
         return run
 
 
 def run_agent(root: str, *args: str, crash_at: str | None = None,
-              archive: str | None = None, log_path: str | None = None) -> Run:
+              archive: str | None = None, log_path: str | None = None,
+              python: str = sys.executable) -> Run:
     """`metadata run --root ROOT` through the launcher; the archive on a clean Python."""
     report_path = os.path.join(root, "var", "sim", "bench-report.json")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("METADATA_AGENT_", "SIM_"))}
     env.update(SIM_BENCH_REPORT=report_path, SIM_BENCH_DEPS=DEPENDENCY_PACKAGES,
                PYTHONPATH=PROJECT_DIR)
-    python = [sys.executable]
+    interpreter = [python]
     if archive:
         # Nothing but the standard library: -I (no PYTHON* variables, no script
         # directory), -S (no site-packages, so not the venv's), an empty environment.
         env = {"SIM_BENCH_REPORT": report_path, "SIM_BENCH_ARCHIVE": archive,
                "SIM_BENCH_DEPS": DEPENDENCY_PACKAGES}
-        python = [sys.executable, "-I", "-S"]
+        interpreter = [python, "-I", "-S"]
     if crash_at:
         env["METADATA_AGENT_CRASH_AT"] = crash_at
-    argv = [*python, "-c", LAUNCHER, "run", "--root", root, *args]
+    argv = [*interpreter, "-c", LAUNCHER, "run", "--root", root, *args]
     with open(log_path or os.devnull, "ab") as log:
         spawned = time.time()
         start = time.perf_counter()
@@ -230,7 +246,19 @@ def bench_second_boot(bench: Bench) -> None:
             for _ in range(bench.runs)]
     bench.results["second_boot"] = runs
     bench.failures += [f"second boot: exit {r.exit_code}" for r in runs if r.exit_code]
+    bench_status(bench, root)
     shutil.rmtree(root, ignore_errors=True)
+
+
+def bench_status(bench: Bench, root: str) -> None:
+    """`metadata status` of the booted guest, each paired with a bare interpreter."""
+    runs = []
+    for _ in range(2 * bench.runs):
+        baseline = bench.baseline()
+        sample = timed_process([sys.executable, "-m", "fsm", "status", "--root", root])
+        runs.append({**sample, "baseline_s": baseline["wall_s"]})
+    bench.failures += [f"status: exit {r['exit_code']}" for r in runs if r["exit_code"]]
+    bench.results["status"] = runs
 
 
 def bench_resume(bench: Bench) -> None:
@@ -258,29 +286,42 @@ def bench_dist(bench: Bench) -> None:
     bench.results["dist_first_boot"] = runs
 
 
-def timed_process(argv: list[str]) -> dict[str, float]:
-    """Wall time and peak RSS of a process with no children."""
+def timed_process(argv: list[str], env: dict[str, str] | None = None) -> dict[str, float]:
+    """Wall time, CPU time and peak RSS of a process with no children."""
     start = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            cwd=PROJECT_DIR, env={**os.environ, "PYTHONPATH": PROJECT_DIR})
+                            cwd=PROJECT_DIR,
+                            env={**os.environ, "PYTHONPATH": PROJECT_DIR} if env is None else env)
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     return {"wall_s": time.perf_counter() - start, "maxrss_kib": usage.ru_maxrss,
-            "exit_code": proc.returncode}
+            "cpu_s": usage.ru_utime + usage.ru_stime, "exit_code": proc.returncode}
 
 
 def bench_startup(bench: Bench) -> None:
     """`metadata --version` from the source tree and from the archive, beside the bare
     interpreter and the baseline, interleaved so that they share the machine's load."""
-    commands = {"interpreter": [sys.executable, "-c", "pass"],
+    commands = {"interpreter_isolated": [sys.executable, "-I", "-S", "-c", "pass"],
                 "startup": [sys.executable, "-m", "fsm", "--version"],
                 "startup_dist": [sys.executable, "-I", "-S", bench.archive, "--version"]}
     for key in commands:
         bench.results[key] = []
     for _ in range(2 * bench.runs):  # cheap: twice the runs of the headline figures
-        baseline_s = bench.baseline()
+        baseline_s = bench.baseline()["wall_s"]
         for key, argv in commands.items():
             bench.results[key].append({**timed_process(argv), "baseline_s": baseline_s})
+    # The archive runs on `python -I -S`: its yardstick is that interpreter, bare.
+    for run, bare in zip(bench.results["startup_dist"], bench.results["interpreter_isolated"]):
+        run["baseline_s"] = bare["wall_s"]
+    # The bare interpreter's own peak RSS (VmHWM, as the launcher reports the agent's; a
+    # child's ru_maxrss also counts its parent's pages, mapped before the exec).
+    probe = ("import sys\nwith open('/proc/self/status') as f:\n"
+             "    sys.stdout.write(next(ln for ln in f if ln.startswith('VmHWM:')).split()[1])")
+    bench.results["bare_rss_kib"] = []
+    for _ in range(3):
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+        if done.returncode == 0 and done.stdout.strip().isdigit():
+            bench.results["bare_rss_kib"].append(int(done.stdout))
     # Which third-party packages `--version` loads (lazy imports: it should be none).
     probe = ("import sys, runpy\nsys.argv = ['metadata', '--version']\ntry:\n"
              "    runpy.run_module('fsm', run_name='__main__')\nexcept SystemExit:\n    pass\n"
@@ -337,9 +378,25 @@ def machine() -> dict[str, Any]:
             "load": [round(x, 2) for x in os.getloadavg()]}
 
 
+def bench_cloudinit(bench: Bench) -> None:
+    """cloud-init's comparable jobs beside ours (sim/benchcloudinit.py); skipped without it."""
+    from sim import benchcloudinit
+
+    bench.results["cloudinit"] = benchcloudinit.measure(bench)
+
+
 SCENARIOS: tuple[Callable[[Bench], None], ...] = (
     bench_startup, bench_first_boots, bench_checkpoint, bench_second_boot, bench_resume,
-    bench_dist)
+    bench_dist, bench_cloudinit)
+
+
+def compile_agent() -> None:
+    """Byte-compile the agent's packages, as installing a package does: the figures are
+    the agent's start-up, not the compiler's."""
+    import compileall
+
+    for package in AGENT_PACKAGES:
+        compileall.compile_dir(os.path.join(PROJECT_DIR, package), quiet=1)
 
 
 def run_all(runs: int, platform_runs: int, workdir: str,
@@ -348,6 +405,7 @@ def run_all(runs: int, platform_runs: int, workdir: str,
                   archive=os.path.join(workdir, "metadata"))
     subprocess.run([sys.executable, os.path.join(PROJECT_DIR, "tools", "build_dist.py"),
                     "--output", bench.archive], check=True, capture_output=True)
+    compile_agent()
     host = machine()
     started = time.perf_counter()
     for scenario in SCENARIOS:
@@ -373,6 +431,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default=os.path.join(PROJECT_DIR, "docs", "performance.md"))
     parser.add_argument("--json", metavar="PATH", help="also write the raw figures as JSON")
     parser.add_argument("--workdir", help="where the guests go (default: a temporary directory)")
+    parser.add_argument("--note", default=os.environ.get("BENCH_NOTE", ""),
+                        help="a sentence for the document's header (e.g. the machine was "
+                        "busy); default: $BENCH_NOTE")
     args = parser.parse_args(argv)
     from sim import benchdoc
 
@@ -381,6 +442,7 @@ def main(argv: list[str] | None = None) -> int:
         os.makedirs(workdir, exist_ok=True)
         data = run_all(args.runs, args.platform_runs or args.runs, workdir,
                        progress=lambda s: print(f"bench: {s}", file=sys.stderr, flush=True))
+    data["note"] = args.note
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(data, f, indent=1)

@@ -151,7 +151,7 @@ _names = st.text(min_size=1, max_size=12)
 
 @settings(max_examples=100, deadline=None)
 @given(phase=st.sampled_from(["DETECT", "FETCH", "NETWORK", "DONE"]),
-       boot=st.integers(min_value=0, max_value=2**31), instance=st.none() | _names,
+       boot=st.integers(min_value=0, max_value=2**31 - 1), instance=st.none() | _names,
        provider=st.none() | _names)
 def test_encode_decode_round_trip(phase, boot, instance, provider):
     cp = Checkpoint(phase=phase, boot=boot, instance_id=instance, provider=provider)
@@ -164,3 +164,12 @@ def test_shown_cuts_long_values_and_escapes_newlines():
     assert shown("a\nb") == "'a\\nb'"
     cut = shown("x" * 600_000)
     assert len(cut) < 120 and "600000 characters" in cut
+
+
+def test_shown_never_builds_the_whole_repr_of_a_huge_structure():
+    """A YAML alias bomb is small in memory and enormous when printed."""
+    from fsm.errors import shown
+    row = ["x" * 1000] * 1000
+    bomb = {"k": [row] * 1000}            # a billion characters if printed whole
+    text = shown(bomb)
+    assert len(text) <= 90 and text.startswith("{'k': [")

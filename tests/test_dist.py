@@ -21,8 +21,7 @@ from sim.serve import serving
 
 BUILDER = os.path.join(PROJECT_DIR, "tools", "build_dist.py")
 SYSTEM_PYTHON = "/usr/bin/python3"
-THIRD_PARTY = ("transitions", "six", "requests", "urllib3", "idna", "certifi",
-               "charset_normalizer", "serial", "msgpack", "tomli", "yaml")
+THIRD_PARTY = ("transitions", "six", "serial", "msgpack", "tomli", "yaml")
 
 
 def _clean_python() -> list[str]:
@@ -60,8 +59,13 @@ def test_archive_holds_the_agent_and_pure_python_dependencies_only(artefact):
         main = zf.read("__main__.py").decode()
     tops = {n.split("/", 1)[0] for n in names}
     assert {"fsm", "providers", "operations", "__main__.py", "six.py"} <= tops
-    assert {"transitions", "requests", "urllib3", "idna", "certifi", "charset_normalizer",
-            "serial", "msgpack", "tomli", "yaml"} <= tops
+    assert {"transitions", "serial", "msgpack", "tomli", "yaml"} <= tops
+    # The agent speaks HTTP with http.client: requests and its stack are not shipped.
+    assert not {"requests", "urllib3", "idna", "certifi", "charset_normalizer"} & tops
+    # Bytecode is stored, not deflated: zipimport reads it on every start.
+    with zipfile.ZipFile(artefact) as zf:
+        assert {i.compress_type for i in zf.infolist() if i.filename.endswith(".pyc")} == \
+            {zipfile.ZIP_STORED}
     assert not {"sim", "tests", "tools", "_pytest", "pytest", "hypothesis"} & tops
     assert not [n for n in names if n.endswith((".so", ".pyd")) or "__pycache__" in n]
     assert "fsm/cli.py" in names and "msgpack/fallback.py" in names
@@ -78,14 +82,18 @@ def test_build_is_reproducible(artefact, tmp_path):
 
 def test_every_module_comes_from_the_archive(artefact):
     """Import everything the agent can use on a clean Python and say where it came from:
-    the archive for ours and the dependencies, the standard library for the rest; msgpack
-    and PyYAML on their pure-Python code, since zipimport cannot load extensions."""
+    the archive for ours and the dependencies, the standard library for the rest (HTTP
+    included); msgpack and PyYAML on their pure-Python code, since zipimport cannot load
+    extensions."""
     probe = (
         "import json, sys, sysconfig\n"
         f"sys.path.insert(0, {artefact!r})\n"
         f"for name in {THIRD_PARTY!r} + ('fsm.cli', 'fsm.machine', 'providers.registry',"
-        " 'operations.storage', 'charset_normalizer.md'):\n"
+        " 'operations.storage'):\n"
         "    __import__(name)\n"
+        "from providers.registry import provider_classes\n"
+        "provider_classes()\n"  # the registry imports its providers lazily: all of them
+        "import providers.http, http.client\n"
         "import msgpack, yaml\n"
         "print(json.dumps({'files': {n: getattr(m, '__file__', None) for n, m in"
         " sys.modules.items()}, 'packer': msgpack.Packer.__module__,"

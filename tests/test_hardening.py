@@ -109,13 +109,14 @@ def test_a_600_kb_bad_search_domain_never_makes_the_checkpoint_unreadable(tmp_pa
     for n in range(1, 4):
         result = boot(g)
         out = result.stdout + result.stderr
-        assert result.returncode == 96, out[-2000:]
-        assert "is not a domain name" in out and "Holding at NETWORK" in out
+        # Issue 11 made the bad domain a skipped item: a warning, the rest applied, DONE.
+        assert result.returncode == 0, out[-2000:]
+        assert "is not a domain name" in out
         size = os.path.getsize(g.path(CHECKPOINT_PATH))
         assert size < 64 * 1024 < MAX_CHECKPOINT_BYTES, size
         cp = g.checkpoint()
-        assert cp.boot == 1, "a held boot is resumed, never restarted from nothing"
-        assert len(cp.last_error["message"]) < 2000
+        assert cp.boot == n, "every start read the checkpoint the one before wrote"
+        assert cp.warnings and all(len(w["message"]) < 2000 for w in cp.warnings)
         assert max(len(line) for line in out.splitlines()) < 4000, "a log line quoted it whole"
         assert "no checkpoint" not in out or n == 1
     assert damaged(g) == []
@@ -189,7 +190,7 @@ def test_a_failing_intent_read_is_the_steps_failure_and_later_steps_still_run(tm
     assert cp.phases["STORAGE"]["result"] == "failed"
     assert cp.instances[cp.instance_id]["STORAGE/reguid"]["status"] == "failed"
     status = g.metadata("status", "--json")
-    assert status.returncode == 0 and '"result": "running"' not in status.stdout
+    assert status.returncode == 1 and '"result": "running"' not in status.stdout
     g.set_state(faults={})
     assert boot(g).returncode == 0
     assert one_shot_counts(g)["zpool reguid"] == 1
@@ -357,9 +358,11 @@ def test_a_scope_id_cannot_add_lines_to_resolv_conf(tmp_path):
     with serving(g.root):
         result = g.run()
     out = result.stdout + result.stderr
-    assert result.returncode == 96, out[-2000:]
+    assert result.returncode == 0, out[-2000:]   # a skipped item (issue 11), the rest applied
     assert "scope id" in out and "is not a link name" in out
-    assert not os.path.exists(g.path("/etc/resolv.conf"))
+    resolv = g.read("/etc/resolv.conf")
+    assert "nameserver 67.207.67.2" in resolv, "the good nameserver is applied"
+    assert "198.51.100.66" not in resolv and "ndots" not in resolv
     assert not any(line.startswith("nameserver 198.51.100.66") for line in out.splitlines())
     assert g.show()["ssh"]["authorized_keys"], "the keys are still installed"
 
@@ -378,7 +381,7 @@ def test_nonsense_network_values_are_refused_and_nothing_of_them_applied(tmp_pat
     with serving(g.root):
         result = g.run()
     out = result.stdout + result.stderr
-    assert result.returncode == 96, out[-2000:]
+    assert result.returncode == 0, out[-2000:]   # a skipped item (issue 11), the rest applied
     assert problem in out, out[-2000:]
     assert "Traceback" not in out
     argv_log = g.show()
