@@ -114,6 +114,8 @@ def mark_instance(ctx: Context, records: tuple[str, ...], outcome: Outcome) -> N
     builder's VM, say) would never match; it is removed so the audit trail is this VM's.
     The first-boot script and cloud-config's runcmd (operations/cloudcmds.py) share the tag.
     """
+    from operations.witness import instance_tag
+
     system = ctx.system
     tag = instance_tag(ctx.checkpoint.instance_id)
     try:
