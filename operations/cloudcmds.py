@@ -20,9 +20,9 @@ import logging
 
 from fsm.errors import AgentError
 from fsm.steps import Context, Outcome
-from operations import accounts, userscript
-from operations.sshkeys import needs_fixing, read_regular_file
-from operations.userscript import SVCADM, USERSCRIPT_FMRI, _service_enabled
+
+# The rest of what these steps use (operations.accounts, sshkeys, userscript) is imported
+# when one has work to do: bootcmd runs every boot, and most boots have no cloud-config.
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,8 @@ def script(lines: tuple[str, ...], header: str = "") -> bytes:
 
 
 def _install(ctx: Context, path: str, data: bytes, outcome: Outcome) -> None:
+    from operations.sshkeys import needs_fixing, read_regular_file
+
     present, st = read_regular_file(ctx.system, path, 2 << 20)
     if present is not None and present.encode("utf-8", "surrogateescape") == data and \
             st is not None and not needs_fixing(st, 0o700):
@@ -47,7 +49,7 @@ def _install(ctx: Context, path: str, data: bytes, outcome: Outcome) -> None:
 
 def run_bootcmd(ctx: Context) -> Outcome:
     outcome = Outcome()
-    cc = accounts.config(ctx)
+    cc = ctx.metadata.cloud_config if ctx.metadata is not None else None
     if cc is None or not cc.bootcmd:
         return outcome
     iid = ctx.checkpoint.instance_id or ""
@@ -64,6 +66,9 @@ def run_bootcmd(ctx: Context) -> Outcome:
 
 
 def install_runcmd(ctx: Context) -> Outcome:
+    from operations import accounts, userscript
+    from operations.userscript import SVCADM, USERSCRIPT_FMRI, _service_enabled
+
     outcome = Outcome()
     cc = accounts.config(ctx)
     if cc is None or not cc.runcmd:

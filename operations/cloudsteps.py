@@ -9,17 +9,20 @@ nothing when the metadata has no cloud-config, or not its module.
 from __future__ import annotations
 
 from fsm.steps import Frequency, Step
-from operations.cloudcmds import BOOTCMD_PATH, RUNCMD_PATH, install_runcmd, run_bootcmd
-from operations.passwords import SSHD_CONFIG, apply_passwords
-from operations.sysconf import INIT_DEFAULTS, apply_packages, apply_timezone
-from operations.users import HOME_BASE, apply_users, users_intent
-from operations.writefiles import apply_write_files
+
+# Declarations only: each step's code is imported when it runs ("module:function"). The
+# paths as the implementing modules define them (tests/test_startup.py checks).
+BOOTCMD_PATH = "/var/metadata/bootcmd"
+RUNCMD_PATH = "/var/metadata/runcmd"
+SSHD_CONFIG = "/etc/ssh/sshd_config"
+INIT_DEFAULTS = "/etc/default/init"
+HOME_BASE = "/export/home"
 
 _ONE_SHOT_RETRY = "recorded; later steps and phases run; the machine holds at {phase} for " \
                   "`svcadm clear`, which runs it again (what it already did is found done)"
 
 BOOT: tuple[Step, ...] = (
-    Step("IDENTITY", "bootcmd", Frequency.PER_BOOT, run_bootcmd,
+    Step("IDENTITY", "bootcmd", Frequency.PER_BOOT, "operations.cloudcmds:run_bootcmd",
          changes=f"writes cloud-config `bootcmd` to {BOOTCMD_PATH} (0700, root; `/bin/sh`, "
                  "INSTANCE_ID exported) and runs it, bounded by `timeouts.command`; its "
                  "output is not logged. No bootcmd: nothing",
@@ -28,7 +31,7 @@ BOOT: tuple[Step, ...] = (
 )
 
 IDENTITY: tuple[Step, ...] = (
-    Step("IDENTITY", "users", Frequency.PER_INSTANCE, apply_users,
+    Step("IDENTITY", "users", Frequency.PER_INSTANCE, "operations.users:apply_users",
          changes="cloud-config `groups` (`groupadd`) and `users`: the default user "
                  "(`[users] default` or `user:`; none by default, then `default` is a "
                  "warning), root, named users. A missing user is created with `useradd -m -d "
@@ -47,8 +50,8 @@ IDENTITY: tuple[Step, ...] = (
          checkpointed="started record with the names of the users it is to create "
                       "(intent), done record after; a run resumed after a kill between "
                       "useradd and /etc/shadow still unlocks the users it made",
-         intent=users_intent),
-    Step("IDENTITY", "passwords", Frequency.PER_INSTANCE, apply_passwords,
+         intent="operations.users:users_intent"),
+    Step("IDENTITY", "passwords", Frequency.PER_INSTANCE, "operations.passwords:apply_passwords",
          changes="cloud-config `password` (the default user's; root's when none is "
                  "configured, unless `disable_root: true`) and `chpasswd` `users`/`list`: "
                  "the hash in /etc/shadow (plain passwords hashed first, `$6$` SHA-512 "
@@ -60,7 +63,7 @@ IDENTITY: tuple[Step, ...] = (
          fails_when="/etc/shadow is missing, a link or not a regular file (exit 95); an "
                     "unknown user or RANDOM password is a warning",
          on_failure=_ONE_SHOT_RETRY.format(phase="IDENTITY")),
-    Step("IDENTITY", "timezone", Frequency.PER_INSTANCE, apply_timezone,
+    Step("IDENTITY", "timezone", Frequency.PER_INSTANCE, "operations.sysconf:apply_timezone",
          changes=f"the `TZ=` line of {INIT_DEFAULTS} (other lines kept), from cloud-config "
                  "`timezone`, when /usr/share/lib/zoneinfo has it (else a warning)",
          fails_when=f"a link or non-regular file at {INIT_DEFAULTS}",
@@ -68,14 +71,14 @@ IDENTITY: tuple[Step, ...] = (
 )
 
 BEFORE_SCRIPT: tuple[Step, ...] = (
-    Step("USERSCRIPT", "packages", Frequency.PER_INSTANCE, apply_packages,
+    Step("USERSCRIPT", "packages", Frequency.PER_INSTANCE, "operations.sysconf:apply_packages",
          changes="where the image has pkg(1): `pkg refresh` (package_update), `pkg install "
                  "--accept NAMES` (packages), `pkg update --accept` (package_upgrade); exit "
                  "4 (nothing to do) is success; a warning when pkg made a new boot "
                  "environment (reboot to use it). No pkg: a warning",
          fails_when="pkg exits other than 0 or 4, or runs over 30 minutes",
          on_failure=_ONE_SHOT_RETRY.format(phase="USERSCRIPT")),
-    Step("USERSCRIPT", "write-files", Frequency.PER_INSTANCE, apply_write_files,
+    Step("USERSCRIPT", "write-files", Frequency.PER_INSTANCE, "operations.writefiles:apply_write_files",
          changes="cloud-config `write_files`: each file (content decoded from b64/gzip, "
                  "owner `user:group`, octal permissions) written atomically, never through "
                  "a link (a link at or above the path skips the file with a warning); "
@@ -87,7 +90,7 @@ BEFORE_SCRIPT: tuple[Step, ...] = (
 )
 
 AFTER_SCRIPT: tuple[Step, ...] = (
-    Step("USERSCRIPT", "runcmd", Frequency.PER_INSTANCE, install_runcmd,
+    Step("USERSCRIPT", "runcmd", Frequency.PER_INSTANCE, "operations.cloudcmds:install_runcmd",
          changes=f"writes cloud-config `runcmd` to {RUNCMD_PATH} (0700, root) and enables "
                  "svc:/system/illumos/userscript:default, which runs it once per instance "
                  "after the first-boot script (records runcmd.started/.done/.failed, keyed "

@@ -55,13 +55,16 @@ THIRD_PARTY_HTTP = {"requests", "urllib3", "idna", "charset_normalizer", "certif
 # those it asks before (their hints allow them there), with the modules they import.
 LOCAL = {"providers.cpio", "providers.cpioarchive", "providers.seedfiles",
          "providers.localdisk"}
+CLOUDCONFIG = {"providers.cloudconfig", "providers.cloudconfig_users"}
 NOCLOUD = {"providers.nocloud", "providers.localdisk", "providers.netconfig", "providers.eni",
-           "providers.cloudconfig"}
+           "providers.dsserial", "providers.nocloudnet"} | CLOUDCONFIG
 PROVIDER_MODULES = {
     "qemu": LOCAL, "bhyve": LOCAL, "oxide": LOCAL | NOCLOUD,
+    "omnios-zone": LOCAL | NOCLOUD, "proxmox": LOCAL | NOCLOUD,
+    "tribblix-zone": LOCAL | NOCLOUD | {"providers.http"},
     "nocloud": LOCAL | NOCLOUD,
     "vmware": {"providers.vmware"} | NOCLOUD | LOCAL,
-    "smartos": {"providers.smartos", "providers.smartos_protocol"},
+    "smartos": {"providers.smartos", "providers.smartos_protocol"} | CLOUDCONFIG,
     "digitalocean": {"providers.digitalocean", "providers.localdisk", "providers.iso9660",
                      "providers.http"},
     "ec2": {"providers.ec2", "providers.http"},
@@ -69,7 +72,9 @@ PROVIDER_MODULES = {
                                "providers.nometadata"},
 }
 ALWAYS = {"providers", "providers.smbios", "providers.registry", "providers.base",
-          "providers.model", "providers.items"}
+          "providers.model", "providers.items",
+          # The data model's cloud-config part and its item rules.
+          "providers.cloudconfig_model", "providers.cloudconfig_items"}
 
 
 def imported(*args: str, env: dict[str, str] | None = None) -> tuple[int, set[str]]:
@@ -131,9 +136,10 @@ def test_a_first_boot_imports_only_the_providers_detect_asks(tmp_path, platform)
     assert modules & THIRD_PARTY_HTTP == set()  # HTTP is http.client, on HTTP platforms
     # YAML only where a document may be YAML; HTTP only where the metadata was not on a
     # local drive (DigitalOcean's guest has its config drive, read first).
-    assert ("yaml" in modules) <= (platform in ("nocloud", "vmware"))
+    yaml_seeds = ("nocloud", "vmware", "omnios-zone", "tribblix-zone", "proxmox", "oxide")
+    assert ("yaml" in modules) <= (platform in yaml_seeds)
     assert ("yaml" in modules) >= (platform == "nocloud")
-    assert ("http.client" in modules) == (platform == "ec2")
+    assert ("http.client" in modules) == (platform in ("ec2", "tribblix-zone"))
 
 
 def test_version_and_status_load_no_boot_code(booted):
@@ -225,6 +231,15 @@ def test_the_fast_forms_read_as_argparse_reads_them(argv):
 ])
 def test_any_other_command_line_goes_to_argparse(argv):
     assert fast_args(argv) is None
+
+
+def test_the_cloud_config_texts_name_the_paths_the_code_uses():
+    from operations import cloudcmds, cloudsteps, passwords, sysconf, users
+
+    assert (cloudsteps.BOOTCMD_PATH, cloudsteps.RUNCMD_PATH, cloudsteps.SSHD_CONFIG,
+            cloudsteps.INIT_DEFAULTS, cloudsteps.HOME_BASE) == \
+        (cloudcmds.BOOTCMD_PATH, cloudcmds.RUNCMD_PATH, passwords.SSHD_CONFIG,
+         sysconf.INIT_DEFAULTS, users.HOME_BASE)
 
 
 def test_the_cli_names_the_query_path_query_writes():
