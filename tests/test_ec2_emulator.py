@@ -12,10 +12,10 @@ import subprocess
 import sys
 import textwrap
 import time
-from contextlib import contextmanager
 
 import pytest
 import requests
+from test_ec2 import imds  # the emulator on loopback, with metadata overrides and options
 
 from sim.emulators import ec2 as emulator
 
@@ -48,16 +48,6 @@ def role_metadata() -> dict:
     }
 
 
-@contextmanager
-def imds(overrides: dict | None = None, **options):
-    metadata = {**emulator.default_metadata(), **(overrides or {})}
-    if options:
-        metadata["_emulator"] = options
-    service = emulator.serve("/nonexistent", metadata)
-    try:
-        yield service
-    finally:
-        service.close()
 
 
 def token(url: str) -> dict[str, str]:
