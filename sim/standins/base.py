@@ -111,3 +111,10 @@ def posix_getopt(args: list[str], flags: str, with_value: str) -> tuple[list[tup
                 raise BadOption(letter)
         i += 1
     return pairs, args[i:]
+
+
+def usage_exit(inv: Invocation, usage: str) -> Exit:
+    """The usage text on stderr and exit 1, as the illumos commands' usage() functions do
+    (swap.c, zdb.c): the caller raises or returns the Exit."""
+    inv.err(usage)
+    return Exit(1)

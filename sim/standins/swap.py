@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 
-from sim.standins.base import Exit, Invocation
+from sim.standins.base import Exit, Invocation, usage_exit
 from sim.standins.format import pool_uses
 
 PAGE_BLOCKS = 8
@@ -38,8 +38,7 @@ USAGE = ("Usage:\tswap -l\n\tsub option :\n\t\t-h : displays size in human reada
 
 
 def _usage(inv: Invocation) -> Exit:
-    inv.err(USAGE)
-    return Exit(1)
+    return usage_exit(inv, USAGE)
 
 
 def _area_blocks(inv: Invocation, path: str) -> int:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 
 from sim.hardware import split_device
-from sim.standins.base import BadOption, Exit, Invocation, posix_getopt
+from sim.standins.base import BadOption, Exit, Invocation, posix_getopt, usage_exit
 
 USAGE = ("Usage:\tzdb [-AbcdDFGhikLMPsvXy] [-e [-V] [-p <path> ...]] [-I <inflight I/Os>]\n"
          "\t\t[-o <var>=<value>]... [-t <txg>] [-U <cache>] [-x <dumpdir>]\n"
@@ -31,8 +31,7 @@ USAGE = ("Usage:\tzdb [-AbcdDFGhikLMPsvXy] [-e [-V] [-p <path> ...]] [-I <inflig
 
 
 def _usage(inv: Invocation) -> Exit:
-    inv.err(USAGE)
-    return Exit(1)
+    return usage_exit(inv, USAGE)
 
 
 def raw_path(inv: Invocation, device: str) -> str:
