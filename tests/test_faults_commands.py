@@ -132,7 +132,7 @@ def test_a_hanging_command_is_bounded_by_the_command_timeout(tmp_path):
     assert code == 95 and "Traceback" not in out, out[-3000:]
     assert any("/usr/sbin/swap -l: timed out after 1 s" in ln for ln in error_lines(out)), \
         out[-3000:]
-    assert took_s < 15, f"took {took_s:.1f} s"
+    assert took_s < 60, f"took {took_s:.1f} s"  # bounded, with slack for a loaded CI
     assert "Holding at STORAGE" in out
     clear_faults_and_resume(guest, "STORAGE")
     assert guest.show()["swap"]
