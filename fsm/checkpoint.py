@@ -26,25 +26,28 @@ from typing import Any
 
 import msgpack
 
-from fsm import cpschema
+# The file's format and its decoder are fsm/cpfile.py's (status reads it without this module).
+from fsm.cpfile import (  # noqa: F401 - the constants and errors are re-exported
+    CHECKPOINT_PATH,
+    DONE,
+    FAILED,
+    MAX_CHECKPOINT_BYTES,
+    PREVIOUS_SUFFIX,
+    SCHEMA_VERSION,
+    STARTED,
+    UNKNOWN_INSTANCE,
+    CheckpointError,
+    NewerSchemaError,
+    completed_steps,
+    decode_fields,
+)
 from fsm.steps import Frequency, Step
 from fsm.system import System
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-CHECKPOINT_PATH = "/var/metadata/state.msgpack"
-PREVIOUS_SUFFIX = ".prev"
-MAX_CHECKPOINT_BYTES = 1 << 20
-UNKNOWN_INSTANCE = "unknown"
 MAX_WARNINGS = 100
 MAX_WARNING_CHARS = 500
-
-STARTED, DONE, FAILED = "started", "done", "failed"
-
-
-class CheckpointError(ValueError):
-    """The bytes are not a checkpoint this version understands."""
 
 
 @dataclass
@@ -101,10 +104,7 @@ class Checkpoint:
 
     def completed_steps(self) -> list[tuple[str, dict[str, Any]]]:
         """Every done record that applies now: this boot's, this instance's, and once."""
-        rows = list(self.boot_steps.items())
-        rows += list(self.instances.get(self.instance_id or UNKNOWN_INSTANCE, {}).items())
-        rows += list(self.once.items())
-        return sorted(rows, key=lambda kv: kv[1].get("started", 0))
+        return completed_steps(self.boot_steps, self.instances, self.instance_id, self.once)
 
     # ---- codec -------------------------------------------------------------------------
     def to_map(self) -> dict[str, Any]:
@@ -120,36 +120,10 @@ def encode(cp: Checkpoint) -> bytes:
     return msgpack.packb(cp.to_map(), use_bin_type=True)
 
 
-class NewerSchemaError(CheckpointError):
-    """A checkpoint written by a newer agent (an older one booted after a boot-environment
-    rollback): not damaged, but not understood either. Its records cannot be read, so
-    nothing may be concluded from them: one-shot steps are refused, not re-run."""
-
-
 def decode(data: bytes) -> Checkpoint:
-    """Bytes to a Checkpoint, or CheckpointError saying what is wrong with them.
-
-    The whole structure is checked against fsm/cpschema.py (types and ranges): a map that
-    decodes but lies is as damaged as one that does not decode."""
-    if len(data) > MAX_CHECKPOINT_BYTES:
-        raise CheckpointError(f"larger than {MAX_CHECKPOINT_BYTES} bytes")
-    try:
-        obj = msgpack.unpackb(data, raw=False, strict_map_key=True)
-    except Exception as e:  # msgpack raises a family of errors for bad input
-        raise CheckpointError(f"not msgpack: {type(e).__name__}: {e}") from None
-    if not isinstance(obj, dict):
-        raise CheckpointError(f"top level is {type(obj).__name__}, not a map")
-    schema = obj.get("schema")
-    if isinstance(schema, int) and not isinstance(schema, bool) and schema > SCHEMA_VERSION:
-        raise NewerSchemaError(f"schema version {schema}, newer than this agent's "
-                               f"{SCHEMA_VERSION}")
-    if schema != SCHEMA_VERSION:
-        raise CheckpointError(f"schema version {str(schema)[:20]!r}, expected {SCHEMA_VERSION}")
-    try:
-        fields = cpschema.check(obj)
-    except cpschema.CheckpointShapeError as e:
-        raise CheckpointError(f"not a valid checkpoint: {e}") from None
-    return Checkpoint(**fields)
+    """Bytes to a Checkpoint, or CheckpointError saying what is wrong with them (the whole
+    structure checked against fsm/cpschema.py: see fsm/cpfile.py)."""
+    return Checkpoint(**decode_fields(data))
 
 
 class CheckpointStore:

@@ -203,28 +203,30 @@ def _add_seed_parsers(sub) -> None:
     p.set_defaults(func=cmd_seed_inspect)
 
 
-# The command lines read without argparse: command -> its flags (options with a value:
-# only --root).
-_FAST_FORMS = {"run": ("--force",), "status": ("--json",)}
+# The command lines read without argparse: command -> (its flags, its options with a value).
+_FAST_FORMS = {"run": (("--force",), ("--root",)),
+               "status": (("--json", "--wait"), ("--root", "--timeout"))}
 
 
 def fast_args(argv: list[str]) -> SimpleNamespace | None:
-    """The arguments of `run [--root DIR] [--force]` or `status [--root DIR] [--json]`
-    (each option at most once), as argparse would give them; None for any other command
-    line, which argparse then reads (and explains, if it is wrong)."""
+    """The arguments of `run [--root DIR] [--force]` or `status [--root DIR] [--json]
+    [--wait] [--timeout SECONDS]` (each option at most once), as argparse would give them;
+    None for any other command line, which argparse then reads (and explains, if it is
+    wrong)."""
     if not argv or argv[0] not in _FAST_FORMS:
         return None
-    command, flags = argv[0], _FAST_FORMS[argv[0]]
+    command, (flags, valued) = argv[0], _FAST_FORMS[argv[0]]
     given: dict[str, object] = {}
     rest = argv[1:]
     while rest:
         word = rest.pop(0)
+        option, eq, value = word.partition("=")
         if word in flags and word not in given:
             given[word] = True
-        elif word == "--root" and word not in given and rest and not rest[0].startswith("-"):
+        elif word in valued and word not in given and rest and not rest[0].startswith("-"):
             given[word] = rest.pop(0)
-        elif word.startswith("--root=") and "--root" not in given and len(word) > 7:
-            given["--root"] = word[7:]
+        elif eq and option in valued and option not in given and value:
+            given[option] = value
         else:
             return None
     args = SimpleNamespace(command=command, root=given.get("--root", "/"),
@@ -232,7 +234,10 @@ def fast_args(argv: list[str]) -> SimpleNamespace | None:
     for flag in flags:
         setattr(args, flag[2:], bool(given.get(flag)))
     if command == "status":
-        args.wait, args.timeout = False, None
+        try:  # argparse's own conversion (type=float); it explains a bad value
+            args.timeout = None if "--timeout" not in given else float(given["--timeout"])
+        except ValueError:
+            return None
     return args
 
 

@@ -16,11 +16,14 @@ built from the helpers below (`Int`, `Num`, `Str`, `OneOf`, `Opt`, `MapOf`, `Rec
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
 
-from fsm.steps import PHASE_NAMES, Frequency
+from fsm.names import PHASE_NAMES, Frequency
 
-Rule = Callable[[Any, str], None]
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (status imports this)
+if TYPE_CHECKING:
+    from typing import Any, Callable
+
+    Rule = Callable[[Any, str], None]
 
 MAX_BOOT = 2**32                # far beyond any guest's life; 2**64-1 is a lie
 MAX_TIME = 1e11                 # seconds since 1970: year 5138

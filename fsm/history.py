@@ -16,13 +16,22 @@ logged; it never costs the guest a step.
 from __future__ import annotations
 
 import json
-import logging
 import time
-from typing import Any
 
-from fsm.system import System
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (status imports this)
+if TYPE_CHECKING:
+    from typing import Any
 
-log = logging.getLogger(__name__)
+    from fsm.system import System
+
+
+def _log():
+    """This module's logger, made when there is something to log: `metadata status` reads
+    this module's file without importing logging."""
+    import logging
+
+    return logging.getLogger(__name__)
+
 
 HISTORY_PATH = "/var/metadata/history.json"
 MAX_ENTRIES = 20
@@ -57,7 +66,7 @@ def _save(system: System, entries: list[dict[str, Any]]) -> None:
     try:
         system.write_file(HISTORY_PATH, text + "\n", mode=0o600)
     except OSError as e:
-        log.warning("history: cannot write %s: %s", HISTORY_PATH, e.strerror or e)
+        _log().warning("history: cannot write %s: %s", HISTORY_PATH, e.strerror or e)
 
 
 def begin(system: System) -> dict[str, Any]:

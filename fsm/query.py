@@ -13,13 +13,23 @@ not kept either: only the fields of the one data model (providers/model.py).
 from __future__ import annotations
 
 import json
-import logging
-from typing import Any
 
 from fsm.errors import AgentError
-from fsm.system import System
 
-log = logging.getLogger(__name__)
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (status imports this)
+if TYPE_CHECKING:
+    from typing import Any
+
+    from fsm.system import System
+
+
+def _log():
+    """This module's logger, made when there is something to log: `metadata status` reads
+    this module's file without importing logging."""
+    import logging
+
+    return logging.getLogger(__name__)
+
 
 QUERY_PATH = "/var/metadata/query.json"
 QUERY_SCHEMA = 1
@@ -68,8 +78,8 @@ def save(system: System, md: Any, provider: str | None) -> None:
         doc = normalised(md, provider, fingerprints(system))
         text = json.dumps(doc, indent=1, sort_keys=True) + "\n"
         if len(text) > MAX_BYTES:   # `query` would refuse to read it back
-            log.warning("query: the metadata's summary is over %d bytes; %s not written",
-                        MAX_BYTES, QUERY_PATH)
+            _log().warning("query: the metadata's summary is over %d bytes; %s not written",
+                           MAX_BYTES, QUERY_PATH)
             return
         try:   # unchanged on most starts: spare the boot an fsync'd rewrite
             if system.read_bytes(QUERY_PATH, limit=MAX_BYTES) == text.encode("utf-8"):
@@ -78,7 +88,7 @@ def save(system: System, md: Any, provider: str | None) -> None:
             pass
         system.write_file(QUERY_PATH, text, mode=0o600)
     except (OSError, AgentError) as e:
-        log.warning("query: cannot write %s: %s", QUERY_PATH, e)
+        _log().warning("query: cannot write %s: %s", QUERY_PATH, e)
 
 
 def load(system: System) -> dict[str, Any]:

@@ -17,20 +17,28 @@ from __future__ import annotations
 import fcntl
 import os
 import time
-from typing import Any
 
 from fsm import history
-from fsm.checkpoint import (
+from fsm.cpfile import (
     CHECKPOINT_PATH,
     FAILED,
     MAX_CHECKPOINT_BYTES,
     PREVIOUS_SUFFIX,
     CheckpointError,
-    decode,
+    completed_steps,
+    decode_fields,
 )
-from fsm.lock import LOCK_PATH
-from fsm.settings import SETTINGS_PATH
-from fsm.system import System
+from fsm.guestfiles import GuestFiles
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import Any
+
+# Status imports neither the system layer nor the machine's checkpoint, lock or settings
+# modules (logging, subprocess, dataclasses, tomllib: issue 17); their paths, which a test
+# compares with those modules' own:
+LOCK_PATH = "/var/metadata/.lock"            # fsm/lock.py
+SETTINGS_PATH = "/etc/metadata-agent.toml"   # fsm/settings.py
 
 STATUS_SCHEMA = 1
 
@@ -46,7 +54,7 @@ def _iso(t: float | None) -> str | None:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
-def agent_running(system: System) -> bool:
+def agent_running(system: GuestFiles) -> bool:
     """Another process holds the agent's lock (fsm/lock.py): a start is in progress."""
     try:
         fd = os.open(system.path(LOCK_PATH), os.O_RDONLY | os.O_NOFOLLOW)
@@ -63,13 +71,25 @@ def agent_running(system: System) -> bool:
     return False
 
 
-def _load(system: System, problems: list[str]):
+class _Recorded:
+    """The checkpoint's fields as attributes: what status reads of fsm.checkpoint's
+    Checkpoint, from the same decoder, without its class."""
+
+    def __init__(self, fields: dict[str, Any]):
+        self.__dict__.update(fields)
+
+    def completed_steps(self) -> list[tuple[str, dict[str, Any]]]:
+        return completed_steps(self.boot_steps, self.instances, self.instance_id, self.once)
+
+
+def _load(system: GuestFiles, problems: list[str]):
     for path in (CHECKPOINT_PATH, CHECKPOINT_PATH + PREVIOUS_SUFFIX):
         if not system.lexists(path):
             continue
         try:
             # The run's own read path: no link followed, no FIFO waited on, bounded size.
-            return decode(system.read_bytes(path, limit=MAX_CHECKPOINT_BYTES)), path
+            fields = decode_fields(system.read_bytes(path, limit=MAX_CHECKPOINT_BYTES))
+            return _Recorded(fields), path
         except (CheckpointError, OSError) as e:
             problems.append(f"{path}: {e}")
     return None, None
@@ -138,7 +158,7 @@ def _history(entries: list[dict[str, Any]], running: bool) -> list[dict[str, Any
 
 
 def status_data(root: str) -> dict[str, Any]:
-    system = System(root)
+    system = GuestFiles(root)
     problems: list[str] = []
     cp, source = _load(system, problems)
     entries = history.load(system)
@@ -204,7 +224,7 @@ def _next(data: dict[str, Any], cp) -> list[str]:
     return steps
 
 
-def _host_keys(system: System) -> dict[str, str]:
+def _host_keys(system: GuestFiles) -> dict[str, str]:
     """The host keys' fingerprints as the last start that configured the instance recorded
     them (fsm/query.py): status reads records, it loads no step code."""
     from fsm import query

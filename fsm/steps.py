@@ -11,10 +11,11 @@ boot's critical path).
 
 from __future__ import annotations
 
-import enum
 import importlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
+
+from fsm.names import PHASE_NAMES, Frequency  # noqa: F401 - declared there, re-exported
 
 if TYPE_CHECKING:
     from fsm.checkpoint import Checkpoint
@@ -23,15 +24,6 @@ if TYPE_CHECKING:
     from providers.base import Provider
     from providers.model import Metadata
     from providers.smbios import SmbiosInfo
-
-
-class Frequency(str, enum.Enum):
-    PER_BOOT = "per-boot"          # every boot: re-checks that cannot go stale
-    PER_INSTANCE = "per-instance"  # once for each instance id (a new VM from the image)
-    ONCE = "once"                  # once for the life of the image
-
-
-PHASE_NAMES = ("DETECT", "FETCH", "NETWORK", "IDENTITY", "STORAGE", "USERSCRIPT", "DONE")
 
 
 class Ref:

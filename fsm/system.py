@@ -19,14 +19,15 @@ import threading
 from dataclasses import dataclass
 
 from fsm import crashpoints
-from fsm.errors import AgentError, CommandError
+from fsm.errors import CommandError
+
+# The read path is fsm/guestfiles.py's (status reads through it without this module).
+from fsm.guestfiles import MAX_READ_BYTES, GuestFiles, UnsafePathError, _split  # noqa: F401
 
 log = logging.getLogger(__name__)
 
 CLEAN_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C", "LC_ALL": "C"}
 DEFAULT_COMMAND_TIMEOUT_S = 30.0
-# Any one file the agent reads, unless the caller gives a tighter limit.
-MAX_READ_BYTES = 16 << 20
 # A read of a disk's first sectors (DETECT looks for seed archives on every disk).
 DEVICE_READ_TIMEOUT_S = 5.0
 
@@ -39,15 +40,8 @@ class CommandResult:
     stderr: str
 
 
-class UnsafePathError(OSError, AgentError):
-    """A path would leave the root or pass through a symbolic link where that is refused.
-
-    Also an AgentError, so a step meeting one reports it plainly (exit 95), not as an
-    internal error with a traceback."""
-
-
-class System:
-    """Runs commands and touches files of one guest, rooted at `root`."""
+class System(GuestFiles):
+    """Runs commands and touches files of one guest, rooted at `root` (its reads: GuestFiles)."""
 
     def __init__(self, root: str = "/", command_timeout_s: float = DEFAULT_COMMAND_TIMEOUT_S,
                  dry_run: bool = False):
@@ -55,76 +49,6 @@ class System:
         self.command_timeout_s = command_timeout_s
         self.dry_run = dry_run
         self.planned: list[str] = []
-
-    # ---- paths -------------------------------------------------------------------------
-    def path(self, guest_path: str) -> str:
-        """Host path of an absolute guest path; `..` may not climb out of the root."""
-        if not guest_path.startswith("/"):
-            raise UnsafePathError(errno.EINVAL, "guest paths must be absolute", guest_path)
-        parts = [p for p in guest_path.split("/") if p not in ("", ".")]
-        if ".." in parts:
-            raise UnsafePathError(errno.EINVAL, "'..' is not allowed in a guest path", guest_path)
-        return os.path.join(self.root, *parts) if parts else self.root
-
-    def exists(self, guest_path: str) -> bool:
-        return os.path.exists(self.path(guest_path))
-
-    def is_symlink(self, guest_path: str) -> bool:
-        return os.path.islink(self.path(guest_path))
-
-    def listdir(self, guest_path: str) -> list[str]:
-        try:
-            return sorted(os.listdir(self.path(guest_path)))
-        except FileNotFoundError:
-            return []
-
-    def lexists(self, guest_path: str) -> bool:
-        """Whether anything, a dangling link included, is at the path."""
-        return os.path.lexists(self.path(guest_path))
-
-    def read_bytes(self, guest_path: str, limit: int | None = None) -> bytes:
-        """Read a regular file: the one read path for every file the agent reads.
-
-        Never blocks and never follows a link: every directory on the way and the file are
-        opened with O_NOFOLLOW (a link raises UnsafePathError), the file with O_NONBLOCK so
-        a FIFO planted at resolv.conf cannot hang the boot, and fstat must say it is a
-        regular file (not a FIFO, device or directory: /dev/zero would read for ever). At
-        most `limit` bytes (default MAX_READ_BYTES): a larger file raises EFBIG.
-        """
-        limit = MAX_READ_BYTES if limit is None else limit
-        parent, name = _split(guest_path)
-        dfd = self._open_dir(parent, create=False)
-        try:
-            try:
-                fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY,
-                             dir_fd=dfd)
-            except OSError as e:
-                if e.errno in (errno.ELOOP, errno.EMLINK) and _is_link_at(dfd, name):
-                    raise UnsafePathError(errno.ELOOP, "refusing to follow a symbolic link",
-                                          guest_path) from None
-                raise
-        finally:
-            os.close(dfd)
-        try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                raise OSError(errno.EINVAL, "not a regular file; refusing to read it",
-                              guest_path)
-            if st.st_size > limit:
-                raise OSError(errno.EFBIG, f"larger than {limit} bytes", guest_path)
-            chunks: list[bytes] = []
-            got = 0
-            while got <= limit:
-                chunk = os.read(fd, min(1 << 20, limit + 1 - got))
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                got += len(chunk)
-        finally:
-            os.close(fd)
-        if got > limit:
-            raise OSError(errno.EFBIG, f"larger than {limit} bytes", guest_path)
-        return b"".join(chunks)
 
     def read_head(self, guest_path: str, size: int, timeout_s: float | None = None) -> bytes:
         """The first `size` bytes of a raw disk, within `timeout_s` (DEVICE_READ_TIMEOUT_S).
@@ -320,40 +244,6 @@ class System:
         except FileNotFoundError:
             pass
 
-    def _open_dir(self, guest_path: str, create: bool, mode: int = 0o755) -> int:
-        """Open a directory under the root component by component with O_NOFOLLOW."""
-        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
-        walked = ""
-        try:
-            for part in [p for p in self.path(guest_path)[len(self.root):].split("/") if p]:
-                walked += "/" + part
-                try:
-                    nfd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
-                except FileNotFoundError:
-                    if not create:
-                        raise
-                    os.mkdir(part, mode, dir_fd=fd)
-                    nfd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
-                except OSError as e:
-                    if e.errno in (errno.ELOOP, errno.ENOTDIR) and os.path.islink(self.path(walked)):
-                        raise UnsafePathError(errno.ELOOP, "refusing to follow a symbolic link",
-                                              walked) from None
-                    raise
-                os.close(fd)
-                fd = nfd
-            return fd
-        except BaseException:
-            os.close(fd)
-            raise
-
-
-def _split(guest_path: str) -> tuple[str, str]:
-    parent, _, name = guest_path.rstrip("/").rpartition("/")
-    if not name or name in (".", ".."):
-        raise UnsafePathError(errno.EINVAL, "not a file path", guest_path)
-    return parent or "/", name
-
-
 def _remove_stale_temps(dfd: int, name: str) -> None:
     """Delete temp files an earlier write of `name` left when its process was killed.
 
@@ -394,13 +284,6 @@ def _unlink_quietly(dfd: int, name: str) -> None:
         os.unlink(name, dir_fd=dfd)
     except OSError:
         pass
-
-
-def _is_link_at(dfd: int, name: str) -> bool:
-    try:
-        return stat.S_ISLNK(os.stat(name, dir_fd=dfd, follow_symlinks=False).st_mode)
-    except OSError:
-        return False
 
 
 def _exists_at(dfd: int, name: str) -> bool:

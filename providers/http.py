@@ -15,16 +15,18 @@ daemon thread is left to the server's pace, and dies with the process).
 Only transient answers are retried (connection errors, timeouts, a body cut short, 5xx,
 429); any other status goes back to the caller, who knows what a 401 or 404 means there.
 
-The transport is the standard library's `http.client`, imported on the first request: a
-metadata service answers small documents over plain HTTP on a link-local address, which
-needs none of what `requests` adds (sessions, proxies, decoding, redirects), and importing
-`requests` cost an EC2 boot more CPU than all the rest of the agent's start-up. As before,
-redirects are not followed and proxy variables from the environment are not used.
+The transport is imported on the first request: for http:// (every metadata service)
+providers/httpwire.py, the small part of HTTP/1.1 a link-local exchange needs, since
+`http.client` imports ssl, the email package and the idna codec (13 ms of an EC2 first
+boot); for https:// (a NoCloud seed URL may be one) the standard library's `http.client`.
+A metadata service answers small documents, which needs none of what `requests` adds
+(sessions, proxies, decoding, redirects), and importing `requests` cost an EC2 boot more
+CPU than all the rest of the agent's start-up. As before, redirects are not followed and
+proxy variables from the environment are not used.
 """
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import random
 import socket
@@ -149,13 +151,11 @@ class HttpClient:
 
     def _exchange(self, method: str, url: str, headers: dict[str, str], timeout_s: float,
                   box: dict[str, Any], cancelled: threading.Event) -> Reply:
-        import http.client
-
         started = time.monotonic()
         conn = _connection(url, timeout_s)
         if conn is None:
             raise ServiceError(f"{self.source}: {method} {url}: not an http:// or https:// URL")
-        connection, target = conn
+        connection, target, protocol_errors = conn
         box["connection"] = connection
         try:
             # Link-local service: no proxy from the environment (http.client uses none).
@@ -175,7 +175,7 @@ class HttpClient:
             status, reply_headers = resp.status, dict(resp.getheaders())
         except socket.timeout:
             raise _Transient(f"no answer within {timeout_s:.3g} s") from None
-        except (OSError, http.client.HTTPException) as e:
+        except (OSError, *protocol_errors) as e:
             # Refused, reset, a body cut short (IncompleteRead), no status line: transient.
             raise _Transient(f"connection failed: {_reason(e)}") from None
         finally:
@@ -198,21 +198,30 @@ def _shut(connection: Any) -> None:
         pass
 
 
-def _connection(url: str, timeout_s: float) -> tuple[Any, str] | None:
-    """An unopened connection to the URL's host and the request target, or None."""
-    import http.client
+def _connection(url: str, timeout_s: float) -> tuple[Any, str, tuple[type, ...]] | None:
+    """An unopened connection to the URL's host, the request target and the errors its
+    protocol layer raises for a bad answer; None for a URL that is not http(s)://.
+
+    http:// goes through providers/httpwire.py (no ssl, email or idna imports: see there);
+    https:// through `http.client`, imported only for it."""
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return None
     https = parts.scheme == "https"
-    cls = http.client.HTTPSConnection if https else http.client.HTTPConnection
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     # The port always explicit: given none, http.client takes the digits after an IPv6
     # literal's last colon (`fd00:ec2::254`) for one.
     port = parts.port or (443 if https else 80)
-    return cls(parts.hostname, port, timeout=timeout_s), target
+    if https:
+        import http.client
+
+        return (http.client.HTTPSConnection(parts.hostname, port, timeout=timeout_s), target,
+                (http.client.HTTPException,))
+    from providers import httpwire
+
+    return httpwire.Connection(parts.hostname, port, timeout_s), target, (httpwire.ProtocolError,)
 
 
 def _backoff_s(attempt: int) -> float:
@@ -228,6 +237,8 @@ def _retry_after_s(value: str | None) -> float | None:
     value = value.strip()
     if value.isdigit():
         return float(value)
+    import email.utils  # here only: the email package costs start-up milliseconds
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

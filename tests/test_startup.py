@@ -61,13 +61,13 @@ NOCLOUD = {"providers.nocloud", "providers.localdisk", "providers.netconfig", "p
 PROVIDER_MODULES = {
     "qemu": LOCAL, "bhyve": LOCAL, "oxide": LOCAL | NOCLOUD,
     "omnios-zone": LOCAL | NOCLOUD, "proxmox": LOCAL | NOCLOUD,
-    "tribblix-zone": LOCAL | NOCLOUD | {"providers.http"},
+    "tribblix-zone": LOCAL | NOCLOUD | {"providers.http", "providers.httpwire"},
     "nocloud": LOCAL | NOCLOUD,
     "vmware": {"providers.vmware"} | NOCLOUD | LOCAL,
     "smartos": {"providers.smartos", "providers.smartos_protocol"} | CLOUDCONFIG,
     "digitalocean": {"providers.digitalocean", "providers.localdisk", "providers.iso9660",
-                     "providers.http"},
-    "ec2": {"providers.ec2", "providers.http"},
+                     "providers.http", "providers.httpwire"},
+    "ec2": {"providers.ec2", "providers.http", "providers.httpwire"},
     "none": LOCAL | NOCLOUD | {"providers.smartos", "providers.smartos_protocol",
                                "providers.nometadata"},
 }
@@ -139,7 +139,10 @@ def test_a_first_boot_imports_only_the_providers_detect_asks(tmp_path, platform)
     yaml_seeds = ("nocloud", "vmware", "omnios-zone", "tribblix-zone", "proxmox", "oxide")
     assert ("yaml" in modules) <= (platform in yaml_seeds)
     assert ("yaml" in modules) >= (platform == "nocloud")
-    assert ("http.client" in modules) == (platform in ("ec2", "tribblix-zone"))
+    # Plain-HTTP metadata is read through providers/httpwire.py: neither http.client nor
+    # what it imports (ssl, the email package, the idna codec) is loaded by any boot.
+    assert ("providers.httpwire" in modules) == (platform in ("ec2", "tribblix-zone"))
+    assert {"http.client", "ssl", "email", "encodings.idna", "stringprep"} & modules == set()
 
 
 def test_version_and_status_load_no_boot_code(booted):
@@ -148,11 +151,23 @@ def test_version_and_status_load_no_boot_code(booted):
     assert {m for m in modules if m.startswith(("fsm", "providers", "operations"))} == \
         {"fsm", "fsm.cli", "fsm.errors"}
     assert {"argparse", "msgpack", "logging", "transitions"} & modules == set()
-    code, modules = imported("status", "--root", booted.root)
-    assert code == 0 and "fsm.status" in modules
-    assert not [m for m in modules if m.startswith(("providers", "operations"))]
-    # (json is read: the start history and the query record are JSON documents.)
-    assert {"transitions", "fsm.machine", "fsm.phases", "argparse"} & modules == set()
+    for argv in (["status"], ["status", "--json"], ["status", "--wait", "--timeout", "60"]):
+        code, modules = imported(*argv, "--root", booted.root)
+        assert code == 0 and {"fsm.status", "fsm.cpfile", "msgpack"} <= modules, argv
+        assert not [m for m in modules if m.startswith(("providers", "operations"))]
+        # (json is read: the start history and the query record are JSON documents.)
+        assert {"transitions", "fsm.machine", "fsm.phases", "argparse"} & modules == set()
+        # Status reads the checkpoint through fsm/cpfile.py and fsm/guestfiles.py alone,
+        # not the machine's modules and what they import (the bulk of its cost before).
+        assert {"fsm.checkpoint", "fsm.system", "fsm.steps", "fsm.lock", "fsm.settings",
+                "logging", "subprocess", "threading", "dataclasses", "typing", "tomllib",
+                "tomli"} & modules == set(), argv
+
+
+def test_status_names_the_paths_of_the_modules_it_does_not_import():
+    from fsm import lock, settings, status
+
+    assert (status.LOCK_PATH, status.SETTINGS_PATH) == (lock.LOCK_PATH, settings.SETTINGS_PATH)
 
 
 def test_detect_with_no_metadata_does_not_wait_for_the_later_phases_code(tmp_path):
@@ -216,6 +231,8 @@ def test_a_provider_hint_never_skips_a_provider_that_would_detect(tmp_path, plat
     ["run"], ["run", "--root", "/a"], ["run", "--force"], ["run", "--root=/a", "--force"],
     ["run", "--force", "--root", "/a b"], ["status"], ["status", "--json"],
     ["status", "--root", "/a", "--json"], ["status", "--json", "--root=/x"],
+    ["status", "--wait"], ["status", "--wait", "--timeout", "5"], ["status", "--timeout=0.5"],
+    ["status", "--timeout=2.5", "--json", "--wait", "--root=/x"], ["status", "--timeout", "inf"],
 ])
 def test_the_fast_forms_read_as_argparse_reads_them(argv):
     fast = fast_args(argv)
@@ -227,7 +244,9 @@ def test_the_fast_forms_read_as_argparse_reads_them(argv):
 @pytest.mark.parametrize("argv", [
     [], ["states"], ["run", "--root"], ["run", "--root", "-x"], ["run", "--force", "--force"],
     ["run", "--ro", "/a"], ["run", "--json"], ["status", "--force"], ["run", "--root="],
-    ["run", "extra"], ["--version", "run"],
+    ["run", "extra"], ["--version", "run"], ["status", "--timeout"],
+    ["status", "--timeout", "x"], ["status", "--timeout", "-1"], ["run", "--timeout", "1"],
+    ["status", "--wait", "--wait"], ["status", "--timeout=", "--wait"], ["status", "--json=1"],
 ])
 def test_any_other_command_line_goes_to_argparse(argv):
     assert fast_args(argv) is None
