@@ -16,10 +16,16 @@ from typing import Any
 from fsm.errors import ConfigError
 from fsm.system import System
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on the illumos distributions' Python 3.9/3.10
-    import tomli as tomllib
+
+def _toml():
+    """The TOML parser, imported when there is a settings file to parse (most guests have
+    none, and its import compiles regular expressions on every boot)."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on the illumos distributions' Python 3.9/3.10
+        import tomli as tomllib
+    return tomllib
+
 
 SETTINGS_PATH = "/etc/metadata-agent.toml"
 
@@ -99,6 +105,7 @@ def defaults() -> dict[str, dict[str, Any]]:
 
 
 def parse(text: str, source: str = SETTINGS_PATH) -> Settings:
+    tomllib = _toml()
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

@@ -137,8 +137,11 @@ class Response:
                 self._header_lines()   # the trailer section, discarded
                 self._done = True
                 return b""
+        elif self._left == 0:   # Content-Length: 0
+            self._done = True
+            return b""
         want = amount if self._left is None else min(amount, self._left)
-        data = self.fp.read1(want) if want else b""
+        data = self.fp.read1(want)
         if self._left is None:   # framed by the close of the connection
             self._done = not data
             return data

@@ -40,10 +40,15 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from sim import guest as sim_guest
+from sim.platforms import EMULATORS
 from sim.serve import serving
 
 PROJECT_DIR = sim_guest.PROJECT_DIR
-PLATFORMS = ("smartos", "digitalocean", "ec2", "qemu", "bhyve", "vmware", "nocloud", "none")
+# Every simulated platform: each with a metadata emulator, and `none` (no metadata).
+PLATFORMS = (*EMULATORS, "none")
+# First boots per platform other than the headline's and none's, unless --platform-runs
+# says otherwise: a dozen platforms at --runs each would make `make bench` a long wait.
+DEFAULT_PLATFORM_RUNS = 3
 HEADLINE_PLATFORM = "qemu"       # second boot, resume, dist/metadata and checkpoint use it
 CRASH_POINT = "after:STORAGE/reguid"
 DEPENDENCY_PACKAGES = "transitions requests serial msgpack yaml tomli"
@@ -86,7 +91,8 @@ def report():
     with open(report_path, "w") as f:
         json.dump({"commands": commands, "cpu_s": usage.ru_utime + usage.ru_stime,
                    "maxrss_kib": peak_rss_kib(usage), "sleep_s": sum(sleeps),
-                   "http_stack": "http.client" in sys.modules or "requests" in sys.modules,
+                   "http_stack": bool({"providers.http", "http.client", "requests"}
+                                      & set(sys.modules)),
                    "dependencies": sorted({m.split(".")[0] for m in sys.modules} & dependencies)},
                   f)
 atexit.register(report)
@@ -427,7 +433,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=10,
                         help="runs per headline figure (the median is reported; default 10)")
     parser.add_argument("--platform-runs", type=int, default=None,
-                        help="first boots per other platform (default: --runs)")
+                        help="first boots per platform other than qemu and none (default: "
+                        f"{DEFAULT_PLATFORM_RUNS}, or --runs if fewer)")
     parser.add_argument("--output", default=os.path.join(PROJECT_DIR, "docs", "performance.md"))
     parser.add_argument("--json", metavar="PATH", help="also write the raw figures as JSON")
     parser.add_argument("--workdir", help="where the guests go (default: a temporary directory)")
@@ -440,7 +447,8 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.ExitStack() as stack:
         workdir = args.workdir or stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-"))
         os.makedirs(workdir, exist_ok=True)
-        data = run_all(args.runs, args.platform_runs or args.runs, workdir,
+        platform_runs = args.platform_runs or min(args.runs, DEFAULT_PLATFORM_RUNS)
+        data = run_all(args.runs, platform_runs, workdir,
                        progress=lambda s: print(f"bench: {s}", file=sys.stderr, flush=True))
     data["note"] = args.note
     if args.json:

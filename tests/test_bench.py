@@ -11,7 +11,7 @@ import sys
 import pytest
 from guest import PROJECT_DIR
 
-PLATFORMS = ("smartos", "digitalocean", "ec2", "qemu", "bhyve", "vmware", "nocloud", "none")
+from sim.hardware import PLATFORMS as SIM_PLATFORMS
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,8 @@ def _ok(run: dict) -> None:
 def test_every_platform_boots_and_is_measured(bench):
     data, _ = bench
     assert data["failures"] == []
-    assert tuple(data["first_boot"]) == PLATFORMS
+    # Every simulated platform, the ones added since the benchmark was written included.
+    assert set(data["first_boot"]) == set(SIM_PLATFORMS)
     for platform, runs in data["first_boot"].items():
         assert len(runs) == 1, platform
         _ok(runs[0])
@@ -82,7 +83,7 @@ def test_document_shows_every_figure_against_its_target(bench):
                    "## Targets missed", "≤ 4× bare", "≤ 6× bare", "≤ 2.5× bare", "≤ 1.5× bare",
                    "≤ 25 MiB", "≤ 5 ms", "## Against cloud-init, same run"):
         assert needle in doc, needle
-    for platform in PLATFORMS:
+    for platform in SIM_PLATFORMS:
         assert f"| {platform} | 1/1 |" in doc
         assert f"| first boot, agent CPU: {platform} |" in doc
     assert "nan" not in doc

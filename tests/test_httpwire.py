@@ -85,6 +85,11 @@ def test_content_length_body_and_the_request_sent():
     assert "Connection: close" in lines and "Content-Length: 0" not in lines
 
 
+def test_an_empty_body_by_content_length():
+    with Canned(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n") as server:
+        assert fetch(server)[::2] == (404, b"")
+
+
 def test_a_bodiless_put_says_content_length_0_as_http_client_does():
     with Canned(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\ntoken") as server:
         assert fetch(server, "PUT")[2] == b"token"
