@@ -292,6 +292,7 @@ def cmd_run(args: argparse.Namespace | SimpleNamespace) -> int:
         return SMF_EXIT_ERR_CONFIG
     if not _root_exists(args.root, "run"):
         return SMF_EXIT_ERR_CONFIG
+    _one_pass_gc()
     from fsm import history
     from fsm.checkpoint import CheckpointStore
     from fsm.lock import agent_lock
@@ -325,6 +326,23 @@ def cmd_run(args: argparse.Namespace | SimpleNamespace) -> int:
 
             query.save(system, ctx.metadata, provider)
         return code
+
+
+def _one_pass_gc() -> None:
+    """No cyclic garbage collection in a boot: measured with callgrind on a second boot,
+    the collector's passes (over every object the imports create, none of it garbage) and
+    its final collection at exit were about an eighth of the agent's own instructions.
+
+    A start is one bounded pass over the phases, whose few reference cycles (exception
+    tracebacks, mostly) the process's exit reclaims; reference counting still frees
+    everything else as it goes. At exit the surviving objects are frozen, so that the
+    interpreter's last collection does not walk them either. Only for `run`: the other
+    commands are short or interactive, and keep Python's defaults."""
+    import atexit
+    import gc
+
+    gc.disable()
+    atexit.register(gc.freeze)
 
 
 def _stop_on_signals() -> None:

@@ -17,9 +17,10 @@ from fsm.errors import ConfigError
 from fsm.system import System
 
 
-def _toml():
-    """The TOML parser, imported when there is a settings file to parse (most guests have
-    none, and its import compiles regular expressions on every boot)."""
+def toml_parser():
+    """The TOML module (tomllib, or tomli before 3.11), imported when there is a file to
+    parse: most guests have no settings file and no seed config.toml, and its import
+    compiles regular expressions on every boot."""
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover - exercised on the illumos distributions' Python 3.9/3.10
@@ -105,7 +106,7 @@ def defaults() -> dict[str, dict[str, Any]]:
 
 
 def parse(text: str, source: str = SETTINGS_PATH) -> Settings:
-    tomllib = _toml()
+    tomllib = toml_parser()
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

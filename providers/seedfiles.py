@@ -17,17 +17,11 @@ The files, as the original README defines them (all optional):
 from __future__ import annotations
 
 import logging
-import sys
 from dataclasses import dataclass, field
 
 from fsm.errors import ConfigError, MetadataError
 from providers.items import Items
 from providers.model import Metadata, Nic
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - the illumos distributions' Python 3.9/3.10
-    import tomli as tomllib
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +96,9 @@ def to_metadata(files: dict[str, bytes], source: str = "cpio") -> Metadata:
 def parse_config(data: bytes, source: str = "cpio") -> tuple[bool, list[str]]:
     """(network.skip, warnings) from config.toml; ConfigError naming the key when it is bad."""
     where = f"{source} config.toml"
+    from fsm.settings import toml_parser  # imported for a config.toml only
+
+    tomllib = toml_parser()
     try:
         doc = tomllib.loads(data.decode("utf-8"))
     except UnicodeDecodeError:

@@ -22,7 +22,9 @@ SETTINGS_FILE = "etc/metadata-agent.toml"
 def write_endpoint(root: str, endpoint: dict[str, dict[str, Any]]) -> None:
     """Merge the emulator's endpoint into the guest's settings file, keeping what a test or
     a person already put there (e.g. short `[timeouts]` for a fault test)."""
-    from fsm.settings import tomllib
+    from fsm.settings import toml_parser
+
+    tomllib = toml_parser()
 
     path = os.path.join(root, SETTINGS_FILE)
     try:
