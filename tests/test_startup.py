@@ -28,14 +28,15 @@ from providers.registry import PROVIDERS
 from sim.hardware import PLATFORMS
 from sim.serve import serving
 
-# Runs `python -m fsm ARGS` unchanged, then writes every module the process imported. It
-# imports nothing before the agent does, except `fsm.crashpoints` when a crash point is
-# set, to write the list before the point kills the process.
+# Runs `python -m fsm ARGS` unchanged, then writes every module the process imported (and
+# `<gc-enabled>` when the cyclic garbage collector is on at the end). It imports nothing
+# before the agent does, except `fsm.crashpoints` when a crash point is set, to write the
+# list before the point kills the process.
 LAUNCHER = r"""
-import atexit, os, runpy, sys
+import atexit, gc, os, runpy, sys
 out = os.environ.pop("STARTUP_TEST_MODULES")
 def dump():
-    names = "\n".join(sorted(sys.modules))
+    names = "\n".join(sorted(sys.modules) + ["<gc-enabled>"] * gc.isenabled())
     with open(out, "w") as f:
         f.write(names)
 atexit.register(dump)
@@ -119,11 +120,15 @@ def test_a_second_boot_imports_no_code_it_does_not_run(booted):
         "operations.reguid", "operations.swap",
         # Other commands' modules.
         "fsm.status", "fsm.statesdoc", "fsm.plan", "fsm.seed",
+        # No settings file or seed config.toml here; no key line to decode; no HTTP.
+        "tomllib", "tomli", "base64", "ssl", "email",
     }
     assert modules & unused == set()
     # What it does run is loaded (the check above would pass on a run that did nothing).
     assert {"fsm.machine", "providers.cpio", "operations.network", "operations.expand",
             "msgpack", "transitions"} <= modules
+    # A boot runs without the cyclic garbage collector (fsm/cli.py: _one_pass_gc).
+    assert "<gc-enabled>" not in modules
 
 
 @pytest.mark.parametrize("platform", sorted(PLATFORMS))
@@ -162,6 +167,7 @@ def test_version_and_status_load_no_boot_code(booted):
         assert {"fsm.checkpoint", "fsm.system", "fsm.steps", "fsm.lock", "fsm.settings",
                 "logging", "subprocess", "threading", "dataclasses", "typing", "tomllib",
                 "tomli"} & modules == set(), argv
+        assert "<gc-enabled>" in modules   # only `run` turns the collector off
 
 
 def test_status_names_the_paths_of_the_modules_it_does_not_import():
