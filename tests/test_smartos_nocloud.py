@@ -91,7 +91,7 @@ def test_files_are_written_vendor_data_merges_and_runcmd_runs_once(booted):
     g, _, _ = booted
     log = os.path.join(os.path.dirname(g.root), "runcmd.log")
     assert g.read("/etc/motd") == "Provisioned from the SmartOS CIDATA disk.\n"
-    assert "TZ=UTC" in g.read("/etc/default/init").splitlines()  # from vendor-data
+    assert "TZ=Europe/Berlin" in g.read("/etc/default/init").splitlines()  # vendor-data
     assert g.read("/var/metadata/runcmd") == f"#!/bin/sh\necho runcmd >> {log}\n"
     assert g.state()["services"][USERSCRIPT_FMRI]["enabled"]
     env = {"PATH": os.environ["PATH"], "METADATA_ROOT": g.root, "SMF_FMRI": USERSCRIPT_FMRI}

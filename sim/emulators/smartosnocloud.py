@@ -81,7 +81,7 @@ def default_metadata() -> dict[str, Any]:
         "    permissions: '0644'\n"
         "runcmd:\n"
         "  - echo runcmd >> /var/tmp/runcmd.log\n")
-    md[INTERNAL_KEY] = {"cloud-init:vendor-data": "#cloud-config\ntimezone: UTC\n"}
+    md[INTERNAL_KEY] = {"cloud-init:vendor-data": "#cloud-config\ntimezone: Europe/Berlin\n"}
     return md
 
 
