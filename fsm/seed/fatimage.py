@@ -68,7 +68,8 @@ def fat_image(label: str, files: dict[str, bytes], size_kib: int, fat_bits: int 
     argv = [tool("mkfs.fat"), "-C", "--invariant", "-n", label]
     if fat_bits is not None:
         argv += ["-F", str(fat_bits)]
-    env = {**os.environ, "MTOOLS_SKIP_CHECK": "1"}
+    # FAT keeps local times: UTC, so the stamp does not depend on the builder's zone.
+    env = {**os.environ, "MTOOLS_SKIP_CHECK": "1", "TZ": "UTC"}
     with tempfile.TemporaryDirectory(prefix="metadata-fat-") as tmp:
         image = os.path.join(tmp, "volume.img")
         _run([*argv, image, str(size_kib)])
@@ -81,3 +82,22 @@ def fat_image(label: str, files: dict[str, bytes], size_kib: int, fat_bits: int 
             _run([tool("mcopy"), "-m", "-i", image, path, "::/" + name], env=env)
         with open(image, "rb") as f:
             return f.read()
+
+
+def boot_sector_label(head: bytes) -> tuple[str, str]:
+    """(FAT type string, volume label) from a FAT boot sector's extended BPB, as mkfs.fat
+    and mkfs_pcfs write them (FAT12/16 at offset 38, FAT32 at 66); ("FAT", "") without one."""
+    for sig, label_at in ((38, 43), (66, 71)):
+        if len(head) >= label_at + 19 and head[sig] == 0x29 and \
+                head[label_at + 11:label_at + 14] == b"FAT":
+            text = head[label_at:label_at + 19].decode("ascii", "replace")
+            return text[11:].strip(), text[:11].strip()
+    return "FAT", ""
+
+
+def extract(image: str, directory: str) -> None:
+    """Copy every file of the FAT volume in `image` into `directory` (mcopy -s), names as
+    mtools shows them (the long names)."""
+    env = {**os.environ, "MTOOLS_SKIP_CHECK": "1", "TZ": "UTC"}
+    _run([tool("mcopy"), "-s", "-n", "-i", image, "::/*", directory.rstrip("/") + "/"],
+         env=env)
