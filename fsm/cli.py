@@ -177,10 +177,14 @@ def _add_seed_parsers(sub) -> None:
                    help="bin (default: what illumos cpio -o writes, little-endian), odc, newc")
     p.set_defaults(func=cmd_seed_cpio)
 
-    p = kinds.add_parser("nocloud", help="write a NoCloud ISO 9660 volume labelled cidata",
+    p = kinds.add_parser("nocloud", help="write a NoCloud volume labelled cidata (ISO or FAT)",
                          description="Write meta-data, user-data and network-config on an "
-                         "ISO 9660 volume labelled cidata, as cloud-localds makes.")
-    p.add_argument("-o", "--output", required=True, metavar="ISO")
+                         "ISO 9660 (or, with -f vfat, FAT) volume labelled cidata, as "
+                         "cloud-localds makes.")
+    p.add_argument("-o", "--output", required=True, metavar="IMAGE")
+    p.add_argument("-f", "--filesystem", choices=("iso9660", "iso", "vfat"), default="iso9660",
+                   help="iso9660 (default) or vfat: a FAT volume, made with mkfs.vfat and "
+                        "mcopy (dosfstools, mtools), as cloud-localds -f vfat")
     p.add_argument("--instance-id", metavar="ID", help="default: iid-local01, as cloud-localds")
     p.add_argument("--hostname", metavar="NAME", help="meta-data local-hostname")
     p.add_argument("--authorized-keys", metavar="FILE", help="meta-data public-keys")
@@ -454,7 +458,9 @@ def cmd_seed_nocloud(args: argparse.Namespace) -> int:
         return _seed_written(build_nocloud(args.output, args.instance_id, args.hostname,
                                            args.authorized_keys, args.user_data,
                                            args.network_config, args.user,
-                                           args.password_hash_file))
+                                           args.password_hash_file,
+                                           "iso9660" if args.filesystem == "iso"
+                                           else args.filesystem))
     except SeedRefused as e:
         return _seed_refused(e, args.output)
 

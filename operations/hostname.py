@@ -3,7 +3,8 @@
 The name comes from the metadata, else from the DHCP lease the NETWORK phase recorded in
 `ctx.facts["dhcp"]["hostname"]` (re-read with dhcpinfo when a start resumed past NETWORK);
 with neither, nothing changes. It is validated before
-anything is written (operations/validate.py), so a hostile name changes nothing at all.
+anything is written (operations/validate.py), so a hostile name changes nothing at all: it
+is skipped with a warning naming the source field and the value, and the boot goes on.
 
 /etc/nodename and the live name (`hostname NAME`, what `uname -n` prints) get the node
 name, the first label: that is what svc:/system/identity:node sets from /etc/nodename on
@@ -26,7 +27,7 @@ import logging
 import os
 from typing import Any
 
-from fsm.errors import AgentError
+from fsm.errors import AgentError, MetadataError, shown
 from fsm.steps import Context, Outcome
 from operations.dhcp import lease_facts
 from operations.sshkeys import read_regular_file
@@ -113,7 +114,14 @@ def set_hostname(ctx: Context) -> Outcome:
         log.info("no hostname in the metadata nor from DHCP: the name is left as it is")
         return outcome
     raw, origin = found
-    fqdn = validate_hostname(raw, origin)   # raises before anything is written
+    try:
+        fqdn = validate_hostname(raw, origin)   # before anything is written
+    except MetadataError as e:
+        # One bad item is skipped, not a failed boot (the blast-radius rule): the name
+        # stays as it is and every other step still applies.
+        outcome.warnings.append(f"{e.source}: {e.field}: hostname {shown(raw)} skipped: "
+                                f"{e.problem}; the name is left as it is")
+        return outcome
     node = node_name(fqdn)
     system = ctx.system
 

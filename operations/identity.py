@@ -27,13 +27,15 @@ STEPS: tuple[Step, ...] = (
                  "the line had it; other names on those two lines, such as a previous "
                  "instance's, are dropped; every other line and comment is kept), and the "
                  "live name (`hostname NODE`). The name comes from the metadata, else from "
-                 "the DHCP lease; with neither, nothing changes. Files are rewritten whole "
-                 "and atomically, only when they differ, keeping their mode and owner",
-         fails_when="the name is not an RFC 1123 host name (letters, digits, hyphens; labels "
-                    "of 1-63 characters not starting or ending with a hyphen; 255 in all; "
-                    "no spaces, `#`, control characters or non-ASCII): exit 96, naming the "
-                    "source field, with nothing written; a link or non-regular file at "
-                    "/etc/nodename or /etc/inet/hosts; `hostname` fails",
+                 "the DHCP lease; with neither, nothing changes. A name that is not an RFC "
+                 "1123 host name (letters, digits, hyphens; labels of 1-63 characters not "
+                 "starting or ending with a hyphen; 255 in all; no spaces, `#`, control "
+                 "characters or non-ASCII) is skipped with a warning naming the source "
+                 "field and the value, nothing written, and the rest of the boot applied. "
+                 "Files are rewritten whole and atomically, only when they differ, keeping "
+                 "their mode and owner",
+         fails_when="a link or non-regular file at /etc/nodename or /etc/inet/hosts; "
+                    "`hostname` fails",
          on_failure="recorded; the ssh-keys step still runs (a bad name must not lock the "
                     "operator out); the machine holds at IDENTITY for `svcadm clear`"),
     Step("IDENTITY", "ssh-keys", Frequency.PER_INSTANCE,

@@ -1,6 +1,7 @@
 """Every provider, in the order DETECT tries them: one explicit tuple of entries.
 
-The first whose `detect` says yes wins. SMBIOS-identified platforms come first; then the
+The first whose `detect` says yes wins. SMBIOS-identified platforms come first (on SmartOS,
+a NoCloud disk before the serial service: providers/smartosnocloud.py); then the
 local sources (CPIO seed disk, NoCloud volume), which need no network; the SmartOS serial
 probe is tried only when SMBIOS is unknown and nothing local was found; `NoMetadataProvider`
 always says yes, so it is last.
@@ -46,6 +47,9 @@ class ProviderEntry(NamedTuple):
 
 
 PROVIDERS: tuple[ProviderEntry, ...] = (
+    # A SmartOS VM with a cidata disk reads the disk (providers/smartosnocloud.py).
+    ProviderEntry("nocloud", "providers.smartosnocloud", "SmartOSNoCloudProvider",
+                  frozenset({"smartos"})),
     ProviderEntry("smartos", "providers.smartos", "SmartOSProvider", frozenset({"smartos"})),
     ProviderEntry("digitalocean", "providers.digitalocean", "DigitalOceanProvider",
                   frozenset({"digitalocean"})),

@@ -18,7 +18,7 @@ from sim.serve import serving
 from sim.show import show
 
 ORDER = ("smartos", "digitalocean", "ec2", "qemu", "bhyve", "vmware", "nocloud", "oxide",
-         "omnios-zone", "tribblix-zone", "proxmox", "none")
+         "omnios-zone", "tribblix-zone", "proxmox", "smartos-nocloud", "none")
 WIDTH = 80
 
 

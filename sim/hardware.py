@@ -34,6 +34,7 @@ _UUIDS = {
     "omnios-zone": "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d",
     "tribblix-zone": "b2c3d4e5-f6a7-4b8c-9d0e-1f2a3b4c5d6e",
     "proxmox": "c3d4e5f6-a7b8-4c9d-8e0f-2a3b4c5d6e7f",
+    "smartos-nocloud": "e4f5a6b7-c8d9-4e0f-9a1b-3c4d5e6f7a8b",
 }
 
 PLATFORMS: dict[str, dict[str, Any]] = {
@@ -107,6 +108,16 @@ PLATFORMS: dict[str, dict[str, Any]] = {
         "links": [("vioif0", "bc:24:11:4e:5f:60")],
         "disks": {"c3t0d0": 32 * GIB},
         "cdroms": {"c1t0d0": 1 << 20},
+    },
+    # A SmartOS 20260306 bhyve VM whose image asks for NoCloud: the metadata service on the
+    # second serial port as on every SmartOS VM, and a 16 MiB FAT16 `CIDATA` virtio disk
+    # beside the root disk (sim/emulators/smartosnocloud.py).
+    "smartos-nocloud": {
+        "smbios": {"manufacturer": "Joyent", "product": "SmartDC HVM",
+                   "version": "7.20260306T000000Z"},
+        "links": [("vioif0", "90:b8:d0:1:2:3"), ("vioif1", "90:b8:d0:4:5:6")],
+        "disks": {"c1t0d0": 20 * GIB, "c2t0d0": 16 * MIB},
+        "esp": False,
     },
     "none": {
         "smbios": None,

@@ -89,7 +89,7 @@ MID_PRE = {
     "IDENTITY/users": ("hang", "useradd"),
     "USERSCRIPT/packages": ("hang", "pkg install"),
 }
-CLOUD_CONFIG_PLATFORMS = {"omnios-zone", "tribblix-zone", "proxmox"}
+CLOUD_CONFIG_PLATFORMS = {"omnios-zone", "tribblix-zone", "proxmox", "smartos-nocloud"}
 CLOUD_CONFIG_STEPS = {"IDENTITY/bootcmd", "IDENTITY/users", "IDENTITY/passwords",
                       "IDENTITY/timezone", "USERSCRIPT/packages", "USERSCRIPT/write-files",
                       "USERSCRIPT/runcmd"}
@@ -115,10 +115,16 @@ NO_MID = {
     "proxmox": CLOUD_CONFIG_STEPS - {"IDENTITY/users"} | {"USERSCRIPT/install",
                                                          "IDENTITY/ssh-keys"},
     "tribblix-zone": {"USERSCRIPT/install", "IDENTITY/passwords"},
+    # SmartOS's CIDATA disk: cloud-config with users, no bootcmd, packages or user-script
+    # (runcmd enables the userscript service).
+    "smartos-nocloud": {"IDENTITY/bootcmd", "IDENTITY/passwords", "USERSCRIPT/packages",
+                        "USERSCRIPT/install"},
 }
 PLATFORM_MID.update({
     "omnios-zone": {"FETCH/metadata": ("call", "mount")},
     "proxmox": {"FETCH/metadata": ("call", "mount")},
+    "smartos-nocloud": {"DETECT/provider": ("call", "fstyp"),
+                        "FETCH/metadata": ("call", "mount")},
     # nocloud-net brings DHCP up in FETCH; NETWORK first deletes that address object.
     "tribblix-zone": {"NETWORK/addresses": ("call", "ipadm delete-addr")},
 })

@@ -65,7 +65,9 @@ PROVIDER_MODULES = {
     "tribblix-zone": LOCAL | NOCLOUD | {"providers.http", "providers.httpwire"},
     "nocloud": LOCAL | NOCLOUD,
     "vmware": {"providers.vmware"} | NOCLOUD | LOCAL,
-    "smartos": {"providers.smartos", "providers.smartos_protocol"} | CLOUDCONFIG,
+    "smartos": {"providers.smartos", "providers.smartos_protocol", "providers.smartosnocloud",
+                "providers.localdisk"} | CLOUDCONFIG,
+    "smartos-nocloud": {"providers.smartosnocloud"} | NOCLOUD,
     "digitalocean": {"providers.digitalocean", "providers.localdisk", "providers.iso9660",
                      "providers.http", "providers.httpwire"},
     "ec2": {"providers.ec2", "providers.http", "providers.httpwire"},
@@ -141,7 +143,8 @@ def test_a_first_boot_imports_only_the_providers_detect_asks(tmp_path, platform)
     assert modules & THIRD_PARTY_HTTP == set()  # HTTP is http.client, on HTTP platforms
     # YAML only where a document may be YAML; HTTP only where the metadata was not on a
     # local drive (DigitalOcean's guest has its config drive, read first).
-    yaml_seeds = ("nocloud", "vmware", "omnios-zone", "tribblix-zone", "proxmox", "oxide")
+    yaml_seeds = ("nocloud", "vmware", "omnios-zone", "tribblix-zone", "proxmox", "oxide",
+                  "smartos-nocloud")
     assert ("yaml" in modules) <= (platform in yaml_seeds)
     assert ("yaml" in modules) >= (platform == "nocloud")
     # Plain-HTTP metadata is read through providers/httpwire.py: neither http.client nor

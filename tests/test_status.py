@@ -66,14 +66,26 @@ def test_a_held_boot_is_exit_1_and_says_svcadm_clear(tmp_path):
 
 
 def test_bad_metadata_says_which_field_to_fix(tmp_path):
-    g = make_guest(tmp_path, "qemu", {"nodename": "bad name#"})
+    # (A bad host name no longer fails a step: it is a skipped item, a warning. A
+    # network-config that is no document at all still stops the boot at FETCH.)
+    g = make_guest(tmp_path, "nocloud", {"network-config": "version: 2\nethernets: " +
+                                          "[" * 5000 + "\n"})
     assert g.run().returncode == 96
     proc, data = status(g, "--json")
     assert proc.returncode == 1
-    failure = next(f for f in data["failures"] if f["step"] == "hostname")
-    assert failure["exit_code"] == 96 and failure["kind"] == "MetadataError"
-    assert "nodename" in failure["message"]
-    assert any(n.startswith("IDENTITY/hostname: fix the metadata field") for n in data["next"])
+    failure = next(f for f in data["failures"] if f["step"] == "metadata")
+    assert failure["exit_code"] == 96
+    assert "network-config" in failure["message"]
+    assert any(n.startswith("FETCH/metadata: fix the metadata field") for n in data["next"])
+
+
+def test_a_bad_hostname_is_a_warning_status_names(tmp_path):
+    g = make_guest(tmp_path, "qemu", {"nodename": "bad name#"})
+    assert g.run().returncode == 0
+    proc, data = status(g, "--json")
+    assert data["failures"] == []
+    assert any("cpio: nodename: hostname 'bad name#' skipped" in w["message"]
+               for w in data["warnings"]), data["warnings"]
 
 
 def test_a_settings_error_before_any_checkpoint_is_shown_not_never_run(tmp_path):

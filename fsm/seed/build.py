@@ -9,7 +9,9 @@ warning: it may be cloud-config meant for cloud-init on other guests. A user-dat
 neither is refused.
 
 Output is reproducible: the same inputs give the same bytes. Timestamps are 0 (CPIO) and
-2024-01-01 (ISO) unless SOURCE_DATE_EPOCH (reproducible-builds.org) sets them. The image is
+2024-01-01 (ISO, FAT) unless SOURCE_DATE_EPOCH (reproducible-builds.org) sets them. A NoCloud
+seed is an ISO 9660 volume (providers/iso9660.py) or, with `--filesystem vfat`, a FAT one
+made by dosfstools and mtools as cloud-localds makes it (fsm/seed/fatimage.py). The image is
 written to a temporary file beside the target and renamed over it, so a refused or failed
 run leaves nothing behind and never a half-written seed.
 """
@@ -40,6 +42,9 @@ USER_DATA_KINDS = (b"#!", b"#cloud-config", b"#include", b"#cloud-boothook",
 USER_DATA_WARNINGS = ("nocloud: user-data", "nocloud:user-data", "nocloud:vendor-data",
                       "nocloud:cloud-config")
 NETWORK_SKIP_TOML = b"[network]\nskip = true\n"
+# cloud-localds -f: an ISO 9660 volume (the default) or a FAT one (`iso` is its alias).
+FILESYSTEMS = ("iso9660", "vfat")
+FAT_MIN_KIB = 1024
 MAX_INPUT_BYTES = max(cpioarchive.SIZE_CAP, nocloud.FILE_CAP)
 
 
@@ -193,11 +198,27 @@ def cloud_config_user_data(keys: list[str], users: list[str], password_hash: str
     return ("#cloud-config\n" + "\n".join(lines) + "\n").encode("utf-8")
 
 
+def _fat_volume(files: dict[str, bytes], when: datetime.datetime) -> bytes:
+    """The NoCloud files on a FAT volume labelled cidata, as `cloud-localds -f vfat` makes
+    (mkfs.vfat -n cidata, mcopy), sized for the files (fsm/seed/fatimage.py)."""
+    from fsm.seed import fatimage
+
+    try:
+        return fatimage.fat_image(nocloud.LABEL, files,
+                                  fatimage.size_for(files, FAT_MIN_KIB), mtime=when.timestamp())
+    except fatimage.FatToolError as e:
+        raise SeedRefused([f"nocloud: vfat: {e}"]) from None
+
+
 def build_nocloud(output: str, instance_id: str | None = None, hostname: str | None = None,
                   keys_file: str | None = None, user_data_file: str | None = None,
                   network_config_file: str | None = None, users: list[str] | None = None,
-                  password_hash_file: str | None = None) -> Written:
+                  password_hash_file: str | None = None,
+                  filesystem: str = "iso9660") -> Written:
     problems: list[str] = []
+    if filesystem not in FILESYSTEMS:
+        problems.append(f"nocloud: --filesystem {filesystem!r}: expected one of "
+                        f"{', '.join(FILESYSTEMS)}")
     if hostname is not None:
         try:
             validate_hostname(hostname, "nocloud:meta-data local-hostname")
@@ -247,7 +268,10 @@ def build_nocloud(output: str, instance_id: str | None = None, hostname: str | N
     epoch = source_date_epoch()
     when = (datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc) if epoch is not None
             else iso9660.DEFAULT_TIME)
-    image = iso9660.iso_image(nocloud.LABEL, files, when=when)
+    if filesystem == "vfat":
+        image = _fat_volume(files, when)
+    else:
+        image = iso9660.iso_image(nocloud.LABEL, files, when=when)
     write_atomically(output, image)
     return Written(output, len(image), evaluation,
                    warnings=[w for w in evaluation.warnings if w not in key_warnings])

@@ -3,15 +3,17 @@ accept it.
 
 FILE is a CPIO seed image (read as providers/cpio.py reads the seed disk: the same head
 size, the same strict archive reader), an ISO 9660 NoCloud image (read as hsfs would show
-it, then through the same file checks as providers/localdisk.py), or a directory holding
-NoCloud files or CPIO seed files (as a mounted volume, or the directory `cpio -o` is about
-to archive). A qcow2 or FAT image is named and refused with what to do instead.
+it, then through the same file checks as providers/localdisk.py), a FAT NoCloud image (its
+files copied out by mtools, then the same checks), or a directory holding NoCloud files or
+CPIO seed files (as a mounted volume, or the directory `cpio -o` is about to archive). A
+qcow2 image is named and refused with what to do instead.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+import tempfile
 from dataclasses import dataclass
 
 from fsm.errors import AgentError, ConfigError
@@ -112,8 +114,9 @@ def inspect_iso(path: str) -> Inspection:
 
 
 def _directory_files(path: str, names: tuple[str, ...], cap: int,
-                     problems: list[str]) -> dict[str, bytes]:
+                     problems: list[str], shown: str | None = None) -> dict[str, bytes]:
     files = {}
+    shown = shown or path
     for name in names:
         full = os.path.join(path, name)
         try:
@@ -121,9 +124,9 @@ def _directory_files(path: str, names: tuple[str, ...], cap: int,
         except FileNotFoundError:
             continue
         if not stat.S_ISREG(st.st_mode):
-            problems.append(f"{path}: {name}: is not a regular file; refusing to read it")
+            problems.append(f"{shown}: {name}: is not a regular file; refusing to read it")
         elif st.st_size > cap:
-            problems.append(f"{path}: {name}: larger than {cap} bytes")
+            problems.append(f"{shown}: {name}: larger than {cap} bytes")
         else:
             with open(full, "rb") as f:
                 files[name] = f.read()
@@ -148,6 +151,31 @@ def inspect_directory(path: str) -> Inspection:
     return Inspection(title, evaluation)
 
 
+def inspect_fat(path: str) -> Inspection:
+    """A FAT (pcfs) NoCloud volume: its files copied out with mtools, then checked as a
+    mounted volume's are (providers/localdisk.py)."""
+    from fsm.seed import fatimage
+
+    size = os.path.getsize(path)
+    if size > MAX_ISO_BYTES:
+        raise NotASeed(path, f"a FAT volume of {size} bytes is far larger than any seed")
+    kind, label = fatimage.boot_sector_label(_read_head(path, 512))
+    title = [_title(path, f"{kind} (pcfs) volume {label!r}")]
+    problems: list[str] = []
+    if label.lower() != nocloud.LABEL:
+        problems.append(f"{path}: volume label is {label!r}, not {nocloud.LABEL!r}: "
+                        "the agent would not find this volume")
+    with tempfile.TemporaryDirectory(prefix="metadata-inspect-") as tmp:
+        try:
+            fatimage.extract(path, tmp)
+        except fatimage.FatToolError as e:
+            raise NotASeed(path, f"a FAT (pcfs) volume that could not be read: {e}") from None
+        files = _directory_files(tmp, nocloud.FILES, nocloud.FILE_CAP, problems, shown=path)
+    evaluation = evaluate_nocloud(files)
+    evaluation.problems[:0] = problems
+    return Inspection(title, evaluation)
+
+
 def _is_fat(head: bytes) -> bool:
     return len(head) >= 512 and head[510:512] == b"\x55\xaa" and (
         head[54:57] == b"FAT" or head[82:87] == b"FAT32")
@@ -166,9 +194,7 @@ def inspect_seed(path: str) -> Inspection:
         raise NotASeed(path, "a qcow2 image: the agent reads raw disks; inspect "
                              "`qemu-img convert -O raw FILE seed.img` instead")
     if _is_fat(head):
-        raise NotASeed(path, "a FAT (pcfs) volume: the agent can read one labelled cidata, "
-                             "but inspect reads only ISO 9660 images; copy its files to a "
-                             "directory (mcopy) and inspect that")
+        return inspect_fat(path)
     raise NotASeed(path, "not a seed: no CPIO archive at offset 0 and no ISO 9660 volume "
                          "at sector 16")
 

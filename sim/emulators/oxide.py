@@ -20,12 +20,9 @@ it), `label` (default `cidata`), `lease` (the DHCP lease of the first link: `add
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import tempfile
 from typing import Any
 
+from fsm.seed import fatimage
 from sim.emulators.nocloud import attach_volume, seed_disk
 
 USER_DATA_CAP = 32 * 1024
@@ -61,30 +58,9 @@ def seed_files(metadata: dict[str, Any]) -> dict[str, bytes]:
     return files
 
 
-def _tool(name: str) -> str:
-    found = shutil.which(name) or next(
-        (p for p in (f"/usr/sbin/{name}", f"/sbin/{name}") if os.path.exists(p)), None)
-    if found is None:
-        raise RuntimeError(f"{name} is needed to make an Oxide guest's FAT volume: "
-                           "apt-get install dosfstools mtools")
-    return found
-
-
 def fat_image(label: str, files: dict[str, bytes], size_kib: int = VOLUME_KIB) -> bytes:
-    """A FAT volume labelled `label` holding `files` at its root, made by mkfs.vfat and mcopy."""
-    with tempfile.TemporaryDirectory(prefix="sim-fat-") as tmp:
-        image = os.path.join(tmp, "volume.img")
-        subprocess.run([_tool("mkfs.vfat"), "-C", "-n", label, image, str(size_kib)],
-                       check=True, capture_output=True)
-        env = {**os.environ, "MTOOLS_SKIP_CHECK": "1"}
-        for name, data in files.items():
-            path = os.path.join(tmp, name)
-            with open(path, "wb") as f:
-                f.write(data)
-            subprocess.run([_tool("mcopy"), "-i", image, path, "::/" + name], check=True,
-                           capture_output=True, env=env)
-        with open(image, "rb") as f:
-            return f.read()
+    """A FAT volume labelled `label` holding `files` at its root (fsm/seed/fatimage.py)."""
+    return fatimage.fat_image(label, files, size_kib)
 
 
 def lay_out(root: str, metadata: dict[str, Any]) -> None:
