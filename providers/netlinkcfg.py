@@ -110,9 +110,14 @@ def aggr_of(item: dict[str, Any], where: str, cx: Any) -> dict[str, Any]:
 
 
 def primary_index(nics: list[Nic]) -> int:
-    """The first NIC that is not an aggregation member (a member carries no address)."""
+    """The first NIC, as before, unless bonds or VLANs are configured: then the first one
+    with an address that is not an aggregation port (a port carries no IP), so a bonded
+    VLAN's DHCP lease, not the bare bond's, is the one whose router and DNS servers count."""
+    if not any(nic.vlan or nic.aggr for nic in nics):
+        return 0
     members = {m for nic in nics if nic.aggr for m in nic.aggr.members}
-    for i, nic in enumerate(nics):
-        if nic.name not in members:
+    candidates = [i for i, nic in enumerate(nics) if nic.name not in members]
+    for i in candidates:
+        if nics[i].dhcp4 or nics[i].addresses or nics[i].addrconf:
             return i
-    return 0
+    return candidates[0] if candidates else 0
