@@ -48,11 +48,6 @@ def is_virtual(nic: Nic) -> bool:
     return nic.vlan is not None or nic.aggr is not None
 
 
-def aggr_members(md: Metadata) -> set[str]:
-    """Names of the NICs that are aggregation ports: they carry no IP of their own."""
-    return {m for nic in md.nics if nic.aggr for m in nic.aggr.members}
-
-
 def valid_linkname(name: str) -> bool:
     """libdladm dladm_valid_linkname(): < 32 characters, not starting with a digit, ending
     with one, of alphanumerics, `_` and `.`."""
@@ -251,13 +246,10 @@ def configure_datalinks(ctx: Context) -> Outcome:
     pairs = run.physical()
     if run.rename(pairs, present):
         present, pairs = present_links(ctx.system), run.physical()
-    members = aggr_members(run.md)
     for nic, link in pairs:
         run.mtu(nic, link)
-        if nic.name in members and (nic.addresses or nic.dhcp4 or nic.addrconf):
-            run.warn(nic, "addresses", nic.name, "an aggregation port carries no IP of its "
-                     "own; its addresses are not configured")
     by_name = {nic.name: link for nic, link in pairs if nic.name}
+    ports = {nic.name: nic for nic, _ in pairs if nic.name}
     for nic in run.md.nics:
         if nic.aggr is not None:
             name = run.aggregate(nic, by_name, present)
@@ -265,6 +257,11 @@ def configure_datalinks(ctx: Context) -> Outcome:
                 run.mtu(nic, name)
                 if nic.name:
                     by_name[nic.name] = name
+                for port in (ports[m] for m in nic.aggr.members if m in ports):
+                    if port.addresses or port.dhcp4 or port.addrconf:
+                        run.warn(port, "addresses of aggregation port", port.name,
+                                 f"a port of {name} carries no IP of its own; they are not "
+                                 "configured")
     for nic in run.md.nics:
         if nic.vlan is None:
             continue

@@ -112,11 +112,11 @@ def nic_links(ctx: Context) -> list[tuple[Nic, str]]:
         else:
             pairs, problems = map_nics(md, links)
             if any(nic.vlan or nic.aggr for nic in md.nics):
-                # Aggregation ports carry no IP; the aggregations and VLANs do.
+                # The ports of an aggregation that exists carry no IP; it and the VLANs do.
                 from operations import datalinks
 
-                members = datalinks.aggr_members(md)
                 virtual = datalinks.virtual_pairs(md, pairs, datalinks.present_links(ctx.system))
+                members = {m for nic, _ in virtual if nic.aggr for m in nic.aggr.members}
                 pairs = [(nic, link) for nic, link in pairs if nic.name not in members] + virtual
             ctx.facts["nic_links"], ctx.facts["nic_problems"] = pairs, problems
             for nic, link in pairs:
