@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
+from crashkit import kill_while_blocked, resume_until_done
 from guest import make_guest, without_calls
 from test_corpus import addresses, boot_nocloud, links_of, mutating_dladm, warnings_of
 
@@ -207,3 +208,39 @@ def test_dladm_create_aggr_reads_l_without_a_digit_as_the_lacp_mode(tmp_path):
     assert r.stdout == "vioif0:yes:aggr1\nvioif1:yes:aggr1\n"
     r = dladm(guest, "rename-link", "vioif0", "net0")
     assert r.stderr == "dladm: rename operation failed: link busy\n"        # an aggr port
+
+
+# ---- a kill in the middle of each link-creating command resumes to the same guest ---------
+
+def _v2_guest(tmp_path, name: str):
+    guest = make_guest(tmp_path, "nocloud", {"meta-data": "instance-id: iid-links\n",
+                                             "user-data": None, "network-config": V2},
+                       name=name)
+    guest.set_state(links=[{"link": f"vioif{i}", "mac": mac, "media": "Ethernet",
+                            "state": "up", "speed": 1000, "mtu": 1500}
+                           for i, mac in enumerate(MACS)])
+    return guest
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    guest = _v2_guest(tmp_path_factory.mktemp("links"), "baseline")
+    assert guest.run().returncode == 0
+    return without_calls(guest.show())
+
+
+@pytest.mark.parametrize(("call_key", "after_effect"), [
+    ("dladm rename-link", True), ("dladm set-linkprop", True), ("dladm create-aggr", True),
+    ("dladm create-vlan", True), ("dladm create-aggr", False), ("dladm create-vlan", False)])
+def test_a_kill_mid_link_command_resumes_to_the_uninterrupted_guest(tmp_path, uninterrupted,
+                                                                    call_key, after_effect):
+    """SIGKILL while a link-creating dladm command blocks (after or before its effect): the
+    restart finds what was done, does the rest once, and ends as an uninterrupted boot."""
+    guest = _v2_guest(tmp_path, "crashed")
+    codes = resume_until_done(guest, [kill_while_blocked(guest, call_key, after_effect)])
+    assert codes[0] == -9 and codes[-1] == 0, codes
+    assert guest.checkpoint().phase == "DONE"
+    shown, expected = without_calls(guest.show()), uninterrupted
+    for key in ("links", "vlans", "aggrs", "interfaces", "addresses", "routes"):
+        assert shown[key] == expected[key], key
+    assert warnings_of(guest) == []
