@@ -167,7 +167,8 @@ class _Run:
                           f"digits, `_` and `.`, ending in a digit, under 32); {link} keeps its name")
             elif link in self.plumbed():
                 self.warn(nic, "link name", want, f"{link} already has an IP interface (the image "
-                          f"configured it); renaming would break it, so it keeps its name")
+                          "configured it, or FETCH did to reach a seed URL); renaming would "
+                          "break it, so it keeps its name")
             elif want in present.classes:
                 self.warn(nic, "link name", want, f"another link already has that name; {link} "
                           "keeps its name")
