@@ -234,7 +234,8 @@ def _v1(config: list[Any], out: dict[str, Any], cx: _Ctx) -> None:
                 out["search_domains"] += _strings(item.get("search"), f"{where}.search", cx)
             elif kind in ("vlan", "bond"):
                 nic = _v1_physical(item, where, out, cx, virtual=True)
-                link = vlan_of(item, where, cx) if kind == "vlan" else aggr_of(item, where, cx)
+                make = vlan_of if kind == "vlan" else aggr_of
+                link = make(item, where, cx, v1=True)
                 out["nics"].append(replace(nic, **link))
             elif kind == "route":
                 out["routes"].append(_route(item.get("destination", item.get("network")),

@@ -48,9 +48,8 @@ def mtu_of(item: dict[str, Any], where: str, cx: Any) -> int | None:
     return int(text)
 
 
-def vlan_of(item: dict[str, Any], where: str, cx: Any) -> dict[str, Any]:
+def vlan_of(item: dict[str, Any], where: str, cx: Any, v1: bool = False) -> dict[str, Any]:
     """`{"vlan": Vlan}` for a v1 vlan item or a v2 vlans entry; MetadataError if unusable."""
-    v1 = "vlan_id" in item or "vlan_link" in item
     vid_key, over_key = ("vlan_id", "vlan_link") if v1 else ("id", "link")
     vid = item.get(vid_key)
     if isinstance(vid, bool) or not str(vid).strip().isdigit() or not 1 <= int(str(vid)) <= 4094:
@@ -62,10 +61,9 @@ def vlan_of(item: dict[str, Any], where: str, cx: Any) -> dict[str, Any]:
             "link_name": str(item.get("name") or where.split(".", 1)[-1])}
 
 
-def aggr_of(item: dict[str, Any], where: str, cx: Any) -> dict[str, Any]:
+def aggr_of(item: dict[str, Any], where: str, cx: Any, v1: bool = False) -> dict[str, Any]:
     """`{"aggr": Aggr}` for a v1 bond item or a v2 bonds entry; MetadataError if the bond
     has no members or a mode illumos aggregations cannot do (the bond is skipped)."""
-    v1 = "bond_interfaces" in item or "params" in item
     members_key, params_key = ("bond_interfaces", "params") if v1 else ("interfaces", "parameters")
     members = item.get(members_key)
     if (not isinstance(members, list) or not members
@@ -83,7 +81,7 @@ def aggr_of(item: dict[str, Any], where: str, cx: Any) -> dict[str, Any]:
         else:
             cx.items.skip(f"{cx.field} {where}.{params_key}.{key}", value,
                           "not supported by illumos link aggregations")
-    mode_key, mode = wanted.get("mode", ("mode", "balance-rr"))
+    mode_key, mode = wanted.get("mode", ("bond-mode" if v1 else "mode", "balance-rr"))
     if str(mode) not in BOND_MODES:
         raise cx.error(f"{where}.{params_key}.{mode_key}",
                        f"bond mode {shown(mode)}{' (the default)' if 'mode' not in wanted else ''}"

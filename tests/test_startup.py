@@ -57,14 +57,15 @@ LOCAL = {"providers.cpio", "providers.cpioarchive", "providers.seedfiles",
          "providers.localdisk"}
 CLOUDCONFIG = {"providers.cloudconfig", "providers.cloudconfig_users"}
 NOCLOUD = {"providers.nocloud", "providers.localdisk", "providers.netconfig", "providers.eni",
-           "providers.dsserial", "providers.nocloudnet"} | CLOUDCONFIG
+           "providers.dsserial", "providers.nocloudnet", "providers.netlinkcfg"} | CLOUDCONFIG
 PROVIDER_MODULES = {
     "qemu": LOCAL, "bhyve": LOCAL, "oxide": LOCAL | NOCLOUD,
     "omnios-zone": LOCAL | NOCLOUD, "proxmox": LOCAL | NOCLOUD,
     "tribblix-zone": LOCAL | NOCLOUD | {"providers.http"},
     "nocloud": LOCAL | NOCLOUD,
     "vmware": {"providers.vmware"} | NOCLOUD | LOCAL,
-    "smartos": {"providers.smartos", "providers.smartos_protocol"} | CLOUDCONFIG,
+    "smartos": {"providers.smartos", "providers.smartos_protocol",
+                "providers.netlinkcfg"} | CLOUDCONFIG,
     "digitalocean": {"providers.digitalocean", "providers.localdisk", "providers.iso9660",
                      "providers.http"},
     "ec2": {"providers.ec2", "providers.http"},
