@@ -25,7 +25,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from fsm.errors import shown
+from fsm.errors import cut, shown
 from fsm.steps import Frequency, Outcome, Step
 from operations.netlinks import DLADM, list_links, map_nics, nic_label
 from operations.parseable import parse_records
@@ -146,7 +146,8 @@ class _Run:
         """Run a mutating dladm command; a refusal is a warning quoting dladm's message."""
         result = self.system.apply([DLADM, *argv], check=False)
         if result.returncode != 0:
-            message = (result.stderr.strip().splitlines() or [f"exit {result.returncode}"])[-1]
+            message = cut((result.stderr.strip().splitlines()
+                           or [f"exit {result.returncode}"])[-1], 200)
             self.warn(nic, what, value, f"`dladm {argv[0]}` refused it: {message}")
             return False
         self.outcome.changed(change)
