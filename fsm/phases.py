@@ -22,7 +22,7 @@ from fsm.steps import PHASE_NAMES, Step
 DECLARED_IN: dict[str, tuple[str, ...]] = {
     "DETECT": ("fsm.gather",),
     "FETCH": ("fsm.gather",),
-    "NETWORK": ("operations.network",),
+    "NETWORK": ("operations.datalinks", "operations.network"),
     "IDENTITY": ("operations.cloudsteps:BOOT", "operations.identity",
                  "operations.cloudsteps:IDENTITY"),
     "STORAGE": ("operations.storage",),

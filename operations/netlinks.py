@@ -64,13 +64,16 @@ def map_nics(md: Metadata, links: list[tuple[str, str]]) -> tuple[list[tuple[Nic
     """Pair each metadata NIC with its link: by MAC, `mac=None` meaning the first link.
 
     Returns the pairs and one problem line per NIC that has no link (its MAC is not on this
-    guest), so the caller can configure the others before reporting them.
+    guest), so the caller can configure the others before reporting them. VLANs and
+    aggregations are not physical links: operations/datalinks.py pairs them.
     """
     by_mac = {mac: link for link, mac in links}
     pairs: list[tuple[Nic, str]] = []
     problems: list[str] = []
     used: dict[str, int] = {}
     for index, nic in enumerate(md.nics):
+        if nic.vlan is not None or nic.aggr is not None:
+            continue
         if nic.mac is None:
             link = links[0][0] if links else None
             if link is None:
@@ -108,6 +111,13 @@ def nic_links(ctx: Context) -> list[tuple[Nic, str]]:
             ctx.facts["nic_links"], ctx.facts["nic_problems"] = [], []
         else:
             pairs, problems = map_nics(md, links)
+            if any(nic.vlan or nic.aggr for nic in md.nics):
+                # The ports of an aggregation that exists carry no IP; it and the VLANs do.
+                from operations import datalinks
+
+                virtual = datalinks.virtual_pairs(md, pairs, datalinks.present_links(ctx.system))
+                members = {m for nic, _ in virtual if nic.aggr for m in nic.aggr.members}
+                pairs = [(nic, link) for nic, link in pairs if nic.name not in members] + virtual
             ctx.facts["nic_links"], ctx.facts["nic_problems"] = pairs, problems
             for nic, link in pairs:
                 log.debug("NIC %s is link %s", nic.name or nic.mac or "(first link)", link)

@@ -31,6 +31,35 @@ class Nic:
     # and give DNS servers (operations/dhcpagent.py)?
     dhcp_routes: bool = True
     dhcp_dns: bool = True
+    # Link-layer settings (operations/datalinks.py). `mtu`: the link's MTU (SmartOS nics,
+    # NoCloud v1/v2 `mtu`, OpenStack links). `link_name`: the datalink name wanted for this
+    # NIC: for a physical NIC the rename target (v2 `set-name`, v1 `name` with a MAC), for a
+    # VLAN or an aggregation the name of the link to create (None: derived).
+    mtu: int | None = None
+    link_name: str | None = None
+    vlan: Vlan | None = None                # this NIC is a VLAN over another NIC
+    aggr: Aggr | None = None                # this NIC is an aggregation of other NICs
+
+
+@dataclass(frozen=True)
+class Vlan:
+    """A tagged VLAN link (`dladm create-vlan -l OVER -v VID NAME`)."""
+
+    vid: int                                # 1..4094
+    over: str                               # `Nic.name` of the NIC it tags (physical or aggr)
+
+
+@dataclass(frozen=True)
+class Aggr:
+    """A link aggregation (`dladm create-aggr -L MODE [-T TIMER] [-P POLICY] -l ... NAME`).
+
+    The source's bond mode is mapped by the provider to what illumos aggr supports (LACP
+    off/active/passive); a mode it cannot map is a warning there and no Aggr is made."""
+
+    members: tuple[str, ...]                # `Nic.name`s of the member NICs
+    lacp_mode: str = "off"                  # off, active, passive
+    lacp_timer: str | None = None           # short, long; None = dladm's default (short)
+    policy: str | None = None               # L2, L3, L4 or a combination; None = default (L4)
 
 
 @dataclass(frozen=True)

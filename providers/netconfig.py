@@ -2,9 +2,12 @@
 
 Used by NoCloud (`network-config`) and VMware (`guestinfo.metadata` `network`). The semantics
 are cloud-init's own (doc/rtd/reference/network-config-format-v1.rst and -v2.rst): an item
-the agent cannot honour (a bond, a VLAN, a bridge, a route without a gateway, an interface
-named only by its Linux name among several) is a warning naming the field and its value and
-is skipped; every other item is applied (providers/items.py). A v1 `manual` subnet plumbs the
+the agent cannot honour (a bridge, a bond mode illumos aggregations lack, a route without a
+gateway, an interface named only by its Linux name among several) is a warning naming the
+field and its value and is skipped; every other item is applied (providers/items.py).
+Link-layer items (providers/netlinkcfg.py): `mtu`, the link name (v2 `set-name`, v1 `name`
+of a physical interface with a MAC), VLANs (v1 `vlan`, v2 `vlans`) and bonds as illumos
+link aggregations (v1 `bond`, v2 `bonds`). A v1 `manual` subnet plumbs the
 interface without an address, as cloud-init renders it. `network: {config: disabled}` means
 what it means to cloud-init: leave the network alone (NETWORK is skipped).
 
@@ -22,6 +25,7 @@ from fsm.errors import MetadataError
 from providers.items import Items
 from providers.items import quoted as shown
 from providers.model import Nic, Route, netmask_prefix, normalise_mac
+from providers.netlinkcfg import aggr_of, mtu_of, primary_index, vlan_of
 
 SOURCE = "nocloud"
 FIELD = "network-config"
@@ -67,7 +71,8 @@ def _parse(doc: Any, cx: _Ctx) -> dict[str, Any]:
         _v1(_typed(doc.get("config", []), list, "config", cx), out, cx)
     elif version == 2:
         _v2(_typed(doc.get("ethernets", {}), dict, "ethernets", cx), out, cx)
-        for other in ("bonds", "bridges", "vlans", "wifis", "tunnels", "vrfs", "modems"):
+        _v2_virtual(doc, out, cx)
+        for other in ("bridges", "wifis", "tunnels", "vrfs", "modems"):
             section = doc.get(other)
             for name in (section if isinstance(section, dict) else [section] if section else []):
                 cx.items.skip(f"{cx.field} {other}", name,
@@ -77,7 +82,8 @@ def _parse(doc: Any, cx: _Ctx) -> dict[str, Any]:
     nics = _one_unnamed_nic(out["nics"], cx)
     if not nics and len(cx.items.warnings) > warned_before:
         raise cx.error("", "no interface in it can be configured")
-    nics = [replace(nic, primary=i == 0) for i, nic in enumerate(nics)]
+    first = primary_index(nics)
+    nics = [replace(nic, primary=i == first) for i, nic in enumerate(nics)]
     return {"nics": tuple(nics), "routes": tuple(out["routes"]),
             "resolvers": tuple(dict.fromkeys(out["resolvers"])),
             "search_domains": tuple(dict.fromkeys(out["search_domains"]))}
@@ -92,7 +98,7 @@ def _one_unnamed_nic(nics: list[Nic], cx: _Ctx) -> list[Nic]:
     any_mac = any(nic.mac is not None for nic in nics)
     unnamed = 0
     for nic in nics:
-        if nic.mac is None:
+        if nic.mac is None and nic.vlan is None and nic.aggr is None:
             unnamed += 1
             if unnamed > 1 or any_mac:
                 cx.items.skip(f"{cx.field} {nic.name or 'interface'}", nic.name,
@@ -226,6 +232,11 @@ def _v1(config: list[Any], out: dict[str, Any], cx: _Ctx) -> None:
             elif kind == "nameserver":
                 out["resolvers"] += _ips(item.get("address"), f"{where}.address", cx)
                 out["search_domains"] += _strings(item.get("search"), f"{where}.search", cx)
+            elif kind in ("vlan", "bond"):
+                nic = _v1_physical(item, where, out, cx, virtual=True)
+                make = vlan_of if kind == "vlan" else aggr_of
+                link = make(item, where, cx, v1=True)
+                out["nics"].append(replace(nic, **link))
             elif kind == "route":
                 out["routes"].append(_route(item.get("destination", item.get("network")),
                                             item.get("gateway"), where, cx, item.get("netmask")))
@@ -237,8 +248,8 @@ def _v1(config: list[Any], out: dict[str, Any], cx: _Ctx) -> None:
 
 
 # Documented fields the agent does not apply: each present one is a warning naming it.
-V1_UNHONOURED = ("mtu", "accept-ra")
-V2_UNHONOURED = ("mtu", "wakeonlan", "macaddress", "accept-ra", "routing-policy")
+V1_UNHONOURED = ("accept-ra",)
+V2_UNHONOURED = ("wakeonlan", "macaddress", "accept-ra", "routing-policy")
 
 
 def _unhonoured(obj: dict[str, Any], keys: tuple[str, ...], where: str, cx: _Ctx) -> None:
@@ -247,8 +258,15 @@ def _unhonoured(obj: dict[str, Any], keys: tuple[str, ...], where: str, cx: _Ctx
             cx.items.skip(f"{cx.field} {where}.{key}", obj[key], "not supported by this agent")
 
 
-def _v1_physical(item: dict[str, Any], where: str, out: dict[str, Any], cx: _Ctx) -> Nic:
-    mac = _mac(item.get("mac_address"), f"{where}.mac_address", cx)
+def _v1_physical(item: dict[str, Any], where: str, out: dict[str, Any], cx: _Ctx,
+                 virtual: bool = False) -> Nic:
+    """A v1 physical interface, or the addresses part of a vlan or bond (`virtual`: its
+    link comes from netlinkcfg, and a bond's own `mac_address` is not applied)."""
+    if virtual:
+        _unhonoured(item, ("mac_address",), where, cx)
+        mac = None
+    else:
+        mac = _mac(item.get("mac_address"), f"{where}.mac_address", cx)
     _unhonoured(item, V1_UNHONOURED, where, cx)
     addresses: list[str] = []
     gateways: list[str] = []
@@ -283,8 +301,11 @@ def _v1_physical(item: dict[str, Any], where: str, out: dict[str, Any], cx: _Ctx
                                                 route.get("gateway"), f"{sub}.routes[{k}]", cx,
                                                 route.get("netmask")))
                     _route_extras(route, f"{sub}.routes[{k}]", cx)
+    name = str(item.get("name")) if item.get("name") else None
+    # cloud-init renames a physical interface with a MAC to its `name`.
     return Nic(mac=mac, addresses=tuple(addresses), dhcp4=dhcp4, addrconf=addrconf,
-               gateways=tuple(gateways), name=str(item.get("name")) if item.get("name") else None)
+               gateways=tuple(gateways), name=name, mtu=mtu_of(item, where, cx),
+               link_name=name if mac is not None else None)
 
 
 # ---- version 2 --------------------------------------------------------------------------
@@ -295,6 +316,20 @@ def _flag(eth: dict[str, Any], key: str, where: str, cx: _Ctx) -> bool:
         cx.items.skip(f"{cx.field} {where}.{key}", value, "must be true or false")
         return False
     return value
+
+
+def _v2_virtual(doc: dict[str, Any], out: dict[str, Any], cx: _Ctx) -> None:
+    """v2 `bonds` (link aggregations) then `vlans` (which may tag a bond): each one's
+    addresses, routes and DNS are read as an ethernet's, its link from netlinkcfg."""
+    for section, make in (("bonds", aggr_of), ("vlans", vlan_of)):
+        for name, conf in _typed(doc.get(section) or {}, dict, section, cx).items():
+            where = f"{section}.{name}"
+            with cx.items.guard():
+                conf = _typed(conf, dict, where, cx)
+                link = make(conf, where, cx)
+                nic = _v2_ethernet(str(name), {k: v for k, v in conf.items() if k != "match"},
+                                   where, out, cx)
+                out["nics"].append(replace(nic, **link))
 
 
 def _v2(ethernets: dict[str, Any], out: dict[str, Any], cx: _Ctx) -> None:
@@ -340,9 +375,14 @@ def _v2_ethernet(name: str, eth: dict[str, Any], where: str, out: dict[str, Any]
     for key in ("dhcp6-overrides",):
         if eth.get(key):
             cx.items.skip(f"{cx.field} {where}.{key}", eth[key], "not supported by this agent")
+    set_name = eth.get("set-name")
+    if set_name is not None and (not isinstance(set_name, str) or not set_name.strip()):
+        cx.items.skip(f"{cx.field} {where}.set-name", set_name, "must be a link name")
+        set_name = None
     return Nic(mac=mac, addresses=tuple(addresses), dhcp4=_flag(eth, "dhcp4", where, cx),
                addrconf=_flag(eth, "dhcp6", where, cx),
-               gateways=tuple(dict.fromkeys(gateways)), name=name, **overrides)
+               gateways=tuple(dict.fromkeys(gateways)), name=name, mtu=mtu_of(eth, where, cx),
+               link_name=set_name.strip() if set_name else None, **overrides)
 
 
 def _dhcp4_overrides(eth: dict[str, Any], where: str, cx: _Ctx) -> dict[str, bool]:

@@ -12,7 +12,9 @@ is (how `sim serve` points the agent at its pty); the default `/dev/term/b` is a
 resolved under the root and opened only if it exists.
 
 Parsing is strict about the types of the keys we use and lenient about everything else (a
-NIC's `nic_tag`, `vlan_id`, `mtu`... are ignored); a key the host does not have (NOTFOUND)
+NIC's `nic_tag`, `vlan_id`... are ignored: Triton tags a NIC's VLAN on the host's VNIC, so
+the guest sees untagged frames and must not tag them again); a NIC's `mtu` is its link's
+MTU (a malformed one is a warning, the NIC is still configured); a key the host does not have (NOTFOUND)
 is simply absent. NICs given as `ips: ["dhcp"]` or `["addrconf"]`, which the original
 skipped, become DHCPv4 / IPv6 autoconfiguration. One bad NIC, route or resolver is a
 warning and is skipped; the others are applied. The hostname is the customer `hostname` key
@@ -35,6 +37,7 @@ from providers import cloudconfig, smbios
 from providers.base import Provider
 from providers.items import Items
 from providers.model import Metadata, Nic, Route, netmask_prefix, normalise_mac
+from providers.netlinkcfg import MTU_MAX, MTU_MIN
 from providers.smartos_protocol import MetadataClient, TransportError, open_port
 
 if TYPE_CHECKING:
@@ -174,7 +177,7 @@ def parse(values: dict[str, bytes | None]) -> Metadata:
         source=SOURCE,
         instance_id=uuid or None,
         hostname=hostname or None,
-        nics=_each(items, _nic, _json_list(values, "sdc:nics")),
+        nics=_each(items, lambda i, obj: _nic(i, obj, items), _json_list(values, "sdc:nics")),
         routes=_each(items, _route, _json_list(values, "sdc:routes")),
         resolvers=_each(items, lambda i, r: _ip("sdc:resolvers", f"[{i}]", r),
                         _json_list(values, "sdc:resolvers")),
@@ -257,7 +260,7 @@ def _ip(key: str, where: str, value: Any) -> str:
         raise MetadataError(SOURCE, key, f"{where}: {value!r} is not an IP address") from None
 
 
-def _nic(index: int, obj: Any) -> Nic:
+def _nic(index: int, obj: Any, items: Items | None = None) -> Nic:
     key, where = "sdc:nics", f"[{index}]"
     if not isinstance(obj, dict):
         raise MetadataError(SOURCE, key, f"{where} must be an object, not {_kind(obj)}")
@@ -292,7 +295,20 @@ def _nic(index: int, obj: Any) -> Nic:
                gateways=tuple(_ip(key, f"{where}.gateways[{i}]", g)
                               for i, g in enumerate(gateways)),
                primary=_field(key, where, obj, "primary", bool, False),
-               name=_field(key, where, obj, "interface", str))
+               name=_field(key, where, obj, "interface", str), mtu=_mtu(where, obj, items))
+
+
+def _mtu(where: str, obj: dict[str, Any], items: Items | None) -> int | None:
+    """`sdc:nics[].mtu` (a number, as vmadm stores it); anything else is a warning."""
+    value = obj.get("mtu")
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and MTU_MIN <= value <= MTU_MAX:
+        return value
+    if items is not None:
+        items.skip(f"sdc:nics{where}.mtu", value, f"must be a number from {MTU_MIN} to "
+                                                  f"{MTU_MAX}; the link's MTU is left as is")
+    return None
 
 
 def _cidr(key: str, where: str, text: str) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 
 from sim import hostkeys, showusers
 from sim import state as guest_state
+from sim.standins import linkstate
 
 
 def _read(root: str, rel: str) -> str | None:
@@ -81,6 +82,12 @@ def show(root: str) -> dict[str, Any]:
             "hosts_other": [ln for ln in _lines(hosts)
                             if ln.split()[:1] not in (["127.0.0.1"], ["::1"])],
         },
+        # Every datalink (sim/standins/linkstate.py): physical, aggregations, VLANs.
+        "links": [{"link": name, "class": linkstate.link_class(st, name),
+                   "mtu": linkstate.mtu_of(st, name), "over": linkstate.over(st, name)}
+                  for name in linkstate.all_names(st)],
+        "vlans": st.get("vlans", []),
+        "aggrs": st.get("aggrs", []),
         "interfaces": sorted(i for i in st.get("interfaces", []) if i != "lo0"),
         "addresses": sorted((a for a in st.get("addresses", []) if not a["addrobj"].startswith("lo0/")),
                             key=lambda a: a["addrobj"]),

@@ -58,10 +58,11 @@ def test_one_unsupported_item_still_installs_keys_hostname_and_every_address(tmp
     assert shown["ssh"]["authorized_keys"] == [KEY]
     assert shown["hostname"]["nodename"] == "nocloud-guest"
     addrs = {a["addrobj"]: a["addr"] for a in shown["addresses"]}
-    assert addrs["vioif0/v4"] == "192.168.122.50/24" and addrs["vioif0/v6s"] == "2001:db8::50/64"
+    # v1 `name: eth0` with its MAC renames the link
+    assert addrs["eth0/v4"] == "192.168.122.50/24" and addrs["eth0/v6s"] == "2001:db8::50/64"
     assert shown["dns"]["nameservers"] == ["192.168.122.1"]
     warnings = warnings_of(guest)
-    for needle in ("config[1].type: 'bond'", "network-config eth1: 'eth1': no MAC address", "config[3].gateway: route to "
+    for needle in ("config[1].params.bond-mode: bond mode 'balance-rr' (the default)", "network-config eth1: 'eth1': no MAC address", "config[3].gateway: route to "
                    "'10.0.0.0/8' has no gateway", "config[4].address[1]: 'not-an-address'"):
         assert any(needle in w for w in warnings), (needle, warnings)
 

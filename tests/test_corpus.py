@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import os
 
-import pytest
-from guest import make_guest
+from guest import make_guest, without_calls
 
 from operations.validate import parse_authorized_keys
 from providers import digitalocean, smartos, vmware
+from providers.model import Vlan
 from providers.nocloud import parse_seed
 from sim.serve import serving
 
@@ -53,6 +53,20 @@ def addresses(shown: dict) -> dict[str, str]:
             if not a["addrobj"].startswith("lo0")}
 
 
+def links_of(shown: dict) -> dict[str, tuple[str, int, str]]:
+    return {lk["link"]: (lk["class"], lk["mtu"], lk["over"]) for lk in shown["links"]}
+
+
+MUTATING_DLADM = ("dladm rename-link", "dladm create-vlan", "dladm create-aggr",
+                  "dladm set-linkprop")
+
+
+def mutating_dladm(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    """The mutating dladm calls made between two call counts (a second boot makes none)."""
+    return {k: after.get(k, 0) - before.get(k, 0) for k in MUTATING_DLADM
+            if after.get(k, 0) != before.get(k, 0)}
+
+
 def only(warnings, *needles: str) -> None:
     """Every warning is one of the expected ones, and each expected one is there."""
     for needle in needles:
@@ -62,34 +76,83 @@ def only(warnings, *needles: str) -> None:
 
 # ---- cloud-init's network-config v1 and v2 examples ---------------------------------------
 
-def test_v1_physical_3_nic_plumbs_every_link_and_names_the_mtu(tmp_path):
+def test_v1_physical_3_nic_renames_every_link_and_sets_the_jumbo_mtu(tmp_path):
+    """v1 `name` with a MAC renames the link (cloud-init renames the interface); `mtu`
+    is set on its link, before any IP interface is plumbed."""
     guest = boot_nocloud(tmp_path, ["00:11:22:33:44:55", "aa:11:22:33:44:55",
                                     "cd:11:22:33:44:00", "cd:11:22:33:44:02"],
                          network_config=doc("nocloud/v1-physical-3-nic.yaml"))
     shown = guest.show()
-    assert set(shown["interfaces"]) >= {"vioif0", "vioif1", "vioif2", "vioif3"}
+    assert links_of(shown) == {"interface0": ("phys", 1500, ""), "jumbo0": ("phys", 9000, ""),
+                               "gbe0": ("phys", 1500, ""), "gbe1": ("phys", 1500, "")}
+    assert shown["interfaces"] == ["gbe0", "gbe1", "interface0", "jumbo0"]
     assert addresses(shown) == {}     # no subnets: plumbed, no address
-    only(warnings_of(guest), "network-config config[1].mtu: 9000: not supported")
+    assert warnings_of(guest) == []
 
 
-def test_v1_bonded_pair_configures_the_members_and_names_the_bond(tmp_path):
+def test_v1_bonded_pair_active_backup_is_named_and_the_members_configured(tmp_path):
+    """active-backup has no illumos aggregation equivalent: the bond is a warning naming
+    the mode; the three physical interfaces are still renamed and plumbed."""
     guest = boot_nocloud(tmp_path, ["00:11:22:33:44:55", "cd:11:22:33:44:00",
                                     "cd:11:22:33:44:02"],
                          network_config=doc("nocloud/v1-bonded-pair.yaml"))
-    assert set(guest.show()["interfaces"]) >= {"vioif0", "vioif1", "vioif2"}
-    only(warnings_of(guest), "network-config config[3].type: 'bond': interfaces of this "
-                             "type are not supported by this agent ('bond0')")
+    shown = guest.show()
+    assert set(shown["interfaces"]) == {"interface0", "gbe0", "gbe1"}
+    assert shown["aggrs"] == []
+    only(warnings_of(guest), "network-config config[3].params.bond-mode: bond mode "
+                             "'active-backup' has no illumos link aggregation equivalent")
 
 
-@pytest.mark.parametrize("path,nics,needles", [
-    ("nocloud/v1-bridge.yaml", ["interface0", "jumbo0"],
-     ["config[1].mtu: 9000", "config[2].type: 'bridge'"]),
-    ("nocloud/v1-vlan.yaml", ["eth0"], ["config[1].type: 'vlan'"]),
-])
-def test_v1_bridge_and_vlan_keep_the_physical_nics_and_name_what_is_skipped(path, nics, needles):
-    md = parse_seed({"network-config": doc(path).encode()})
-    assert [n.name for n in md.nics] == nics
-    only(md.warnings, *needles)
+def test_v1_bridge_keeps_the_physical_nics_and_their_mtu_and_names_the_bridge():
+    md = parse_seed({"network-config": doc("nocloud/v1-bridge.yaml").encode()})
+    assert [(n.name, n.mtu) for n in md.nics] == [("interface0", None), ("jumbo0", 9000)]
+    only(md.warnings, "config[2].type: 'bridge'")
+
+
+def test_v1_vlan_tags_eth0_101_over_the_renamed_eth0(tmp_path):
+    guest = boot_nocloud(tmp_path, ["c0:d6:9f:2c:e8:80"],
+                         network_config=doc("nocloud/v1-vlan.yaml"))
+    shown = guest.show()
+    assert links_of(shown) == {"eth0": ("phys", 1500, ""), "eth0.101": ("vlan", 1500, "eth0")}
+    assert shown["vlans"] == [{"link": "eth0.101", "vid": 101, "over": "eth0"}]
+    assert shown["interfaces"] == ["eth0", "eth0.101"]
+    assert warnings_of(guest) == []
+
+
+def test_v1_bonded_vlan_aggregates_with_lacp_and_leases_on_the_vlan(tmp_path):
+    """802.3ad is LACP active, `bond-lacp-rate: fast` the short timer; the VLAN tags the
+    aggregation and gets the lease; the ports carry no IP."""
+    guest = boot_nocloud(tmp_path, ["cd:11:22:33:44:00", "cd:11:22:33:44:02"],
+                         network_config=doc("nocloud/v1-bonded-vlan.yaml"))
+    shown = guest.show()
+    assert shown["aggrs"] == [{"link": "bond0", "ports": ["gbe0", "gbe1"], "policy": "L4",
+                               "lacp_mode": "active", "lacp_timer": "short", "mtu": 1500}]
+    assert links_of(shown)["bond0.200"] == ("vlan", 1500, "bond0")
+    assert shown["interfaces"] == ["bond0", "bond0.200"]
+    assert addresses(shown)["bond0.200/dhcp"] != "?"
+    assert warnings_of(guest) == []
+    before = guest.calls()
+    assert guest.run().returncode == 0
+    assert mutating_dladm(before, guest.calls()) == {}
+
+
+def test_v1_multiple_vlan_example_four_vlans_over_eth1_and_a_second_boot_changes_nothing(
+        tmp_path):
+    guest = boot_nocloud(tmp_path, ["d4:be:d9:a8:49:13", "d4:be:d9:a8:49:15"],
+                         network_config=doc("nocloud/v1-multiple-vlan.yaml"))
+    shown = guest.show()
+    assert [(v["link"], v["vid"], v["over"]) for v in shown["vlans"]] == [
+        (f"eth1.{vid}", vid, "eth1") for vid in (2667, 2668, 2669, 2670)]
+    assert addresses(shown) == {
+        "eth0/v4": "10.245.168.16/21", "eth1/v4": "10.245.188.2/24",
+        "eth1.2667/v4": "10.245.184.2/24", "eth1.2668/v4": "10.245.185.1/24",
+        "eth1.2669/v4": "10.245.186.1/24", "eth1.2670/v4": "10.245.187.2/24"}
+    assert {"destination": "default", "gateway": "10.245.168.1"} in shown["routes"]
+    assert warnings_of(guest) == []
+    before, first = guest.calls(), without_calls(shown)
+    assert guest.run().returncode == 0
+    assert mutating_dladm(before, guest.calls()) == {}
+    assert without_calls(guest.show()) == first
 
 
 def test_v1_subnet_routes_dhcp_plus_static_and_both_routes(tmp_path):
@@ -97,7 +160,7 @@ def test_v1_subnet_routes_dhcp_plus_static_and_both_routes(tmp_path):
                          network_config=doc("nocloud/v1-subnet-routes.yaml"))
     shown = guest.show()
     addrs = addresses(shown)
-    assert addrs["vioif0/v4"] == "10.184.225.122/30" and addrs["vioif0/dhcp"] != "?"
+    assert addrs["interface0/v4"] == "10.184.225.122/30" and addrs["interface0/dhcp"] != "?"
     routes = {(r["destination"], r["gateway"]) for r in shown["routes"]}
     assert {("10.176.0.0/12", "10.184.225.121"), ("10.208.0.0/12", "10.184.225.121")} <= routes
     assert warnings_of(guest) == []
@@ -109,9 +172,10 @@ def test_v2_eno1_by_name_only_is_the_first_link_with_dhcp(tmp_path):
     assert warnings_of(guest) == []
 
 
-def test_v2_complex_example_keeps_id0_and_names_every_field_it_skips():
+def test_v2_complex_example_keeps_id0_and_its_vlan_and_names_every_field_it_skips():
     md = parse_seed({"network-config": doc("nocloud/v2-complex.yaml").encode()})
-    (id0,) = md.nics
+    id0, intra = md.nics
+    assert (intra.name, intra.vlan, intra.dhcp4) == ("en-intra", Vlan(vid=1, over="id0"), True)
     assert (id0.name, id0.mac, id0.dhcp4) == ("id0", "00:11:22:33:44:55", True)
     assert id0.addresses == ("192.168.14.2/24", "2001:1::1/64")
     assert id0.gateways == ("192.168.14.1", "2001:1::2")
@@ -119,12 +183,21 @@ def test_v2_complex_example_keeps_id0_and_names_every_field_it_skips():
     assert md.resolvers == ("8.8.8.8",) and md.search_domains == ("foo.local", "bar.local")
     only(md.warnings, "ethernets.id0.wakeonlan: True: not supported",
          "ethernets.id0.routes[0].metric: 3: not supported",
-         "ethernets.switchports.mtu: 1280: not supported",
          "network-config lom: 'lom': no MAC address",
          "network-config switchports: 'switchports': no MAC address",
-         "network-config bonds: 'bond0': bonds are not supported",
-         "network-config bridges: 'br0': bridges are not supported",
-         "network-config vlans: 'en-intra': vlans are not supported")
+         "bonds.bond0.parameters.mode: bond mode 'balance-rr' (the default) has no illumos "
+         "link aggregation equivalent",
+         "network-config bridges: 'br0': bridges are not supported")
+
+
+def test_v2_complex_example_boots_en_intra_as_dladms_own_vlan_name(tmp_path):
+    """`en-intra` is no illumos link name: the VLAN gets dladm's DRIVER(VID*1000+PPA)."""
+    guest = boot_nocloud(tmp_path, ["00:11:22:33:44:55"],
+                         network_config=doc("nocloud/v2-complex.yaml"))
+    shown = guest.show()
+    assert shown["vlans"] == [{"link": "vioif1000", "vid": 1, "over": "vioif0"}]
+    assert addresses(shown)["vioif1000/dhcp"] != "?"
+    assert addresses(shown)["vioif0/v4"] == "192.168.14.2/24"
 
 
 # ---- cloud-init's NoCloud documentation ---------------------------------------------------
@@ -142,7 +215,7 @@ def test_nocloud_v2_example_with_a_dotted_netmask(tmp_path):
     guest = boot_nocloud(tmp_path, ["52:54:00:12:34:00"],
                          network_config=doc("nocloud/nocloud-doc-v2.network-config"))
     shown = guest.show()
-    assert addresses(shown) == {"vioif0/v4": "192.168.1.10/24"}
+    assert addresses(shown) == {"interface0/v4": "192.168.1.10/24"}    # set-name
     assert {"destination": "default", "gateway": "192.168.1.254"} in shown["routes"]
 
 
@@ -178,7 +251,8 @@ def test_proxmox_seed_gets_its_user_keys_name_static_ipv6_and_dns(tmp_path):
         "admin@pve"]
     assert shown["ssh"]["authorized_keys"] == []
     addrs = addresses(shown)
-    assert addrs["vioif0/v4"] == "192.168.1.50/24" and addrs["vioif0/v6"].startswith("fe80::")
+    # v1 `name: eth0` with its MAC renames the link, as cloud-init renames the interface
+    assert addrs["eth0/v4"] == "192.168.1.50/24" and addrs["eth0/v6"].startswith("fe80::")
     assert {"destination": "default", "gateway": "192.168.1.1"} in shown["routes"]
     assert (shown["dns"]["nameservers"], shown["dns"]["search"]) == (["1.1.1.1"], ["example.com"])
     assert warnings_of(guest) == []

@@ -99,7 +99,8 @@ PLATFORM_MID = {
     "none": {"DETECT/provider": ("call", "fstyp")},
     "digitalocean": {"FETCH/metadata": ("call", "mount")},
     "ec2": {"FETCH/metadata": ("call", "ipadm create-addr")},
-    "smartos": {"FETCH/metadata": ("emulator", "")},
+    "smartos": {"FETCH/metadata": ("emulator", ""),
+                "NETWORK/datalinks": ("call", "dladm set-linkprop")},
 }
 # Steps that touch no command or file of their own on a platform: no middle to kill in.
 NO_MID = {
@@ -120,9 +121,13 @@ NO_MID = {
     "smartos-nocloud": {"IDENTITY/bootcmd", "IDENTITY/passwords", "USERSCRIPT/packages",
                         "USERSCRIPT/install"},
 }
+# NETWORK/datalinks changes links only where the metadata asks: Proxmox's v1 `name: eth0`
+# renames the link, SmartOS's jumbo-frame net1 (`mtu: 8500`) sets an MTU. Elsewhere it only
+# looks (no MID entry: no middle to kill in).
 PLATFORM_MID.update({
     "omnios-zone": {"FETCH/metadata": ("call", "mount")},
-    "proxmox": {"FETCH/metadata": ("call", "mount")},
+    "proxmox": {"FETCH/metadata": ("call", "mount"),
+                "NETWORK/datalinks": ("call", "dladm rename-link")},
     "smartos-nocloud": {"DETECT/provider": ("call", "fstyp"),
                         "FETCH/metadata": ("call", "mount")},
     # nocloud-net brings DHCP up in FETCH; NETWORK first deletes that address object.
@@ -195,6 +200,8 @@ def reduced_cases(platform: str, index: int) -> list[tuple[str, str]]:
     point = ["after", "mid", "write-mid", "before"][index % 4]
     cases.append((step, point if mid_of(platform, step) or point != "mid" else "after"))
     cases.append((BOUNDARIES[index % len(BOUNDARIES)], "write-mid"))
+    if mid_of(platform, "NETWORK/datalinks") and ("NETWORK/datalinks", "mid") not in cases:
+        cases.append(("NETWORK/datalinks", "mid"))   # it does work only on a few platforms
     if platform in CLOUD_CONFIG_PLATFORMS:
         # The cloud-config steps do work only here: kill each in its middle too.
         for step in (s for s in change_steps() if s in CLOUD_CONFIG_STEPS):

@@ -162,9 +162,9 @@ def test_network_config_v1_and_v2_wrapped_or_not(doc):
     ({"version": 1, "config": [{"type": "physical", "subnets": [{"type": "manual6"}]}]},
      "network-config config[0].subnets[0].type: unknown subnet type 'manual6'"),
     ({"version": 1, "config": [{"type": "bond", "name": "bond0"}]},
-     "network-config config[0].type: 'bond': interfaces of this type are not supported"),
-    ({"version": 2, "ethernets": {}, "vlans": {"vlan10": {"id": 10, "link": "n"}}},
-     "network-config vlans: 'vlan10': vlans are not supported"),
+     "network-config config[0].bond_interfaces: None is not a list of interface names"),
+    ({"version": 2, "ethernets": {}, "vlans": {"vlan10": {"id": 5000, "link": "n"}}},
+     "network-config vlans.vlan10.id: 5000 is not a VLAN ID from 1 to 4094"),
     ({"version": 2, "ethernets": {"a": {"dhcp4": True}, "b": {"dhcp4": True}}},
      "network-config b: 'b': no MAC address, only a Linux name"),
 ])

@@ -58,7 +58,7 @@ LOCAL = {"providers.cpio", "providers.cpioarchive", "providers.seedfiles",
          "providers.localdisk"}
 CLOUDCONFIG = {"providers.cloudconfig", "providers.cloudconfig_users"}
 NOCLOUD = {"providers.nocloud", "providers.localdisk", "providers.netconfig", "providers.eni",
-           "providers.dsserial", "providers.nocloudnet"} | CLOUDCONFIG
+           "providers.dsserial", "providers.nocloudnet", "providers.netlinkcfg"} | CLOUDCONFIG
 PROVIDER_MODULES = {
     "qemu": LOCAL, "bhyve": LOCAL, "oxide": LOCAL | NOCLOUD,
     "omnios-zone": LOCAL | NOCLOUD, "proxmox": LOCAL | NOCLOUD,
@@ -66,7 +66,7 @@ PROVIDER_MODULES = {
     "nocloud": LOCAL | NOCLOUD,
     "vmware": {"providers.vmware"} | NOCLOUD | LOCAL,
     "smartos": {"providers.smartos", "providers.smartos_protocol", "providers.smartosnocloud",
-                "providers.localdisk"} | CLOUDCONFIG,
+                "providers.localdisk", "providers.netlinkcfg"} | CLOUDCONFIG,
     "smartos-nocloud": {"providers.smartosnocloud"} | NOCLOUD,
     "digitalocean": {"providers.digitalocean", "providers.localdisk", "providers.iso9660",
                      "providers.http", "providers.httpwire"},

@@ -62,7 +62,7 @@ def default_metadata() -> dict[str, Any]:
              "ip": "203.0.113.45", "netmask": "255.255.255.0", "ips": ["203.0.113.45/24"],
              "gateway": "203.0.113.1", "gateways": ["203.0.113.1"], "primary": True},
             {"interface": "net1", "mac": "90:b8:d0:04:05:06", "vlan_id": 3,
-             "nic_tag": "internal", "model": "virtio", "mtu": 1500,
+             "nic_tag": "internal", "model": "virtio", "mtu": 8500,   # a jumbo-frame network
              "ip": "dhcp", "ips": ["dhcp", "addrconf"]},
         ],
         "sdc:resolvers": ["8.8.8.8", "8.8.4.4"],

@@ -1,4 +1,6 @@
-"""dladm(8) stand-in: the read-only link listings the agent uses.
+"""dladm(8) stand-in: the link listings the agent uses; the subcommands that configure links
+(rename-link, create-vlan, create-aggr, set-linkprop) and their listings (show-vlan,
+show-aggr, show-linkprop) are sim/standins/dladm_links.py's.
 
 Documented forms accepted (illumos dladm(8), usr/src/man/man8/dladm.8):
   dladm show-phys [-P] [-m] [[-p] -o field[,...]] [link]
@@ -19,13 +21,16 @@ operand); `usage()` (no subcommand, or after `dladm: unknown subcommand 'x'`) pr
 `die()` is `dladm: <message>` on stderr, exit 1 (`-p requires -o`, `invalid field(s)
 specified`, `-m not compatible with -P`, die_opterr()'s `unrecognized option '-x'`);
 `die_dlerr()` appends dladm_status2str(): `dladm: link nosuch0 is not valid: object not
-found`. Real subcommands other than these three die `not simulated`. Not simulated: the
+found`. show-link lists every class (sim/standins/linkstate.py): `phys`, `aggr` (OVER its
+ports, `a,b`, as print_link_topology() joins them), `vlan` (OVER its link). Real
+subcommands not simulated die `not simulated`. Not simulated: the
 program name as invoked (dladm prints its argv[0]; here always `dladm`), -P's persistent
 view, -H, statistics.
 """
 
 from __future__ import annotations
 
+from sim.standins import linkstate
 from sim.standins.base import Exit, Invocation
 from sim.standins.getoptlong import OptError, getopt_long
 
@@ -93,6 +98,10 @@ def main(inv: Invocation) -> int:
     if not inv.argv:
         usage(inv)
     sub = inv.argv[0]
+    from sim.standins import dladm_links  # only the configuring subcommands pay for it
+
+    if sub in dladm_links.COMMANDS:
+        return dladm_links.COMMANDS[sub](inv)
     if sub not in FORMS:
         if sub.startswith(("show-", "create-", "delete-", "set-", "reset-", "rename-",
                            "modify-", "add-", "remove-", "up-", "init-", "connect-",
@@ -116,6 +125,8 @@ def main(inv: Invocation) -> int:
     if opts.get("m") and opts.get("P"):
         die(inv, "-m not compatible with -P")
     links = inv.state.get("links", [])
+    if sub == "show-link":
+        links = [{"link": name} for name in linkstate.all_names(inv.state)]
     if rest:
         links = [lk for lk in links if lk["link"] == rest[0]]
         if not links:
@@ -123,8 +134,9 @@ def main(inv: Invocation) -> int:
     if sub == "show-phys" and opts.get("m"):
         fields = select_fields(inv, opts.get("o"), PHYS_M_FIELDS)
         rows = [{"link": lk["link"], "slot": "primary", "address": dladm_mac(lk["mac"]),
-                 "inuse": "yes" if lk["link"] in inv.state.get("interfaces", []) else "no",
-                 "client": lk["link"]} for lk in links]
+                 "inuse": "yes" if _in_use(inv.state, lk["link"]) else "no",
+                 "client": linkstate.port_of(inv.state, lk["link"]) or lk["link"]}
+                for lk in links]
         emit(inv, rows, fields, PHYS_M_FIELDS, parseable)
     elif sub == "show-phys":
         fields = select_fields(inv, opts.get("o"), PHYS_FIELDS)
@@ -141,10 +153,17 @@ def main(inv: Invocation) -> int:
         emit(inv, rows, fields, ETHER_FIELDS, parseable)
     else:
         fields = select_fields(inv, opts.get("o"), LINK_FIELDS)
-        rows = [{"link": lk["link"], "class": "phys", "mtu": str(lk.get("mtu", 1500)),
-                 "state": lk.get("state", "up"), "bridge": "", "over": ""} for lk in links]
+        st = inv.state
+        rows = [{"link": lk["link"], "class": linkstate.link_class(st, lk["link"]) or "phys",
+                 "mtu": str(linkstate.mtu_of(st, lk["link"])),
+                 "state": (linkstate.phys(st, lk["link"]) or {}).get("state", "up"), "bridge": "",
+                 "over": linkstate.over(st, lk["link"])} for lk in links]
         emit(inv, rows, fields, LINK_FIELDS, parseable)
     return 0
+
+
+def _in_use(st: dict, link: str) -> bool:
+    return link in st.get("interfaces", []) or linkstate.port_of(st, link) is not None
 
 
 def _speed_duplex(speed_mbps: int) -> str:

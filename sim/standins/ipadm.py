@@ -41,6 +41,7 @@ import sys
 import time
 from typing import Any
 
+from sim.standins import linkstate
 from sim.standins.base import Exit, Invocation
 from sim.standins.dhcpagent import NO_LEASE, dhcp_state, next_change, release_dhcp, settle_dhcp
 from sim.standins.getoptlong import OptError, getopt_long
@@ -144,7 +145,8 @@ def _wait_for_lease(inv: Invocation, link: str, wait: float | None) -> bool:
 
 # ---- helpers -----------------------------------------------------------------------------
 def link_names(st: dict[str, Any]) -> list[str]:
-    return [lk["link"] for lk in st.get("links", [])]
+    """Every datalink an IP interface can go on: physical, aggregations, VLANs."""
+    return linkstate.all_names(st)
 
 
 def find_addr(st: dict[str, Any], addrobj: str) -> dict[str, Any] | None:
@@ -153,7 +155,7 @@ def find_addr(st: dict[str, Any], addrobj: str) -> dict[str, Any] | None:
 
 def link_local(st: dict[str, Any], link: str) -> str:
     """The EUI-64 link-local address in.ndpd gives `link` from its MAC."""
-    mac = next((lk["mac"] for lk in st.get("links", []) if lk["link"] == link), "0:0:0:0:0:0")
+    mac = linkstate.mac_of(st, link) or "0:0:0:0:0:0"
     octets = [int(o, 16) for o in mac.split(":")]
     octets[0] ^= 0x02
     eui = octets[:3] + [0xFF, 0xFE] + octets[3:]
