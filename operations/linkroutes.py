@@ -6,7 +6,8 @@ writes it `route -p add -interface DEST ADDR`: route.c `args_to_rtcmd()` turns `
 into a route without RTF_GATEWAY and still requires a "gateway", which `getaddr()` parses as
 an address (a link name is `bad value`), so ADDR is a local address on that link of the
 destination's family: the one the source named (SmartOS gives the NIC's own IP), else the
-link's first up address of that family, a global one before a link-local one.
+NIC's first static one, else the link's first up address of that family (global before
+link-local).
 
 An IPv6 gateway in fe80::/10 exists on every link, so its route must say which: route.c's
 `-ifp IFNAME` (`newroute()` resolves it with if_nametoindex(), `route: X: no such
@@ -42,6 +43,7 @@ class LinkRoute:
     destination: str            # a CIDR, normalised
     link: str                   # the datalink it is on
     local: str | None = None    # the local address the source named, if it did
+    static: tuple[str, ...] = ()  # the NIC's static addresses: preferred over leased ones
 
 
 def is_v6_link_local(address: str) -> bool:
@@ -78,7 +80,7 @@ def route_link(md: Metadata, route: Route, pairs: list[tuple[Nic, str]]
             return link, None
         if nic.name is not None and nic.name == want:
             return link, None
-        if ip is not None and ip in _nic_ips(nic):
+        if ip is not None and str(ip) in nic_ips(nic):
             return link, str(ip)
     log.info("%s: route to %s names interface %s, which is no NIC of this guest",
              md.origin("routes"), route.destination, want)
@@ -92,23 +94,29 @@ def _same_mac(a: str, b: str) -> bool:
         return False
 
 
-def _nic_ips(nic: Nic) -> set[ipaddress.IPv4Address | ipaddress.IPv6Address]:
-    found = set()
+def nic_ips(nic: Nic) -> tuple[str, ...]:
+    """The NIC's static addresses without their prefixes, normalised."""
+    found: list[str] = []
     for cidr in nic.addresses:
         try:
-            found.add(ipaddress.ip_interface(cidr).ip)
+            found.append(str(ipaddress.ip_interface(cidr).ip))
         except ValueError:
             continue
-    return found
+    return tuple(found)
 
 
 def link_route_source(route: LinkRoute, local: list[IPInterface]) -> str | None:
     """The local address `route -interface` goes through: the named one if it is up on the
-    link, else the link's first of the destination's family, global before link-local."""
+    link, else the NIC's first static one of the destination's family that is up (a
+    leased one may change), else the link's first of that family, global before
+    link-local."""
     family = ipaddress.ip_network(route.destination, strict=False).version
+    up = {str(i.ip) for i in local}
     if route.local is not None:
-        named = ipaddress.ip_address(route.local)
-        return route.local if any(i.ip == named for i in local) else None
+        return route.local if route.local in up else None
+    for address in route.static:
+        if address in up and ipaddress.ip_address(address).version == family:
+            return address
     same = sorted((i for i in local if i.version == family), key=lambda i: i.ip.is_link_local)
     return str(same[0].ip) if same else None
 

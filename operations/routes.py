@@ -44,6 +44,7 @@ from operations.linkroutes import (
     add_link_routes,
     is_v6_link_local,
     needs_ifp,
+    nic_ips,
     route_link,
 )
 from operations.netlinks import nic_links, primary_nic
@@ -94,6 +95,7 @@ def wanted_routes(md: Metadata, nics: list[Nic], warnings: list[str] | None = No
     primary = primary_nic(md)
     ordered = ([primary] if primary in nics else []) + [n for n in nics if n is not primary]
     link_of = {id(nic): link for nic, link in pairs or []}
+    static_ips = {link: nic_ips(nic) for nic, link in pairs or []}
     primary_link = link_of.get(id(primary))
     found_links: dict[str, str] = {}
     defaults: dict[int, str] = {}
@@ -118,7 +120,8 @@ def wanted_routes(md: Metadata, nics: list[Nic], warnings: list[str] | None = No
                                         f"{shown(route.interface)} is no NIC of this guest")
                 _family(md, "routes", route.destination)
                 link_routes.append(LinkRoute(
-                    str(ipaddress.ip_network(route.destination, strict=False)), link, local))
+                    str(ipaddress.ip_network(route.destination, strict=False)), link, local,
+                    static_ips.get(link, ())))
                 continue
             gateway = _gateway(md, "routes", route.gateway)
             family = ipaddress.ip_address(gateway).version
@@ -308,10 +311,7 @@ def apply_routes(ctx: Context) -> Outcome:
                                       gateway_links)
     if 4 not in defaults and any(n.dhcp4 for n in nics):
         _dhcp_off_link_router(ctx, outcome)
-    if link_routes:
-        add_link_routes(ctx, outcome, link_routes, persistent_routes(ctx),
-                        local_addresses(ctx), _route)
-    if not defaults and not statics:
+    if not defaults and not statics and not link_routes:
         if not outcome.changes and "default_gateways" not in ctx.facts:
             log.info("no gateway in the metadata; the default route is the DHCP lease's, "
                      "installed by dhcpagent" if any(n.dhcp4 for n in nics) else
@@ -319,6 +319,10 @@ def apply_routes(ctx: Context) -> Outcome:
         return outcome
     ifps: dict[tuple[str, str], str] = {}
     present = persistent_routes(ctx, ifps)
+    if link_routes:
+        add_link_routes(ctx, outcome, link_routes, present, local_addresses(ctx), _route)
+    if not defaults and not statics:
+        return outcome
     unreachable = _reach_off_link(ctx, outcome, list(defaults.values()) + [g for _, g in statics],
                                   gateway_links, present)
     unreachable |= _link_local_without_link(ctx, outcome, defaults, statics, gateway_links)
