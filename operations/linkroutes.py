@@ -139,6 +139,9 @@ def add_link_routes(ctx: Context, outcome: Outcome, routes: list[LinkRoute],
         mine = {str(i.ip) for i in local} | {source}
         if any(dest == route.destination and gw in mine for dest, gw in present):
             continue
-        if add(ctx, "add", route.destination, source, iface=True, iface_word="-interface"):
+        # Through a link-local address (an IPv6 link with no global one), name the link too.
+        ifp = route.link if needs_ifp(source) else None
+        if add(ctx, "add", route.destination, source, iface=True, iface_word="-interface",
+               ifp=ifp):
             outcome.changed(f"persistent link route to {route.destination} on {route.link} "
                             f"(via its address {source})")

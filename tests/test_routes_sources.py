@@ -352,3 +352,13 @@ def test_a_boot_killed_after_any_route_add_resumes_to_the_same_routes(tmp_path):
         assert guest.checkpoint().phase == "DONE"
         assert persistent(guest) == lines, k
         assert guest.show()["routes"] == kernel, k
+
+
+def test_an_ipv6_link_route_on_a_link_with_only_its_link_local_address_names_the_link(tmp_path):
+    doc_ = V1_LINK_ROUTE.replace("      - type: dhcp6\n", "      - type: ipv6_slaac\n")
+    guest = boot_nocloud(tmp_path, ["00:11:22:33:44:55"], network_config=doc_)
+    assert persistent(guest) == [
+        "-interface 10.6.0.0/16 10.5.0.10",
+        "-inet6 -interface 2001:db8:7::/64 fe80::211:22ff:fe33:4455 -ifp vioif0"]
+    assert warnings_of(guest) == []
+    second_boot_changes_nothing(guest)
