@@ -1,7 +1,9 @@
 """IP interfaces and addresses through ipadm(8): what is there, and making it what is wanted.
 
 Address objects the agent creates are named `LINK/v4`, `LINK/v4n1`... (static IPv4),
-`LINK/v6` (addrconf), `LINK/v6s`, `LINK/v6sn1`... (static IPv6) and `LINK/dhcp`. An object
+`LINK/v6` (addrconf; `-p stateful=yes` where the source asks for DHCPv6: in.ndpd then runs
+DHCPv6 when the router's advertisement sets the Managed or Other flag, as illumos never
+starts it without a router), `LINK/v6s`, `LINK/v6sn1`... (static IPv6) and `LINK/dhcp`. An object
 with the right name and the right type and address is left alone; one with the wrong type
 or address is deleted and created again; a wanted address that sits on another link is
 removed there first; our own objects that the metadata no longer asks for on a managed
@@ -48,6 +50,9 @@ class WantedAddr:
     addrobj: str
     type: str               # static, dhcp or addrconf
     cidr: str | None = None  # for static: the interface address, normalised
+    # addrconf: the source asks for DHCPv6 (`-p stateful=yes`). libipadm's default is yes
+    # too (ipadm_create_addrobj()), so an object made without it already matches.
+    stateful: bool = False
 
 
 def show_interfaces(system: System) -> list[str]:
@@ -111,7 +116,7 @@ def wanted_addresses(ctx: Context, nic: Nic, link: str,
     wanted: list[WantedAddr] = []
     if nic.addrconf or v6:
         # ipadm(8): a static IPv6 address needs the interface's addrconf address first.
-        wanted.append(WantedAddr(f"{link}/v6", "addrconf"))
+        wanted.append(WantedAddr(f"{link}/v6", "addrconf", stateful=nic.dhcp6))
     for i, cidr in enumerate(v4):
         wanted.append(WantedAddr(f"{link}/v4" + (f"n{i}" if i else ""), "static", cidr))
     for i, cidr in enumerate(v6):
@@ -187,5 +192,7 @@ def _create(system: System, want: WantedAddr, outcome: Outcome) -> None:
         system.apply([IPADM, "create-addr", "-T", "static", "-a", str(want.cidr), want.addrobj])
         outcome.changed(f"created static address {want.addrobj} {want.cidr}")
     else:
-        system.apply([IPADM, "create-addr", "-T", "addrconf", want.addrobj])
-        outcome.changed(f"created IPv6 autoconfigured address {want.addrobj}")
+        stateful = ["-p", "stateful=yes"] if want.stateful else []
+        system.apply([IPADM, "create-addr", "-T", "addrconf", *stateful, want.addrobj])
+        outcome.changed(f"created IPv6 autoconfigured address {want.addrobj}"
+                        + (" (DHCPv6 when the router asks for it)" if want.stateful else ""))

@@ -114,7 +114,9 @@ STEPS: tuple[Step, ...] = (
          on_failure=_RETRY),
     Step("NETWORK", "addresses", Frequency.PER_BOOT, configure_addresses,
          changes="address objects via `ipadm create-addr`: static IPv4 `LINK/v4`, "
-                 "`LINK/v4nN`; IPv6 addrconf `LINK/v6` and static `LINK/v6s`, `LINK/v6snN`; "
+                 "`LINK/v4nN`; IPv6 addrconf `LINK/v6` (`-p stateful=yes` where the source "
+                 "asks for DHCPv6: in.ndpd runs it when the router's advertisement asks) and "
+                 "static `LINK/v6s`, `LINK/v6snN`; "
                  "DHCP `LINK/dhcp` (`-T dhcp -1 [-h HOSTNAME] -w N`: the primary NIC asks for "
                  "the metadata's host name; the lease counts once the object is `ok`, awaited "
                  "for at most `timeouts.dhcp` s with backoff), after `LINK.PARAM_IGNORE_LIST=3,6` in "
@@ -128,8 +130,12 @@ STEPS: tuple[Step, ...] = (
          on_failure=_RETRY),
     Step("NETWORK", "routes", Frequency.PER_BOOT, configure_routes,
          changes="persistent default route per address family (`route -p add default GW`: the "
-                  "primary NIC's first gateway), static routes from the metadata, "
-                  "`/etc/defaultrouter`; a different persistent default is deleted; a gateway "
+                  "primary NIC's first gateway; `-inet6` for IPv6, and `-ifp LINK` for an "
+                  "IPv6 link-local gateway), static routes from the metadata, link routes "
+                  "(no gateway: `route -p add -interface DEST ADDR`, ADDR the link's own "
+                  "address), `/etc/defaultrouter`; a different persistent default is "
+                  "deleted; an IPv6 default from router advertisements (EC2) is in.ndpd's; "
+                  "a gateway "
                   "outside every local prefix gets `route -p add -iface GW/32 ADDR` first; "
                   "for DHCP-only NICs dhcpagent installs the lease's router, except an "
                   "off-link one (a /32 lease), which gets `route add -iface ROUTER/32 ADDR` "
@@ -138,7 +144,9 @@ STEPS: tuple[Step, ...] = (
                     "destination that is not an IP address (or is multicast, broadcast, "
                     "unspecified), or a route mixing IPv4 and IPv6, is a warning naming it, "
                     "and that route is skipped; a gateway no local address of its family can "
-                    "reach is a warning and its routes are skipped",
+                    "reach, a link route whose interface is no NIC here or whose link has no "
+                    "address of its family, and a link-local gateway no link is known for "
+                    "are warnings and those routes are skipped",
          on_failure=_RETRY),
     Step("NETWORK", "dns", Frequency.PER_BOOT, configure_dns,
          changes="`/etc/resolv.conf` nameserver and search lines (from the metadata, else the "

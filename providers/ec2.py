@@ -18,6 +18,11 @@ autoconfiguration on the primary link and reads IMDS at `ec2.endpoint_ipv6`
 (`http://[fd00:ec2::254]`); the primary NIC then gets no DHCPv4 (IMDS lists no
 `local-ipv4s` for it). A malformed listing line, key or address is a warning naming its
 path and is skipped.
+
+IPv6 routes: IMDS offers no IPv6 gateway, and AWS's routers advertise themselves, so an
+ENI with `ipv6s` gets SLAAC (addrconf, no `dhcp6`: cloud-init stopped asking EC2 for
+DHCPv6, canonical/cloud-init#5104) and in.ndpd installs the default route from the
+router advertisement; the agent adds no static IPv6 route.
 """
 
 from __future__ import annotations

@@ -24,6 +24,9 @@ class Nic:
     addresses: tuple[str, ...] = ()         # static CIDRs, IPv4 or IPv6 ("10.0.0.5/24")
     dhcp4: bool = False
     addrconf: bool = False                  # IPv6 stateless autoconfiguration / DHCPv6
+    # The source asks for DHCPv6 (v1 `dhcp6`, v2 `dhcp6: true`): the addrconf object is
+    # created with `-p stateful=yes`, so in.ndpd runs DHCPv6 when the router asks for it.
+    dhcp6: bool = False
     gateways: tuple[str, ...] = ()
     primary: bool = False
     name: str | None = None                 # the source's own label (e.g. "net0", "public")
@@ -64,8 +67,14 @@ class Aggr:
 
 @dataclass(frozen=True)
 class Route:
+    """A static route. Without a gateway it is a link route: the destination is directly
+    on `interface`'s link (`route add -interface`)."""
+
     destination: str                        # CIDR, or "default"
-    gateway: str
+    gateway: str | None = None              # None: a link route
+    # The NIC the route goes out of: a Nic's `mac` or `name`, or an address of it (SmartOS
+    # `linklocal` routes name the NIC by its IP). None: the gateway's NIC, else the primary.
+    interface: str | None = None
 
 
 @dataclass(frozen=True)

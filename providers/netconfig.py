@@ -2,17 +2,24 @@
 
 Used by NoCloud (`network-config`) and VMware (`guestinfo.metadata` `network`). The semantics
 are cloud-init's own (doc/rtd/reference/network-config-format-v1.rst and -v2.rst): an item
-the agent cannot honour (a bridge, a bond mode illumos aggregations lack, a route without a
-gateway, an interface named only by its Linux name among several) is a warning naming the
-field and its value and is skipped; every other item is applied (providers/items.py).
-Link-layer items (providers/netlinkcfg.py): `mtu`, the link name (v2 `set-name`, v1 `name`
-of a physical interface with a MAC), VLANs (v1 `vlan`, v2 `vlans`) and bonds as illumos
-link aggregations (v1 `bond`, v2 `bonds`). A v1 `manual` subnet plumbs the
+the agent cannot honour (a bridge, a bond mode illumos aggregations lack, a top-level v1
+route without a gateway, an interface named only by its Linux name among several) is a
+warning naming the field and its value and is skipped; every other item is applied
+(providers/items.py). Link-layer items (providers/netlinkcfg.py): `mtu`, the link name (v2
+`set-name`, v1 `name` of a physical interface with a MAC), VLANs (v1 `vlan`, v2 `vlans`) and
+bonds as illumos link aggregations (v1 `bond`, v2 `bonds`). A v1 `manual` subnet plumbs the
 interface without an address, as cloud-init renders it. `network: {config: disabled}` means
 what it means to cloud-init: leave the network alone (NETWORK is skipped).
 
 IPv6 netmasks (`ffff:ffff:ffff:ffff::`) and bare prefix numbers are accepted wherever
 cloud-init accepts them.
+
+Routes: a route under an interface (v1 subnet `routes`, v2 `routes`) without a gateway
+(`via`) is a link route on that interface (`Route.interface`: its MAC, else its name); a
+gateway may be IPv6 link-local (`fe80::1`), which the route then reaches through that
+interface. A top-level v1 `type: route` without a gateway names no interface and is a
+warning. DHCPv6 (v1 `dhcp6`, `ipv6_dhcpv6-stateful`, `ipv6_dhcpv6-stateless`; v2 `dhcp6:
+true`) sets `Nic.dhcp6` besides `addrconf`; v1 `ipv6_slaac` is addrconf alone.
 """
 
 from __future__ import annotations
@@ -193,31 +200,52 @@ def _mac(value: Any, where: str, cx: _Ctx) -> str | None:
         raise cx.error(where, f"{shown(value)} is not a MAC address") from None
 
 
-def _route_extras(route: dict[str, Any], where: str, cx: _Ctx) -> None:
-    for key in ("metric", "on-link", "from", "scope", "type", "mtu"):
-        if key in route:
+def _route_extras(route: dict[str, Any], where: str, cx: _Ctx, top_level: bool = False) -> None:
+    """Route fields illumos has no use for are warnings. Not `on-link` (a gateway no local
+    prefix holds gets an interface route on the route's link first, whatever the flag says:
+    operations/routes.py) nor `scope: link`/`global` (a route without `via` is a link route)."""
+    for key in ("metric", "from", "mtu") + (() if top_level else ("type",)):
+        if key in route:   # a v1 `type: route` item's own `type` is no route type
             cx.items.skip(f"{cx.field} {where}.{key}", route[key],
                           "not supported by this agent; the route is added without it")
+    if route.get("scope") not in (None, "link", "global"):
+        cx.items.skip(f"{cx.field} {where}.scope", route["scope"],
+                      "not supported by this agent (link and global are); the route is "
+                      "added without it")
 
 
-def _route(dest: Any, gateway: Any, where: str, cx: _Ctx, netmask: Any = None) -> Route:
+DEFAULTS = (None, "default", "0.0.0.0/0", "::/0", "0.0.0.0", "::")
+
+
+def _route(dest: Any, gateway: Any, where: str, cx: _Ctx, netmask: Any = None,
+           interface: str | None = None, gateway_key: str = "gateway") -> Route:
+    """A route; one without a gateway is a link route on `interface` (its NIC's MAC or
+    name), which a route outside any interface (v1 `type: route`) cannot be."""
     if gateway in (None, ""):
-        raise cx.error(f"{where}.gateway", f"route to {shown(dest or 'default')} has no "
-                                           "gateway (on-link routes are not supported)")
-    via = _ip(gateway, f"{where}.gateway", cx)
-    if dest in (None, "default", "0.0.0.0/0", "::/0", "0.0.0.0", "::"):
-        return Route("default", via)
+        if interface is None:
+            raise cx.error(f"{where}.{gateway_key}", f"route to {shown(dest or 'default')} "
+                                                     "has no gateway and names no interface "
+                                                     "it is on")
+        if dest in DEFAULTS:
+            raise cx.error(f"{where}.{gateway_key}", "a default route needs a gateway")
+        net = _cidr(dest, f"{where}.destination", cx, netmask=netmask)
+        return Route(str(ipaddress.ip_network(net, strict=False)), None, interface)
+    via = _ip(gateway, f"{where}.{gateway_key}", cx)
+    if dest in DEFAULTS:
+        return Route("default", via, interface)
     net = _cidr(dest, f"{where}.destination", cx, netmask=netmask)
     network = ipaddress.ip_network(net, strict=False)
     if network.version != ipaddress.ip_address(via).version:
         raise cx.error(where, f"{shown(str(network))} via {shown(via)} mixes IPv4 and IPv6")
-    return Route(str(network), via)
+    return Route(str(network), via, interface)
 
 
 # ---- version 1 --------------------------------------------------------------------------
 
 V1_DHCP4 = ("dhcp", "dhcp4")
 V1_ADDRCONF = ("dhcp6", "ipv6_dhcpv6-stateless", "ipv6_dhcpv6-stateful", "ipv6_slaac")
+# Subnet types that ask for DHCPv6 (stateful addresses, or stateless: other information).
+V1_DHCP6 = ("dhcp6", "ipv6_dhcpv6-stateless", "ipv6_dhcpv6-stateful")
 V1_STATIC = ("static", "static6")
 
 
@@ -240,7 +268,7 @@ def _v1(config: list[Any], out: dict[str, Any], cx: _Ctx) -> None:
             elif kind == "route":
                 out["routes"].append(_route(item.get("destination", item.get("network")),
                                             item.get("gateway"), where, cx, item.get("netmask")))
-                _route_extras(item, where, cx)
+                _route_extras(item, where, cx, top_level=True)
             else:
                 cx.items.skip(f"{cx.field} {where}.type", kind,
                               f"interfaces of this type are not supported by this agent"
@@ -270,7 +298,8 @@ def _v1_physical(item: dict[str, Any], where: str, out: dict[str, Any], cx: _Ctx
     _unhonoured(item, V1_UNHONOURED, where, cx)
     addresses: list[str] = []
     gateways: list[str] = []
-    dhcp4 = addrconf = False
+    dhcp4 = addrconf = dhcp6 = False
+    on_nic = mac or (str(item["name"]) if item.get("name") else None)
     for j, subnet in enumerate(_typed(item.get("subnets", []), list, f"{where}.subnets", cx)):
         sub = f"{where}.subnets[{j}]"
         with cx.items.guard():
@@ -280,6 +309,7 @@ def _v1_physical(item: dict[str, Any], where: str, out: dict[str, Any], cx: _Ctx
                 dhcp4 = True
             elif kind in V1_ADDRCONF:
                 addrconf = True
+                dhcp6 = dhcp6 or kind in V1_DHCP6
             elif kind in V1_STATIC:
                 if "address" not in subnet:
                     raise cx.error(f"{sub}.address", "is required for a static subnet")
@@ -299,12 +329,12 @@ def _v1_physical(item: dict[str, Any], where: str, out: dict[str, Any], cx: _Ctx
                     _typed(route, dict, f"{sub}.routes[{k}]", cx)
                     out["routes"].append(_route(route.get("network", route.get("destination")),
                                                 route.get("gateway"), f"{sub}.routes[{k}]", cx,
-                                                route.get("netmask")))
+                                                route.get("netmask"), interface=on_nic))
                     _route_extras(route, f"{sub}.routes[{k}]", cx)
     name = str(item.get("name")) if item.get("name") else None
     # cloud-init renames a physical interface with a MAC to its `name`.
     return Nic(mac=mac, addresses=tuple(addresses), dhcp4=dhcp4, addrconf=addrconf,
-               gateways=tuple(gateways), name=name, mtu=mtu_of(item, where, cx),
+               dhcp6=dhcp6, gateways=tuple(gateways), name=name, mtu=mtu_of(item, where, cx),
                link_name=name if mac is not None else None)
 
 
@@ -360,9 +390,10 @@ def _v2_ethernet(name: str, eth: dict[str, Any], where: str, out: dict[str, Any]
             if route.get("table") is not None:
                 raise cx.error(f"{where}.routes[{i}].table", f"policy routing table "
                                                              f"{shown(route['table'])} is not supported")
-            parsed = _route(route.get("to"), route.get("via"), f"{where}.routes[{i}]", cx)
+            parsed = _route(route.get("to"), route.get("via"), f"{where}.routes[{i}]", cx,
+                            interface=mac or name, gateway_key="via")
             _route_extras(route, f"{where}.routes[{i}]", cx)
-            if parsed.destination == "default":
+            if parsed.destination == "default" and parsed.gateway:
                 gateways.append(parsed.gateway)
             else:
                 out["routes"].append(parsed)
@@ -375,12 +406,13 @@ def _v2_ethernet(name: str, eth: dict[str, Any], where: str, out: dict[str, Any]
     for key in ("dhcp6-overrides",):
         if eth.get(key):
             cx.items.skip(f"{cx.field} {where}.{key}", eth[key], "not supported by this agent")
+    dhcp6 = _flag(eth, "dhcp6", where, cx)
     set_name = eth.get("set-name")
     if set_name is not None and (not isinstance(set_name, str) or not set_name.strip()):
         cx.items.skip(f"{cx.field} {where}.set-name", set_name, "must be a link name")
         set_name = None
     return Nic(mac=mac, addresses=tuple(addresses), dhcp4=_flag(eth, "dhcp4", where, cx),
-               addrconf=_flag(eth, "dhcp6", where, cx),
+               addrconf=dhcp6, dhcp6=dhcp6,
                gateways=tuple(dict.fromkeys(gateways)), name=name, mtu=mtu_of(eth, where, cx),
                link_name=set_name.strip() if set_name else None, **overrides)
 

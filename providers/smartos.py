@@ -16,7 +16,9 @@ NIC's `nic_tag`, `vlan_id`... are ignored: Triton tags a NIC's VLAN on the host'
 the guest sees untagged frames and must not tag them again); a NIC's `mtu` is its link's
 MTU (a malformed one is a warning, the NIC is still configured); a key the host does not have (NOTFOUND)
 is simply absent. NICs given as `ips: ["dhcp"]` or `["addrconf"]`, which the original
-skipped, become DHCPv4 / IPv6 autoconfiguration. One bad NIC, route or resolver is a
+skipped, become DHCPv4 / IPv6 autoconfiguration. An `sdc:routes` entry with `linklocal:
+true` (vmadm's `"nics[N]"` gateway; smartos-live src/vm/lib/metadata/agent.js serves the
+NIC's IP as its gateway) is a link route on that NIC. One bad NIC, route or resolver is a
 warning and is skipped; the others are applied. The hostname is the customer `hostname` key
 where set (as cloud-init reads it), else `sdc:hostname`, `sdc:alias`, `sdc:uuid`. A
 `user-script` without `#!` runs with bash, as SmartOS and cloud-init run it.
@@ -346,7 +348,7 @@ def _route(index: int, obj: Any) -> Route:
     dst = _field(key, where, obj, "dst", str)
     if dst is None:
         raise MetadataError(SOURCE, key, f"{where}.dst is missing")
-    _field(key, where, obj, "linklocal", bool, False)
+    linklocal = _field(key, where, obj, "linklocal", bool, False)
     try:
         destination = "default" if dst == "default" else str(
             ipaddress.ip_network(dst.strip(), strict=False))
@@ -355,4 +357,15 @@ def _route(index: int, obj: Any) -> Route:
     gateway = obj.get("gateway")
     if gateway is None:
         raise MetadataError(SOURCE, key, f"{where}.gateway is missing")
-    return Route(destination=destination, gateway=_ip(key, f"{where}.gateway", gateway))
+    address = _ip(key, f"{where}.gateway", gateway)
+    if linklocal:
+        # vmadm `routes: {DST: "nics[N]"}`: agent.js serves the NIC's own IP as the gateway
+        # with linklocal true, meaning DST is directly on that NIC's link.
+        if destination == "default":
+            raise MetadataError(SOURCE, key, f"{where}: a linklocal default route has no "
+                                             "gateway to go through")
+        if ipaddress.ip_network(destination).version != ipaddress.ip_address(address).version:
+            raise MetadataError(SOURCE, key, f"{where}: {destination} on {address} mixes "
+                                             "IPv4 and IPv6")
+        return Route(destination=destination, gateway=None, interface=address)
+    return Route(destination=destination, gateway=address)

@@ -59,8 +59,9 @@ def describe(md: Metadata) -> list[str]:
         lines.append(_line("network", nics[0] if nics else "(none)", prov.get("nics")))
         lines += [pad + n for n in nics[1:]]
     if md.routes:
-        lines.append(_line("routes", ", ".join(f"{r.destination} via {r.gateway}"
-                                               for r in md.routes)))
+        lines.append(_line("routes", ", ".join(
+            f"{r.destination} via {r.gateway}" if r.gateway else
+            f"{r.destination} on the link of {r.interface}" for r in md.routes)))
     if md.resolvers or md.search_domains:
         dns = ", ".join(md.resolvers) or "(no servers)"
         if md.search_domains:

@@ -26,7 +26,14 @@ common/libipadm.c `ipadm_errors[]`, ipadm_addr.c `ipadm_create_addrobj()`,
 - show-addr prints an address in state down, tentative, duplicate or ok (print_sa_cb's
   addr_state table) and a DHCP object without lease as `?`; `-p` needs `-o`.
 `state["ipv6_ra"][link]` is the prefix a router advertises on the link (none: no IPv6
-router): `-T addrconf` then also gets the SLAAC address in.ndpd would form from it. Before
+router): `-T addrconf` then also gets the SLAAC address in.ndpd would form from it.
+`-p stateful=yes|no,stateless=yes|no` (ipadm.c `process_addrconf_stateargs()`: getsubopt;
+a value other than yes/no is `invalid argument`, a repeated one `duplicate option`, neither
+`invalid arguments for option -p`) sets the object's flags; libipadm's default for both is
+yes (`ipadm_create_addrobj()`); they are kept in `state["addrconf"][addrobj]`.
+`state["dhcpv6"][link]` is the address a DHCPv6 server
+leases on a link whose router advertises the Managed flag: in.ndpd starts DHCPv6 only then,
+and only when the object is stateful; stateless=no forms no SLAAC address. Before
 a request, dhcpagent reads `PARAM_IGNORE_LIST` from /etc/default/dhcpagent (per interface
 first, dhcpagent/defaults.c df_get_string()): options 3 (router) and 6 (DNS) listed there are
 not applied.
@@ -299,6 +306,27 @@ def _check_create_args(inv: Invocation, opts: dict[str, Any], rest: list[str]) -
     return kind
 
 
+def _addrconf_states(inv: Invocation, spec: str | None) -> tuple[bool, bool]:
+    """(stateless, stateful) from `-p`, as process_addrconf_stateargs() reads it."""
+    values = {"stateless": True, "stateful": True}
+    if spec is None:
+        return True, True
+    seen: set[str] = set()
+    for item in spec.split(","):
+        name, _, value = item.partition("=")
+        if name not in values:
+            die(inv, f"unrecognized option '-p'\nusage: {USES['create-addr']}")
+        if name in seen:
+            die(inv, "duplicate option")
+        if value not in ("yes", "no"):
+            die(inv, "invalid argument")
+        seen.add(name)
+        values[name] = value == "yes"
+    if not seen:
+        die(inv, "invalid arguments for option -p")
+    return values["stateless"], values["stateful"]
+
+
 def _parse_wait(inv: Invocation, wait: str | None) -> float | None:
     if wait is None:
         return DEFAULT_WAIT_S
@@ -340,12 +368,19 @@ def create_addr(inv: Invocation, args: list[str]) -> int:
                           "state": "down" if opts.get("d") else "ok", "addr": shown})
         return 0
     if kind == "addrconf":
+        stateless, stateful = _addrconf_states(inv, opts.get("p"))
         if any(a["type"] == "addrconf" and a["addrobj"].split("/")[0] == ifname for a in addresses):
             die(inv, "Could not create address: Addrconf already in progress")
         addresses.append({"addrobj": addrobj, "type": "addrconf", "state": "ok",
                           "addr": link_local(st, ifname)})
+        st.setdefault("addrconf", {})[addrobj] = {"stateless": stateless, "stateful": stateful}
+        leased = (st.get("dhcpv6") or {}).get(ifname)
+        if leased and stateful:
+            # The router's Managed flag: in.ndpd hands the interface to dhcpagent -6.
+            addresses.append({"addrobj": addrobj, "type": "addrconf", "state": "ok",
+                              "addr": f"{ipaddress.ip_address(leased)}/128"})
         prefix = (st.get("ipv6_ra") or {}).get(ifname)
-        if prefix:
+        if prefix and stateless:
             # A router advertising `prefix` on the link: in.ndpd adds the stateless
             # (SLAAC) address, listed under the same address object as the link-local one.
             addresses.append({"addrobj": addrobj, "type": "addrconf", "state": "ok",
@@ -374,7 +409,8 @@ def delete_addr(inv: Invocation, args: list[str]) -> int:
     if addr is None:
         die(inv, "could not delete address: Object not found")
         raise Exit(1)
-    inv.state["addresses"].remove(addr)
+    inv.state["addresses"] = [a for a in inv.state["addresses"] if a["addrobj"] != rest[0]]
+    inv.state.get("addrconf", {}).pop(rest[0], None)
     if addr["type"] == "dhcp":
         release_dhcp(inv.state, rest[0].split("/")[0])
     return 0
