@@ -1,0 +1,188 @@
+"""Data pools (issue 15, Storage): made on blank disks, imported, refused on disks in use,
+grown when their disks grow; asserted on the simulated guest's resulting state."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from crashkit import kill_while_blocked, resume_until_done
+from guest import PROJECT_DIR, make_guest, without_calls
+
+from operations import poolspec
+from sim import guest as sim_guest
+from sim import hardware
+from sim import state as sim_state
+
+SETTINGS = """[storage]
+pools = [
+  {name = "tank", disks = ["size>=8G"], vdev = "mirror", autoexpand = true},
+  {name = "old"},
+  {name = "scratch", disks = ["c7t0d0"]},
+  {name = "data", disks = ["c8t0d0"], mountpoint = "/var/data"},
+  {name = "c0t0d0", disks = ["c9t0d0"]},
+  {name = "seed", disks = ["c2t0d0"]},
+]
+"""
+DISKS = ("c5t0d0:10G", "c6t0d0:10G:pool=old", "c7t0d0:4G:label", "c8t0d0:4G:ufs",
+         "c9t0d0:12G")
+
+
+def pool_guest(tmp_path, settings: str = SETTINGS, disks=DISKS, name: str = "guest"):
+    g = make_guest(tmp_path, "qemu", name=name)
+    with sim_state.locked(g.root) as st:
+        for spec in disks:
+            sim_guest.attach_disk(g.root, st, spec)
+    g.write("/etc/metadata-agent.toml", settings)
+    return g
+
+
+def warnings_of(g) -> list[str]:
+    return [w["message"] if isinstance(w, dict) else str(w) for w in g.checkpoint().warnings]
+
+
+def test_pools_are_made_imported_and_refused_and_a_second_boot_changes_nothing(tmp_path):
+    g = pool_guest(tmp_path)
+    assert g.run().returncode == 0
+    shown = g.show()
+    pools = shown["pools"]
+    # The mirror took the two blank disks of 8G or more; the exported pool was imported.
+    assert pools["tank"]["disks"] == ["c5t0d0", "c9t0d0"] and pools["tank"]["vdev"] == "mirror"
+    assert pools["tank"]["autoexpand"] == "on" and pools["tank"]["mountpoint"] == "/tank"
+    assert pools["old"]["disks"] == ["c6t0d0"] and shown["exported_pools"] == []
+    # A foreign label, a file system, a bad name and the seed disk: refused, named, the rest made.
+    assert set(pools) == {"tank", "old"}
+    text = "\n".join(warnings_of(g))
+    assert "pool scratch not made: disk c7t0d0 carries a partition table" in text
+    assert "pool data not made: disk c8t0d0 contains a ufs file system" in text
+    assert "field name: 'c0t0d0' looks like a disk name" in text
+    assert "pool seed not made: disk c2t0d0" in text
+    st = g.state()
+    assert st["disks"]["c7t0d0"]["label"]["parts"].get("8") is None   # left as it was
+    assert st["disks"]["c8t0d0"].get("fstype") == "ufs"
+    assert g.calls()["zpool create"] == 1 and g.calls()["zpool import"] >= 2
+    assert g.checkpoint().phase == "DONE"
+
+    before = without_calls(g.show())
+    calls = g.calls()
+    assert g.run().returncode == 0
+    assert without_calls(g.show()) == before
+    assert g.calls().get("zpool create") == calls["zpool create"] == 1
+    assert g.calls().get("zpool set", 0) == calls.get("zpool set", 0)
+
+
+def test_an_imported_pool_gets_autoexpand_and_a_pool_on_other_disks_is_reported(tmp_path):
+    settings = """[storage]
+pools = [{name = "old", autoexpand = true}, {name = "rpool", disks = ["c5t0d0"]}]
+"""
+    g = pool_guest(tmp_path, settings, disks=("c5t0d0:10G", "c6t0d0:10G:pool=old"))
+    assert g.run().returncode == 0
+    assert g.show()["pools"]["old"]["autoexpand"] == "on"
+    assert g.calls()["zpool set"] == 1
+    assert "zpool create" not in g.calls()
+    assert any("pool rpool exists on c1t0d0, not on c5t0d0" in w for w in warnings_of(g))
+    assert g.state()["disks"]["c5t0d0"]["label"] is None
+
+
+def test_a_grown_data_disk_grows_its_pool_on_the_next_boot(tmp_path):
+    settings = '[storage]\npools = [{name = "tank", disks = ["c5t0d0"]}]\n'
+    g = pool_guest(tmp_path, settings, disks=("c5t0d0:10G",))
+    assert g.run().returncode == 0
+    before = g.show()["pools"]["tank"]["size_bytes"]
+    assert before == hardware.data_disk_asize(g.state()["disks"]["c5t0d0"])
+    onlines = g.calls()["zpool online"]   # the root pool's, growing to its disk
+    with sim_state.locked(g.root) as st:
+        st["disks"]["c5t0d0"]["size_bytes"] = 16 * hardware.GIB
+    assert g.run().returncode == 0
+    after = g.show()["pools"]["tank"]["size_bytes"]
+    disk = g.state()["disks"]["c5t0d0"]
+    assert after == hardware.data_disk_asize(disk) > before + 5 * hardware.GIB
+    assert disk["label"]["last_u_lba"] == hardware.last_usable_lba(
+        16 * hardware.GIB // 512, 512)
+    assert g.calls()["zpool online"] == onlines + 1
+    # A third boot: nothing left to grow.
+    assert g.run().returncode == 0
+    assert g.calls()["zpool online"] == onlines + 1
+    assert g.show()["pools"]["tank"]["size_bytes"] == after
+
+
+@pytest.mark.parametrize("after_effect", [True, False], ids=["after-create", "before-create"])
+def test_killed_around_zpool_create_resumes_without_a_second_create(tmp_path, after_effect):
+    settings = '[storage]\npools = [{name = "tank", disks = ["c5t0d0"], autoexpand = true}]\n'
+    g = pool_guest(tmp_path, settings, disks=("c5t0d0:10G",))
+    codes = resume_until_done(g, [kill_while_blocked(g, "zpool create", after_effect)])
+    assert codes[0] == -9 and codes[-1] == 0
+    assert g.show()["pools"]["tank"]["disks"] == ["c5t0d0"]
+    assert g.show()["pools"]["tank"]["autoexpand"] == "on"
+    # Killed after its effect, the pool is found by name; before it, made by the rerun: one
+    # `zpool create` that took effect either way (a hung one is killed before it counts).
+    assert g.calls()["zpool create"] == 1
+    assert g.state()["pools"]["tank"]["guid"] == \
+        g.state()["disks"]["c5t0d0"]["zfs_label"]["pool_guid"]
+
+
+def test_pool_settings_are_checked_entry_by_entry():
+    specs, warnings = poolspec.parse_specs([
+        {"name": "tank", "disks": ["c2t0d0", "c3t0d0"], "vdev": "mirror"},
+        {"name": "1st", "disks": ["c4t0d0"]},
+        {"name": "mirrored", "disks": ["c4t0d0"]},
+        {"name": "a/b", "disks": ["c4t0d0"]},
+        {"name": "ok", "disks": ["sda"]},
+        {"name": "ok", "disks": ["c4t0d0"], "vdev": "raid5"},
+        {"name": "ok", "disks": ["c4t0d0"], "mountpoint": "data"},
+        {"name": "ok", "disks": ["c4t0d0"], "autoexpand": "yes"},
+        {"name": "ok", "disks": ["c4t0d0"], "size": 3},
+        {"name": "pair", "disks": ["c4t0d0"], "vdev": "mirror"},
+        {"name": "big", "disks": ["size >= 1.5T", "all-blank"], "vdev": "raidz2"},
+        {"name": "tank", "disks": ["c5t0d0"]},
+        "tank",
+    ], "settings storage.pools")
+    assert [s.name for s in specs] == ["tank", "big"]
+    assert specs[0].devices == ("c2t0d0", "c3t0d0")
+    assert specs[1].rules == (poolspec.SizeRule(">=", int(1.5 * (1 << 40))),)
+    assert specs[1].all_blank and specs[1].min_disks == 3
+    expected = [
+        "[1]: field name: '1st' does not begin with a letter",
+        "[2]: field name: 'mirrored' begins with a reserved word",
+        "[3]: field name: 'a/b' has the character '/'",
+        "[4] (ok): field disks: 'sda' is not a disk name",
+        "[5] (ok): field vdev: 'raid5' is not one of",
+        "[6] (ok): field mountpoint: 'data' is not an absolute path",
+        "[7] (ok): field autoexpand: 'yes' is not true or false",
+        "[8]: unknown field 'size'",
+        "[9] (pair): field disks: a mirror needs at least 2 disks, 1 named",
+        "[11]: pool 'tank' is already wanted by an earlier entry",
+        "[12]: 'tank' is not a table",
+    ]
+    assert len(warnings) == len(expected)
+    for warning, part in zip(warnings, expected):
+        assert f"settings storage.pools{part}" in warning, warning
+
+
+@pytest.mark.parametrize("name,refusal", [
+    ("tank", None), ("Tank-1.a:b", None), ("1tank", "name must begin with a letter"),
+    ("mirror", "name is reserved"), ("logs", "name is reserved"),
+    ("c1d0", "pool name is reserved"), ("ta/nk", "invalid character '/' in pool name"),
+    ("ta$nk", "invalid character '$' in pool name"),
+])
+def test_the_agent_and_the_zpool_standin_agree_on_pool_names(name, refusal):
+    from sim.standins.zpoolcreate import name_error
+
+    assert name_error(name) == refusal if "/" not in name else refusal is not None
+    assert (poolspec.pool_name_error(name) is None) == (refusal is None)
+
+
+def test_sim_create_attaches_data_disks(tmp_path):
+    root = str(tmp_path / "g")
+    out = subprocess.run([sys.executable, "-m", "sim", "create", root, "--platform", "qemu",
+                          "--disk", "c5t0d0:10G", "--disk", "c6t0d0:2G:pool=old"],
+                         capture_output=True, text=True, cwd=PROJECT_DIR, timeout=120)
+    assert out.returncode == 0, out.stderr
+    st = sim_state.load(root)
+    assert st["disks"]["c5t0d0"]["size_bytes"] == 10 * hardware.GIB
+    assert st["exported_pools"]["old"]["disks"] == ["c6t0d0"]
+    bad = subprocess.run([sys.executable, "-m", "sim", "create", str(tmp_path / "h"),
+                          "--platform", "qemu", "--disk", "c5t0d0:lots"],
+                         capture_output=True, text=True, cwd=PROJECT_DIR, timeout=120)
+    assert bad.returncode == 2 and "not a size" in bad.stderr
