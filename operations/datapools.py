@@ -28,12 +28,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fsm.errors import AgentError, CommandError
 from fsm.steps import Context, Outcome
 from operations import diskprobe, expand, rootdisk
-from operations.poolspec import PoolSpec, wanted_pools
+
+if TYPE_CHECKING:   # the per-boot grow step runs without the settings' pool parser
+    from operations.poolspec import PoolSpec
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +77,9 @@ def _choose_disks(spec: PoolSpec, probe: diskprobe.Probe, claimed: set[str]) -> 
 def plan(ctx: Context) -> tuple[list[Planned], list[str]]:
     """What each wanted pool needs, and the settings' warnings. Runs no command when no
     pool is wanted."""
-    specs, warnings = wanted_pools(ctx.settings)
+    from operations.poolspec import wanted_pools
+
+    specs, warnings = wanted_pools(ctx.settings, ctx.metadata)
     if not specs:
         return [], warnings
     probe = diskprobe.Probe(ctx.system).load()

@@ -161,6 +161,19 @@ def parse_specs(entries: Any, origin: str) -> tuple[list[PoolSpec], list[str]]:
     return specs, warnings
 
 
-def wanted_pools(settings: Any) -> tuple[list[PoolSpec], list[str]]:
-    """The pools the settings ask for (the TOML file or config/storage_pools)."""
-    return parse_specs(settings.get("storage.pools"), "settings storage.pools")
+def wanted_pools(settings: Any, metadata: Any = None) -> tuple[list[PoolSpec], list[str]]:
+    """The pools the settings ask for (the TOML file or config/storage_pools), then those
+    of the metadata's cloud-config `fs_setup`; a name both give is the settings'."""
+    specs, warnings = parse_specs(settings.get("storage.pools"), "settings storage.pools")
+    cloud = getattr(metadata, "cloud_config", None) if metadata is not None else None
+    if cloud is not None and cloud.pools:
+        origin = f"{getattr(metadata, 'source', 'metadata')}: cloud-config fs_setup pools"
+        more, more_warnings = parse_specs(list(cloud.pools), origin)
+        warnings += more_warnings
+        for spec in more:
+            if any(s.name == spec.name for s in specs):
+                warnings.append(f"{spec.origin}: pool {shown(spec.name)} is also in the "
+                                "settings, which win; ignored")
+            else:
+                specs.append(spec)
+    return specs, warnings

@@ -186,3 +186,33 @@ def test_sim_create_attaches_data_disks(tmp_path):
                           "--platform", "qemu", "--disk", "c5t0d0:lots"],
                          capture_output=True, text=True, cwd=PROJECT_DIR, timeout=120)
     assert bad.returncode == 2 and "not a size" in bad.stderr
+
+
+CLOUD_CONFIG = """#cloud-config
+disk_setup:
+  c5t0d0: {table_type: gpt, layout: true, overwrite: false}
+  /dev/sdb: {table_type: gpt, layout: true}
+fs_setup:
+  - {label: tank, filesystem: zfs, device: c5t0d0, partition: auto}
+  - {label: data, filesystem: ext4, device: /dev/sdb}
+  - {label: scratch, filesystem: zfs, device: /dev/dsk/c6t0d0, overwrite: true}
+"""
+
+
+def test_cloud_config_fs_setup_makes_a_zfs_pool_and_warns_once_per_other_entry(tmp_path):
+    metadata = {"meta-data": {"instance-id": "iid-pools-1"}, "user-data": CLOUD_CONFIG}
+    g = make_guest(tmp_path, "nocloud", metadata)
+    with sim_state.locked(g.root) as st:
+        for spec in ("c5t0d0:10G", "c6t0d0:10G"):
+            sim_guest.attach_disk(g.root, st, spec)
+    assert g.run().returncode == 0
+    assert g.show()["pools"] == {"tank": {"disks": ["c5t0d0"], "vdev": "stripe",
+                                          "size_bytes": hardware.data_disk_asize(
+                                              g.state()["disks"]["c5t0d0"]),
+                                          "autoexpand": "off", "mountpoint": "/tank"}}
+    assert g.state()["disks"]["c6t0d0"]["label"] is None   # overwrite: not honoured
+    warnings = warnings_of(g)
+    assert sum("disk_setup.'/dev/sdb': not an illumos disk name" in w for w in warnings) == 1
+    assert sum("fs_setup[1]: filesystem 'ext4' is not supported" in w for w in warnings) == 1
+    assert sum("fs_setup[2]: overwrite is not supported" in w for w in warnings) == 1
+    assert not any("c5t0d0" in w for w in warnings)
