@@ -216,3 +216,15 @@ def test_cloud_config_fs_setup_makes_a_zfs_pool_and_warns_once_per_other_entry(t
     assert sum("fs_setup[1]: filesystem 'ext4' is not supported" in w for w in warnings) == 1
     assert sum("fs_setup[2]: overwrite is not supported" in w for w in warnings) == 1
     assert not any("c5t0d0" in w for w in warnings)
+
+
+def test_pools_can_be_set_as_an_smf_property_holding_a_toml_array():
+    from fsm.errors import ConfigError
+    from fsm.smfprops import parse_smf_settings
+
+    # svcprop escapes the value's spaces and quotes with backslashes.
+    line = r'config/storage_pools astring [{name\ =\ \"tank\",\ disks\ =\ [\"c2t0d0\"]}]'
+    got = parse_smf_settings(line + "\n", "svc:/system/illumos/metadata:default")
+    assert got == {"storage": {"pools": [{"name": "tank", "disks": ["c2t0d0"]}]}}
+    with pytest.raises(ConfigError, match="config/storage_pools.*TOML array"):
+        parse_smf_settings(r"config/storage_pools astring tank\ c2t0d0" + "\n", "svc:/x")
