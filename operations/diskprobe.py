@@ -4,7 +4,8 @@ A pool is made only on a disk nothing claims, because `zpool create` checks use,
 labels: it relabels a disk whose partitions nobody has mounted without a word, and with
 `-f` even one with an exported pool. So before a disk is chosen, each of these must find
 nothing (any one finding something refuses the disk, with the finding as the reason):
-- `zdb -l /dev/dsk/DISKs0`: a ZFS label (an imported or exported pool, or a stale one);
+- `zdb -l /dev/dsk/DISKs0` and `s1`: a ZFS label (an imported or exported pool, or a
+  stale one; s1 is where a pool made with `zpool create -B`, the root pool, sits);
 - `zpool import` (the listing): the disk belongs to a pool that could be imported;
 - `fstyp /dev/rdsk/DISKp0`: a file system (a seed volume, a UFS disk);
 - `prtvtoc /dev/rdsk/DISKp0`: a partition table (an EFI label another system wrote).
@@ -79,9 +80,10 @@ class Probe:
             return "is removable media"
         if disk.size_bytes < MIN_DEVICE_BYTES:
             return f"has {disk.size_bytes} bytes, below zpool's minimum of 64 MiB"
-        label = rootdisk.label_pool(self.system, f"{rootdisk.DEV_DSK}/{name}s0")
-        if label:
-            return f"carries a ZFS label of pool {label[0]}"
+        for sl in ("s0", "s1"):   # a whole-disk pool, or one behind an EFI system partition
+            label = rootdisk.label_pool(self.system, f"{rootdisk.DEV_DSK}/{name}{sl}")
+            if label:
+                return f"carries a ZFS label of pool {label[0]}"
         owner = next((p.name for p in self.importable.values() if name in p.disks), None)
         if owner:
             return f"belongs to exported pool {owner}"

@@ -228,3 +228,17 @@ def test_pools_can_be_set_as_an_smf_property_holding_a_toml_array():
     assert got == {"storage": {"pools": [{"name": "tank", "disks": ["c2t0d0"]}]}}
     with pytest.raises(ConfigError, match="config/storage_pools.*TOML array"):
         parse_smf_settings(r"config/storage_pools astring tank\ c2t0d0" + "\n", "svc:/x")
+
+
+def test_the_root_disk_is_never_chosen_and_says_why(tmp_path):
+    from fsm.system import System
+    from operations import diskprobe
+
+    g = pool_guest(tmp_path, "", disks=("c5t0d0:10G", "c6t0d0:10G:pool=old"))
+    probe = diskprobe.Probe(System(g.root)).load()
+    assert probe.not_blank("c1t0d0") == "carries a ZFS label of pool rpool"
+    assert probe.not_blank("c6t0d0") == "carries a ZFS label of pool old"
+    assert probe.not_blank("c2t0d0").startswith("has 1048576 bytes, below")
+    assert probe.not_blank("c9t9d9") == "is not attached (diskinfo does not list it)"
+    assert probe.not_blank("c5t0d0") is None
+    assert probe.importable["old"].disks == ("c6t0d0",) and probe.active == {"rpool"}
