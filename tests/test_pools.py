@@ -242,3 +242,68 @@ def test_the_root_disk_is_never_chosen_and_says_why(tmp_path):
     assert probe.not_blank("c9t9d9") == "is not attached (diskinfo does not list it)"
     assert probe.not_blank("c5t0d0") is None
     assert probe.importable["old"].disks == ("c6t0d0",) and probe.active == {"rpool"}
+
+
+# ---- the stand-ins, as illumos words their refusals ----------------------------------------
+def standin(g, path: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([g.path(path), *args], capture_output=True, text=True, cwd=g.root,
+                          timeout=30)
+
+
+def test_zpool_create_refuses_disks_in_use_as_libdiskmgt_words_it(tmp_path):
+    g = pool_guest(tmp_path, "", disks=("c5t0d0:10G", "c6t0d0:10G:pool=old", "c7t0d0:4G:label",
+                                        "c8t0d0:4G:ufs", "c9t0d0:32M"))
+    zpool = "/usr/sbin/zpool"
+    active = standin(g, zpool, "create", "-f", "tank", "c1t0d0")
+    assert active.returncode == 1 and active.stderr.splitlines() == [
+        "invalid vdev specification", "the following errors must be manually repaired:",
+        "/dev/dsk/c1t0d0s1 is part of active ZFS pool rpool. Please see zpool(1M)."]
+    exported = standin(g, zpool, "create", "tank", "c6t0d0")
+    assert exported.returncode == 1 and exported.stderr.splitlines()[1:] == [
+        "use '-f' to override the following errors:",
+        "/dev/dsk/c6t0d0s0 is part of exported or potentially active ZFS pool old. "
+        "Please see zpool(1M)."]
+    ufs = standin(g, zpool, "create", "tank", "c8t0d0")
+    assert ufs.returncode == 1 and "/dev/dsk/c8t0d0s0 contains a ufs filesystem." in ufs.stderr
+    small = standin(g, zpool, "create", "tank", "c9t0d0")
+    assert small.stderr.strip() == ("cannot create 'tank': one or more devices is less than "
+                                    "the minimum size (64M)")
+    missing = standin(g, zpool, "create", "tank", "c4t4d4")
+    assert missing.returncode == 1 and "cannot open 'c4t4d4': no such device in /dev/dsk" \
+        in missing.stderr
+    assert standin(g, zpool, "create", "tank").returncode == 2
+    assert standin(g, zpool, "create", "-x", "tank", "c5t0d0").stderr.startswith(
+        "invalid option 'x'")
+    bad_name = standin(g, zpool, "create", "mirrored", "c5t0d0")
+    assert bad_name.stderr.strip() == "cannot create 'mirrored': name is reserved"
+    # A label nobody uses is no refusal to zpool: it relabels the disk. Hence the agent's
+    # own checks.
+    assert standin(g, zpool, "create", "-m", "/data", "tank", "c7t0d0").returncode == 0
+    assert g.state()["disks"]["c7t0d0"]["zfs_label"]["pool"] == "tank"
+    again = standin(g, zpool, "create", "tank", "c5t0d0")
+    assert again.stderr.strip() == "cannot create 'tank': pool already exists"
+    assert standin(g, zpool, "get", "-Hp", "-o", "value", "autoexpand", "tank").stdout == "off\n"
+    assert standin(g, zpool, "set", "autoexpand=on", "tank").returncode == 0
+    assert standin(g, zpool, "get", "-H", "-o", "value,source", "autoexpand",
+                   "tank").stdout == "on\tlocal\n"
+    assert standin(g, zpool, "set", "autoexpand=maybe", "tank").returncode == 1
+
+
+def test_zpool_import_lists_then_imports_an_exported_pool(tmp_path):
+    g = pool_guest(tmp_path, "", disks=("c6t0d0:10G:pool=old",))
+    zpool = "/usr/sbin/zpool"
+    listing = standin(g, zpool, "import")
+    guid = g.state()["exported_pools"]["old"]["guid"]
+    assert listing.returncode == 0 and listing.stdout.splitlines()[:4] == [
+        "   pool: old", f"     id: {guid}", "  state: ONLINE",
+        " action: The pool can be imported using its name or numeric identifier."]
+    assert "\t  c6t0d0    ONLINE" in listing.stdout.splitlines()
+    assert standin(g, zpool, "import", "new").stderr.strip() == \
+        "cannot import 'new': no such pool available"
+    assert standin(g, zpool, "import", guid).returncode == 0
+    assert "old" in g.state()["pools"] and not g.state()["exported_pools"]
+    none = standin(g, zpool, "import")
+    assert none.returncode == 0 and none.stdout == "" and \
+        none.stderr.strip() == "no pools available to import"
+    label = standin(g, "/usr/sbin/zdb", "-l", "/dev/dsk/c6t0d0s0").stdout
+    assert "    name: 'old'" in label and "    state: 0" in label

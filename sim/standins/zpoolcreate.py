@@ -147,10 +147,6 @@ def cmd_create(inv: Invocation, args: list[str]) -> int:
     if "/" in name:
         inv.err(f"cannot create '{name}': invalid character '/' in pool name")
         inv.fail("use 'zfs create' to create a dataset")
-    if mountpoint is not None and mountpoint not in ("legacy", "none") \
-            and not mountpoint.startswith("/"):
-        inv.fail(f"invalid mountpoint '{mountpoint}': must be an absolute path, 'legacy', "
-                 "or 'none'")
     vdev = "stripe"
     if spec[0] in VDEV_TYPES:
         vdev, spec = spec[0], spec[1:]
@@ -179,20 +175,25 @@ def cmd_create(inv: Invocation, args: list[str]) -> int:
             inv.fail("\n".join(hard))
         inv.err("use '-f' to override the following errors:")
         inv.fail("\n".join(soft))
-    if any(inv.state["disks"][d]["size_bytes"] < SPA_MINDEVSIZE for d in members):
-        inv.fail(f"cannot create '{name}': one or more devices is less than the minimum "
-                 "size (64M)")
-    problem = name_error(name)
-    if problem:
-        inv.fail(f"cannot create '{name}': {problem}")
-    if name in inv.state.get("pools", {}):
-        inv.fail(f"cannot create '{name}': pool already exists")
+    # zpool_do_create()'s mountpoint checks, then libzfs zpool_create()'s.
+    if mountpoint is not None and mountpoint not in ("legacy", "none") \
+            and not mountpoint.startswith("/"):
+        inv.fail(f"invalid mountpoint '{mountpoint}': must be an absolute path, 'legacy', "
+                 "or 'none'")
     target = mountpoint if mountpoint is not None else f"/{name}"
     if target.startswith("/") and not force:
         host_dir = os.path.join(inv.root, target.lstrip("/"))
         if os.path.isdir(host_dir) and os.listdir(host_dir):
             inv.err(f"mountpoint '{target}' exists and is not empty")
             inv.fail("use '-m' option to provide a different default")
+    problem = name_error(name)
+    if problem:
+        inv.fail(f"cannot create '{name}': {problem}")
+    if name in inv.state.get("pools", {}):
+        inv.fail(f"cannot create '{name}': pool already exists")
+    if any(inv.state["disks"][d]["size_bytes"] < SPA_MINDEVSIZE for d in members):
+        inv.fail(f"cannot create '{name}': one or more devices is less than the minimum "
+                 "size (64M)")
     if any(k == "n" for k, _ in pairs):
         inv.out(f"would create '{name}' with the following layout:\n")
         return 0
