@@ -235,16 +235,19 @@ _SIZE_UNITS = {"": 1, "K": 1 << 10, "M": MIB, "G": GIB, "T": 1 << 40}
 
 
 def parse_size(text: str) -> int:
-    """`10G`, `512M`, `1073741824`: 1024-based units, as zfs_nicestrtonum() reads them."""
-    body = text.strip().upper().rstrip("B") if text.strip().upper().endswith(("KB", "MB", "GB", "TB")) \
-        else text.strip().upper()
-    unit = body[-1:] if body[-1:] in _SIZE_UNITS and body[-1:] else ""
-    number = body[: len(body) - len(unit)] if unit else body
+    """`10G`, `512M`, `1.5T`, `1073741824`: 1024-based units, as zfs_nicestrtonum() reads
+    them (a trailing `B` or `iB` allowed)."""
+    body = text.strip().upper()
+    for suffix in ("IB", "B"):
+        if body.endswith(suffix) and body[: -len(suffix)][-1:] in "KMGT":
+            body = body[: -len(suffix)]
+            break
+    unit = body[-1:] if body[-1:] in "KMGT" else ""
     try:
-        value = float(number)
+        value = float(body[: len(body) - len(unit)])
     except ValueError:
         raise ValueError(f"not a size: {text!r} (expected e.g. 10G, 512M)") from None
-    if not value > 0 or value != value:
+    if not 0 < value < float("inf"):
         raise ValueError(f"not a positive size: {text!r}")
     return int(value * _SIZE_UNITS[unit])
 
