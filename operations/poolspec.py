@@ -27,6 +27,10 @@ VDEV_TYPES = {"stripe": 1, "mirror": 2, "raidz": 2, "raidz2": 3}   # type -> few
 ALL_BLANK = "all-blank"
 RESERVED_PREFIXES = ("mirror", "raidz", "draid", "spare", "log")
 FIELDS = ("name", "disks", "vdev", "mountpoint", "autoexpand")
+# Bounds on what one source may ask for: the pools' names and disks go into the step's
+# intent and done records, and metadata (cloud-config) must not grow the checkpoint.
+MAX_POOLS = 32
+MAX_DISKS = 64
 _NAME_CHARS = re.compile(r"[A-Za-z0-9_.:-]*\Z")
 _DEVICE = re.compile(r"^(?:/dev/dsk/)?(c\d+(?:t[0-9A-Za-z]+)?d\d+)$")
 _SIZE_SELECTOR = re.compile(r"^size\s*(>=|<=|>|<|=)\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)i?B?$",
@@ -86,6 +90,8 @@ def pool_name_error(name: str) -> str | None:
 def _disks(origin: str, value: Any) -> tuple[tuple[str, ...], tuple[SizeRule, ...], bool] | str:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         return f"field disks: {shown(value)} is not a list of strings"
+    if len(value) > MAX_DISKS:
+        return f"field disks: {len(value)} entries, more than {MAX_DISKS}"
     devices: list[str] = []
     rules: list[SizeRule] = []
     all_blank = False
@@ -149,6 +155,10 @@ def parse_specs(entries: Any, origin: str) -> tuple[list[PoolSpec], list[str]]:
     warnings: list[str] = []
     if not isinstance(entries, list):
         return [], [f"{origin}: {shown(entries)} is not a list of pools"]
+    if len(entries) > MAX_POOLS:
+        warnings.append(f"{origin}: {len(entries)} pools, more than {MAX_POOLS}; those after "
+                        f"the first {MAX_POOLS} are ignored")
+        entries = entries[:MAX_POOLS]
     for i, entry in enumerate(entries):
         spec = parse_entry(f"{origin}[{i}]", entry)
         if isinstance(spec, str):

@@ -307,3 +307,12 @@ def test_zpool_import_lists_then_imports_an_exported_pool(tmp_path):
         none.stderr.strip() == "no pools available to import"
     label = standin(g, "/usr/sbin/zdb", "-l", "/dev/dsk/c6t0d0s0").stdout
     assert "    name: 'old'" in label and "    state: 0" in label
+
+
+def test_metadata_cannot_ask_for_unbounded_pools():
+    entries = [{"name": f"p{i}", "disks": ["c2t0d0"]} for i in range(1000)]
+    specs, warnings = poolspec.parse_specs(entries, "nocloud: cloud-config fs_setup pools")
+    assert len(specs) == poolspec.MAX_POOLS and len(warnings) == 1
+    assert "1000 pools, more than 32" in warnings[0]
+    _, too_many = poolspec.parse_specs([{"name": "t", "disks": ["c2t0d0"] * 100}], "s")
+    assert "100 entries, more than 64" in too_many[0]
