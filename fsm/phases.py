@@ -39,7 +39,8 @@ PHASE_PURPOSE = {
     "FETCH": "read the metadata from the chosen source into the one data model",
     "NETWORK": "links, addresses (static, DHCP, IPv6), default route, DNS",
     "IDENTITY": "cloud-config bootcmd, hostname, root's SSH keys, users, passwords, time zone",
-    "STORAGE": "grow the root pool, reguid a cloned pool, swap",
+    "STORAGE": "grow the root pool, reguid a cloned pool, swap, data pools (made, imported, "
+               "grown)",
     "USERSCRIPT": "packages and files, the first-boot script and runcmd for the userscript "
                   "service",
     "DONE": "every step done for this boot; the next start is a new boot",

@@ -69,6 +69,14 @@ SCHEMA: dict[str, dict[str, tuple[type, Any, str]]] = {
         "default_profiles": (str, "Primary Administrator",
                              "RBAC profiles the default user gets when it is created"),
     },
+    "storage": {
+        # Checked entry by entry when STORAGE runs (operations/poolspec.py): a bad entry is
+        # a warning naming its field and value, and the other pools are still made.
+        "pools": (list, [], "data pools: [{name, disks = [\"c2t0d0\" | \"size>=10G\" | "
+                            "\"all-blank\"], vdev = stripe|mirror|raidz|raidz2, mountpoint, "
+                            "autoexpand}]; made once per instance on blank disks, or "
+                            "imported when an attached disk has the named pool"),
+    },
 }
 
 LOG_LEVELS = ("debug", "info", "warning", "error")

@@ -8,7 +8,8 @@ image whose operator never touches SMF.
 
 Types: a `bool` key must be an SMF `boolean`. A `float` key (seconds) may be a `count`,
 an `integer` or an `astring` holding a decimal number, because SMF has no fractional
-type. A `str` key may be an `astring`, `ustring` or `uri`. Anything else, an unknown
+type. A `list` key (storage.pools) is an `astring` holding a TOML array, as it would be
+written in the file (`[{name = "tank", disks = ["c2t0d0"]}]`). A `str` key may be an `astring`, `ustring` or `uri`. Anything else, an unknown
 property, or more than one value, is a ConfigError naming `config/NAME` (exit 96): a
 mistyped override silently ignored would send the agent to the wrong place.
 
@@ -35,10 +36,12 @@ ACCEPTED_TYPES: dict[type, tuple[str, ...]] = {
     bool: ("boolean",),
     float: ("count", "integer", "astring"),
     str: ("astring", "ustring", "uri"),
+    list: ("astring",),
 }
 
 # What `svccfg setprop` should be given, for error messages and the manifest.
-DECLARED_TYPE: dict[type, str] = {bool: "boolean", float: "astring", str: "astring"}
+DECLARED_TYPE: dict[type, str] = {bool: "boolean", float: "astring", str: "astring",
+                                  list: "astring"}
 
 
 def property_name(section: str, key: str) -> str:
@@ -114,6 +117,17 @@ def _coerce(source: str, prop: str, want: type, smf_type: str, value: str) -> An
         from fsm.settings import check_seconds
 
         return check_seconds(source, prop, seconds)
+    if want is list:
+        from fsm.settings import tomllib
+
+        try:
+            parsed = tomllib.loads(f"value = {value}")["value"]
+        except (tomllib.TOMLDecodeError, RecursionError):
+            parsed = None
+        if not isinstance(parsed, list):
+            raise ConfigError(source, prop, "must be a TOML array, e.g. "
+                                            "[{name = \"tank\", disks = [\"c2t0d0\"]}]")
+        return parsed
     return value
 
 

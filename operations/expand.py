@@ -156,6 +156,59 @@ def pool_slice(vtoc: Vtoc, data_slice: str) -> Slice:
     return vtoc.slices[number]
 
 
+def grow_disk_slice(ctx: Context, disk: str, data_slice: str, pool: str,
+                    outcome: Outcome) -> bool | None:
+    """Steps 1 and 2 for one disk of `pool` whose data is on `data_slice` ("s1"): expand
+    the EFI label to the disk, then grow the slice up to slice 8. True when the slice grew,
+    False when it already reached slice 8, None when the disk is left alone (a warning
+    says why). Shared by the root pool and the data pools (operations/datapools.py)."""
+    system = ctx.system
+    vtoc = read_vtoc(system, disk)
+    reserved = vtoc.slices.get(RESERVED_SLICE)
+    if not vtoc.efi or reserved is None or reserved.tag != TAG_RESERVED:
+        outcome.warnings.append(f"pool {pool} not grown: {vtoc.device} has no EFI label with "
+                                f"a reserved slice {RESERVED_SLICE}")
+        return None
+    if vtoc.last_usable > vtoc.full_last_usable:
+        raise ExpandError(f"{vtoc.device}: the label ends at sector {vtoc.last_usable}, past the "
+                          f"disk's last usable sector {vtoc.full_last_usable}")
+    if vtoc.last_usable < vtoc.full_last_usable:
+        log.info("%s: %d sectors, label covers %d: expanding the label", disk,
+                 vtoc.sectors, vtoc.accessible)
+        vtoc = expand_label(ctx, disk, vtoc)
+        outcome.changed(f"EFI label of {disk} expanded to the disk's {vtoc.sectors} "
+                        f"sectors of {vtoc.sector_size} bytes")
+        reserved = vtoc.slices[RESERVED_SLICE]
+    data = pool_slice(vtoc, data_slice)
+    in_between = [s for s in vtoc.slices.values() if data.start < s.start < reserved.start]
+    if data.tag != TAG_USR or in_between:
+        why = (f"its tag {data.tag} is not usr ({TAG_USR})" if data.tag != TAG_USR
+               else f"slice {in_between[0].number} lies between it and slice {RESERVED_SLICE}")
+        outcome.warnings.append(f"slice {data.number} of {disk} not grown: {why}")
+        return False
+    if data.last < reserved.start - 1:
+        new_size = reserved.start - data.start
+        system.apply([FMTHARD, "-d",
+                      f"{data.number}:{data.tag}:{data.flag}:{data.start}:{new_size}",
+                      f"/dev/rdsk/{disk}s{data.number}"])
+        outcome.changed(f"slice {data.number} of {disk} grown from {data.size} to "
+                        f"{new_size} sectors")
+        return True
+    return False
+
+
+def online_expand(ctx: Context, listing: rootdisk.PoolListing, vdevs: list[str],
+                  outcome: Outcome) -> rootdisk.PoolListing:
+    """Step 3: `zpool online -e POOL VDEV...`; the pool's listing after it."""
+    system = ctx.system
+    system.apply([rootdisk.ZPOOL, "online", "-e", listing.pool, *vdevs])
+    after = rootdisk.list_pool(system, listing.pool)
+    if after.size_bytes > listing.size_bytes:
+        outcome.changed(f"pool {listing.pool} grown from {listing.size_bytes} to "
+                        f"{after.size_bytes} bytes")
+    return after
+
+
 def expand_pool(ctx: Context) -> Outcome:
     system = ctx.system
     outcome = Outcome()
@@ -168,46 +221,12 @@ def expand_pool(ctx: Context) -> Outcome:
     if root.renamed:
         outcome.warnings.append(f"zpool names the root disk {root.vdev_name} (stale); the live "
                                 f"disk is {root.disk}, found by its ZFS label")
-    vtoc = read_vtoc(system, root.disk)
-    reserved = vtoc.slices.get(RESERVED_SLICE)
-    if not vtoc.efi or reserved is None or reserved.tag != TAG_RESERVED:
-        outcome.warnings.append(f"pool not grown: {vtoc.device} has no EFI label with a "
-                                f"reserved slice {RESERVED_SLICE}")
+    grew_slice = grow_disk_slice(ctx, root.disk, root.data_slice, root.pool, outcome)
+    if grew_slice is None:
         return outcome
-    if vtoc.last_usable > vtoc.full_last_usable:
-        raise ExpandError(f"{vtoc.device}: the label ends at sector {vtoc.last_usable}, past the "
-                          f"disk's last usable sector {vtoc.full_last_usable}")
-    grew_slice = False
-    if vtoc.last_usable < vtoc.full_last_usable:
-        log.info("%s: %d sectors, label covers %d: expanding the label", root.disk,
-                 vtoc.sectors, vtoc.accessible)
-        vtoc = expand_label(ctx, root.disk, vtoc)
-        outcome.changed(f"EFI label of {root.disk} expanded to the disk's {vtoc.sectors} "
-                        f"sectors of {vtoc.sector_size} bytes")
-        reserved = vtoc.slices[RESERVED_SLICE]
-    data = pool_slice(vtoc, root.data_slice)
-    in_between = [s for s in vtoc.slices.values() if data.start < s.start < reserved.start]
-    if data.tag != TAG_USR or in_between:
-        why = (f"its tag {data.tag} is not usr ({TAG_USR})" if data.tag != TAG_USR
-               else f"slice {in_between[0].number} lies between it and slice {RESERVED_SLICE}")
-        outcome.warnings.append(f"slice {data.number} of {root.disk} not grown: {why}")
-    elif data.last < reserved.start - 1:
-        new_size = reserved.start - data.start
-        system.apply([FMTHARD, "-d",
-                      f"{data.number}:{data.tag}:{data.flag}:{data.start}:{new_size}",
-                      f"/dev/rdsk/{root.disk}s{data.number}"])
-        grew_slice = True
-        outcome.changed(f"slice {data.number} of {root.disk} grown from {data.size} to "
-                        f"{new_size} sectors")
     listing = rootdisk.list_pool(system, root.pool)
-    expandable = listing.expand_bytes
-    if grew_slice or expandable > 0:
-        system.apply([rootdisk.ZPOOL, "online", "-e", root.pool, root.vdev_name])
-        after = rootdisk.list_pool(system, root.pool)
-        if after.size_bytes > listing.size_bytes:
-            outcome.changed(f"pool {root.pool} grown from {listing.size_bytes} to "
-                            f"{after.size_bytes} bytes")
-        listing = after
+    if grew_slice or listing.expand_bytes > 0:
+        listing = online_expand(ctx, listing, [root.vdev_name], outcome)
     outcome.record["pool_size_bytes"] = listing.size_bytes
     if not outcome.changes:
         log.info("pool %s already fills %s (%d bytes)", root.pool, root.disk, listing.size_bytes)

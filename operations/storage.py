@@ -1,4 +1,5 @@
-"""STORAGE phase: grow the root pool, give a cloned pool its own GUID, add swap.
+"""STORAGE phase: grow the root pool, give a cloned pool its own GUID, add swap, make or
+import the data pools the settings ask for, and grow the data pools.
 
 A failure in any of these is logged and recorded by the machine, and never stops the
 other phases (the original agent made pool expansion fatal, so a renamed root disk left the
@@ -46,4 +47,36 @@ STEPS: tuple[Step, ...] = (
          fails_when="rpool/swap exists but is not a volume, zfs create or swap -a exits non-zero",
          on_failure="recorded; other phases run; tried again on the next start for this instance "
                     "(volume, vfstab line and activation are each re-checked)"),
+    Step("STORAGE", "pools", Frequency.PER_INSTANCE, "operations.datapools:ensure_pools",
+         changes="the data pools of `[storage] pools` (settings or SMF config/storage_pools): "
+                 "an exported pool of that name on an attached disk is imported (`zpool import "
+                 "NAME`); otherwise the pool is made on blank disks (`zpool create [-o "
+                 "autoexpand=on] [-m MOUNTPOINT] NAME [mirror|raidz|raidz2] DISK...`, never "
+                 "`-f`), the disks named (c2t0d0) or chosen by size (size>=10G, all-blank) among "
+                 "those `diskinfo -Hp` lists that are not removable and on which `zdb -l`, the "
+                 "`zpool import` listing, `fstyp` and `prtvtoc` find nothing; `zpool set "
+                 "autoexpand=on|off` where asked. Nothing when no pool is wanted (no command "
+                 "runs)",
+         fails_when="diskinfo, zpool list or zpool import cannot be run or read. A bad entry, a "
+                    "disk that is not blank (label, pool, file system, removable, too small), "
+                    "too few blank disks, or a zpool refusal is a warning naming the pool and "
+                    "the disk, not a failure: the other pools are still made",
+         on_failure="recorded; other phases run; tried again on the next start for this instance",
+         checkpointed="started record with the intent (each pool: create, import, exists or "
+                      "refused, and its disks) ahead of any zpool command, done record with the "
+                      "action per pool; on resume after a kill, a pool made by the killed run is "
+                      "found by its name and only finished (autoexpand), never created twice, "
+                      "and one found on other disks than the settings name is reported",
+         intent="operations.datapools:intent", took_effect="operations.datapools:took_effect"),
+    Step("STORAGE", "grow-pools", Frequency.PER_BOOT, "operations.datapools:grow_pools",
+         changes="every imported pool but rpool whose disks grew, as expand-pool grows rpool: "
+                 "each disk's EFI label (`format -d DISK -f CMDFILE`), its slice 0 (`fmthard "
+                 "-d`), then `zpool online -e POOL DISK...`; nothing when the pools fill their "
+                 "disks (one `zpool list -H -o name`)",
+         fails_when="zpool list cannot be run or read; a pool whose disk lacks its ZFS label or "
+                    "an EFI label, or whose disk tool fails, is a warning and the other pools "
+                    "are still grown",
+         on_failure="recorded; other phases run; retried on the next boot (each part is "
+                    "re-checked, so nothing is done twice)",
+         checkpointed="done record for this boot, with each pool's size"),
 )

@@ -26,6 +26,7 @@ import zlib
 from typing import Any, Callable
 
 from fsm.errors import shown
+from providers import cloudconfig_disks as disks
 from providers import cloudconfig_items as items
 from providers import cloudconfig_users as users
 from providers.cloudconfig_model import CloudConfig
@@ -70,6 +71,8 @@ HANDLERS: dict[str, Callable[[Any, str, dict, list], None]] = {
     "packages": items._packages,
     "package_update": items._flag("package_update"),
     "package_upgrade": items._flag("package_upgrade"),
+    "disk_setup": disks._disk_setup,
+    "fs_setup": disks._fs_setup,
 }
 
 

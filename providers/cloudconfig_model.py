@@ -83,3 +83,6 @@ class CloudConfig:
     packages: tuple[str, ...] = ()
     package_update: bool = False
     package_upgrade: bool = False
+    # fs_setup's ZFS entries as `[storage] pools` entries ({"name", "disks"}), checked by
+    # operations/poolspec.py like the settings' (providers/cloudconfig_disks.py).
+    pools: tuple[dict, ...] = ()

@@ -18,7 +18,11 @@ def _cmd_create(args: argparse.Namespace) -> int:
     if args.metadata:
         with open(args.metadata, encoding="utf-8") as f:
             override = json.load(f)
-    guest.create(args.dir, args.platform, override)
+    try:
+        guest.create(args.dir, args.platform, override, args.disk or ())
+    except ValueError as e:
+        print(f"sim create: {e}", file=sys.stderr)
+        return 2
     print(f"created a {args.platform} guest in {args.dir}")
     return 0
 
@@ -55,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("dir")
     p.add_argument("--platform", choices=sorted(PLATFORMS), required=True)
     p.add_argument("--metadata", metavar="FILE", help="JSON overriding the default metadata")
+    p.add_argument("--disk", action="append", metavar="cXtYdZ:SIZE[:KIND]",
+                   help="attach a data disk; KIND is blank (default), label (a foreign EFI "
+                        "label), ufs (a file system) or pool=NAME (an exported pool)")
     p.set_defaults(func=_cmd_create)
     for name, func, text in (("show", _cmd_show, "print the guest's state as JSON"),
                              ("serve", _cmd_serve, "run the platform's metadata emulator"),

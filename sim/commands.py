@@ -8,6 +8,7 @@ COMMAND_PATHS = {
     "zpool": "/usr/sbin/zpool",
     "zfs": "/usr/sbin/zfs",
     "zdb": "/usr/sbin/zdb",
+    "diskinfo": "/usr/bin/diskinfo",
     "prtvtoc": "/usr/sbin/prtvtoc",
     "format": "/usr/sbin/format",
     "fmthard": "/usr/sbin/fmthard",

@@ -144,8 +144,25 @@ def initial_state(platform: str) -> dict[str, Any]:
     }
 
 
-def create(root: str, platform: str, metadata: dict[str, Any] | None = None) -> None:
-    """Lay out a fresh guest of `platform` in `root` (which must be empty or absent)."""
+def attach_disk(root: str, st: dict[str, Any], spec: str) -> str:
+    """Attach a data disk to the guest (`sim create --disk c2t0d0:10G[:KIND]`, tests):
+    blank, with a foreign `label`, with a `ufs` file system, or with an exported pool
+    (`pool=NAME`). Returns its name."""
+    name, size, kind = hwmod.parse_disk_spec(spec)
+    if name in st["disks"]:
+        raise ValueError(f"disk {name} is already attached")
+    disk, exported = hwmod.extra_disk(name, size, kind, len(st["disks"]))
+    st["disks"][name] = disk
+    if exported is not None:
+        st.setdefault("exported_pools", {})[disk["zfs_label"]["pool"]] = exported
+    _disk_nodes(root, name, size, bool(disk.get("label")))
+    return name
+
+
+def create(root: str, platform: str, metadata: dict[str, Any] | None = None,
+           disks: list[str] | tuple[str, ...] = ()) -> None:
+    """Lay out a fresh guest of `platform` in `root` (which must be empty or absent), with
+    `disks` (specs as attach_disk() takes them) attached besides the platform's."""
     if os.path.exists(root) and os.listdir(root):
         raise FileExistsError(f"{root} is not empty")
     os.makedirs(root, exist_ok=True)
@@ -160,6 +177,8 @@ def create(root: str, platform: str, metadata: dict[str, Any] | None = None) -> 
         _disk_nodes(root, name, disk["size_bytes"], bool(disk.get("label")))
         if disk.get("cdrom"):
             _removable_links(root, name)
+    for spec in disks:
+        attach_disk(root, st, spec)
     install_standins(root)
     smffiles.lay_out(root)
     os.makedirs(os.path.join(root, state.STATE_DIR), exist_ok=True)

@@ -237,3 +237,100 @@ def _is_ctd(name: str) -> bool:
     ctl, _, unit = name[1:].rpartition("d")
     ctl_no, _, target = ctl.partition("t")
     return ctl_no.isdigit() and unit.isdigit() and (target == "" or target.isalnum())
+
+
+# ---- data disks and pools (`sim create --disk`, tests) --------------------------------------
+SPA_MINDEVSIZE = 64 * MIB       # zpool create refuses a smaller device (spa.h)
+DISK_KINDS = ("blank", "label", "ufs")   # and "pool=NAME": a disk with an exported pool
+_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": MIB, "G": GIB, "T": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """`10G`, `512M`, `1.5T`, `1073741824`: 1024-based units, as zfs_nicestrtonum() reads
+    them (a trailing `B` or `iB` allowed)."""
+    body = text.strip().upper()
+    for suffix in ("IB", "B"):
+        if body.endswith(suffix) and body[: -len(suffix)][-1:] in "KMGT":
+            body = body[: -len(suffix)]
+            break
+    unit = body[-1:] if body[-1:] in "KMGT" else ""
+    try:
+        value = float(body[: len(body) - len(unit)])
+    except ValueError:
+        raise ValueError(f"not a size: {text!r} (expected e.g. 10G, 512M)") from None
+    if not 0 < value < float("inf"):
+        raise ValueError(f"not a positive size: {text!r}")
+    return int(value * _SIZE_UNITS[unit])
+
+
+def parse_disk_spec(spec: str) -> tuple[str, int, str]:
+    """`c2t0d0:10G[:blank|label|ufs|pool=NAME]` -> (name, bytes, kind)."""
+    parts = spec.split(":")
+    if len(parts) not in (2, 3) or not _is_ctd(parts[0]):
+        raise ValueError(f"disk {spec!r}: expected cXtYdZ:SIZE[:blank|label|ufs|pool=NAME]")
+    kind = parts[2] if len(parts) == 3 else "blank"
+    if kind not in DISK_KINDS and not (kind.startswith("pool=") and len(kind) > 5):
+        raise ValueError(f"disk {spec!r}: kind {kind!r} is not blank, label, ufs or pool=NAME")
+    return parts[0], parse_size(parts[1]), kind
+
+
+def combine_asize(vdev: str, sizes: list[int]) -> int:
+    """A top-level vdev's usable size from its children's: a stripe adds them, a mirror is
+    its smallest child, raidzN loses N children's worth of its smallest."""
+    if not sizes:
+        return 0
+    parity = {"raidz": 1, "raidz1": 1, "raidz2": 2, "raidz3": 3}.get(vdev, 0)
+    if vdev == "stripe":
+        return sum(sizes)
+    if vdev == "mirror":
+        return min(sizes)
+    return min(sizes) * max(0, len(sizes) - parity)
+
+
+def data_disk_asize(disk: dict[str, Any]) -> int:
+    """What a whole-disk vdev on slice 0 of this disk's label can hold."""
+    return vdev_asize(slice_bytes(disk, "0"))
+
+
+def data_pool(name: str, disks: dict[str, dict[str, Any]], members: list[str], vdev: str,
+              guid: str, mountpoint: str | None = None) -> dict[str, Any]:
+    """The state of a pool `zpool create` made (whole disks, data on slice 0, no ESP)."""
+    sizes = {d: data_disk_asize(disks[d]) for d in members}
+    first = disks[members[0]]
+    return {"guid": guid, "vdev_guid": str(int(guid) // 7 + 1), "disk": members[0],
+            "disks": list(members), "vdev": vdev, "label_disk": members[0], "slice": "s0",
+            "vdev_sizes": sizes, "size_bytes": combine_asize(vdev, list(sizes.values())),
+            "alloc_bytes": 0, "physpath": f"{first.get('physpath', '')}:a",
+            "refresh_on_status": False, "health": "ONLINE", "autoexpand": "off",
+            "mountpoint": mountpoint if mountpoint is not None else f"/{name}"}
+
+
+def label_whole_disk(disk: dict[str, Any], pool: str, guid: str, vdev_guid: str) -> None:
+    """What zpool_label_disk() leaves on a whole disk: an EFI label filling it, the pool on
+    slice 0, and the ZFS label naming the pool."""
+    disk["label"] = efi_label(disk["size_bytes"], disk["sector_size"], False)
+    disk["zfs_label"] = {"pool": pool, "slice": "0", "pool_guid": guid, "vdev_guid": vdev_guid}
+
+
+def extra_disk(name: str, size: int, kind: str, index: int) -> tuple[dict[str, Any],
+                                                                      dict[str, Any] | None]:
+    """An attached data disk of `kind`, and the exported pool on it when there is one."""
+    disk: dict[str, Any] = {"size_bytes": size, "sector_size": 512, "label": None,
+                            "physpath": f"/devices/pci@0,0/pci1af4,2@{index + 10}/blkdev@0,0"}
+    if kind == "label":
+        # A label another system wrote: one usr slice, no ZFS label, no file system we know.
+        label = efi_label(size, 512, False)
+        label["parts"].pop("8", None)
+        disk["label"] = label
+    elif kind == "ufs":
+        disk["label"] = efi_label(size, 512, False)
+        disk["fstype"] = "ufs"
+    elif kind.startswith("pool="):
+        pool = kind[5:]
+        guid = str(10_000_000_000_000_000_000 + index * 7919)
+        exported = data_pool(pool, {name: {**disk, "label": efi_label(size, 512, False)}},
+                             [name], "stripe", guid)
+        exported["alloc_bytes"] = 64 * MIB
+        label_whole_disk(disk, pool, guid, exported["vdev_guid"])
+        return disk, exported
+    return disk, None

@@ -99,6 +99,12 @@ def show(root: str) -> dict[str, Any]:
         "pool": None if pool is None else {
             "size_bytes": pool.get("size_bytes"), "guid": pool.get("guid"),
             "disk": pool.get("disk"), "label_disk": pool.get("label_disk")},
+        # Data pools (not the root pool): what `zpool create`/`import` left.
+        "pools": {name: {"disks": p.get("disks"), "vdev": p.get("vdev"),
+                         "size_bytes": p.get("size_bytes"), "autoexpand": p.get("autoexpand"),
+                         "mountpoint": p.get("mountpoint")}
+                  for name, p in sorted(st.get("pools", {}).items()) if name != "rpool"},
+        "exported_pools": sorted(st.get("exported_pools", {})),
         "swap": st.get("swap", []),
         "vfstab_swap": [ln for ln in _lines(_read(root, "etc/vfstab"))
                         if not ln.startswith("#") and "swap" in ln.split()[3:4]],

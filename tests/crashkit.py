@@ -41,7 +41,8 @@ TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 # crash and resume must equal an uninterrupted boot's. The dispatcher counts a call and
 # saves its effect in one locked state write, so a count is an effect, not an attempt.
 CLOUD_CONFIG_CALLS = ("useradd", "groupadd")   # only where the metadata has cloud-config
-ONE_SHOT_CALLS = ("zpool reguid", "zfs create", "svcadm enable", *CLOUD_CONFIG_CALLS)
+ONE_SHOT_CALLS = ("zpool reguid", "zfs create", "zpool create", "svcadm enable",
+                  *CLOUD_CONFIG_CALLS)
 # Commands whose one-shot form the dispatcher cannot tell from a read (`hostname` prints,
 # `hostname NAME` sets; `swap -l` lists, `swap -a` adds): the guest's wrapper for them is
 # replaced by one that logs each invocation that exited 0 (see `count_argv`).
@@ -90,9 +91,20 @@ def _q(text: str) -> str:
     return shlex.quote(text)
 
 
+# The richest guest also has a blank data disk and a data pool to make on it (STORAGE/pools).
+POOL_PLATFORMS = ("qemu",)
+DATA_DISK = "c5t0d0:10G"
+POOL_SETTINGS = '[storage]\npools = [{name = "tank", disks = ["c5t0d0"], autoexpand = true}]\n'
+
+
 def crash_guest(tmp_path, platform: str, name: str = "guest") -> Guest:
     """A fresh guest of `platform` whose one-shot commands are counted."""
     g = make_guest(tmp_path, platform, name=name)
+    if platform in POOL_PLATFORMS:
+        with sim_state.locked(g.root) as st:
+            sim_guest.attach_disk(g.root, st, DATA_DISK)
+        with open(g.path("/etc/metadata-agent.toml"), "a", encoding="utf-8") as f:
+            f.write(POOL_SETTINGS)
     count_argv(g)
     return g
 

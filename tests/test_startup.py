@@ -56,7 +56,8 @@ THIRD_PARTY_HTTP = {"requests", "urllib3", "idna", "charset_normalizer", "certif
 # those it asks before (their hints allow them there), with the modules they import.
 LOCAL = {"providers.cpio", "providers.cpioarchive", "providers.seedfiles",
          "providers.localdisk"}
-CLOUDCONFIG = {"providers.cloudconfig", "providers.cloudconfig_users"}
+CLOUDCONFIG = {"providers.cloudconfig", "providers.cloudconfig_users",
+               "providers.cloudconfig_disks"}
 NOCLOUD = {"providers.nocloud", "providers.localdisk", "providers.netconfig", "providers.eni",
            "providers.dsserial", "providers.nocloudnet", "providers.netlinkcfg"} | CLOUDCONFIG
 PROVIDER_MODULES = {
@@ -120,6 +121,8 @@ def test_a_second_boot_imports_no_code_it_does_not_run(booted):
         # gateways and resolvers with it on every boot.)
         "operations.hostname", "operations.sshkeys",
         "operations.reguid", "operations.swap",
+        # The data pools' settings (STORAGE/pools, per instance): grow-pools needs none.
+        "operations.poolspec",
         # Other commands' modules.
         "fsm.status", "fsm.statesdoc", "fsm.plan", "fsm.seed",
         # No settings file or seed config.toml here; no key line to decode; no HTTP.

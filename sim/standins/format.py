@@ -51,7 +51,8 @@ def pool_uses(inv: Invocation, disk: str) -> list[str]:
     """dm_inuse() usage lines for the slices of `disk` that an imported pool uses."""
     return [f"/dev/dsk/{disk}{pool['slice']} is part of active ZFS pool {name}. "
             "Please see zpool(1M)."
-            for name, pool in sorted(inv.state.get("pools", {}).items()) if pool.get("disk") == disk]
+            for name, pool in sorted(inv.state.get("pools", {}).items())
+            if disk in (pool.get("disks") or [pool.get("disk")])]
 
 
 def check_label(inv: Invocation, disk: str) -> None:

@@ -8,7 +8,8 @@ sim/standins/pcfs.py): the media descriptor and BPB must pass its checks, the la
 root directory's volume-label entry (else the boot sector's), 11 characters with their
 padding, and `-a` lists get_attr()'s attributes in order, numbers in decimal, booleans as
 true/false, strings in single quotes (`gen_volume_label: 'cidata     '`). Nothing
-recognised: `unknown_fstyp (no matches)`, exit 1, as the man page documents. Standard
+recognised (a disk the guest state gives an `fstype`, e.g. a `ufs` disk of `sim create
+--disk`, is that type, from its libfstyp module's gen_clean attribute only): `unknown_fstyp (no matches)`, exit 1, as the man page documents. Standard
 library only: this runs under `python -S`.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import os
 
+from sim.hardware import split_device
 from sim.standins import pcfs
 from sim.standins.base import Invocation, parse_opts
 from sim.standins.mount import NotIso, volume_label
@@ -37,6 +39,10 @@ def main(inv: Invocation) -> int:
     except OSError:
         inv.fail(f"unknown_fstyp (cannot open {special})")
     found: list[tuple[str, list[tuple[str, object]]]] = []
+    parsed = split_device(special)
+    disk = inv.state.get("disks", {}).get(parsed[1]) if parsed else None
+    if disk and disk.get("fstype"):   # a file system the guest state names (ufs, by kind)
+        found.append((disk["fstype"], [("gen_clean", True)]))
     try:
         found.append(("hsfs", [("gen_clean", True),
                                ("gen_volume_label", volume_label(image[:HEAD_BYTES]))]))

@@ -11,7 +11,8 @@ After illumos-gate usr/src/cmd/zdb/zdb.c dump_label() and usage():
   exit 0 when any label unpacked, 2 when none did;
 - usage errors (an option zdb does not have, no device, `-l` with more than one device):
   usage() on standard error, exit 1. Other zdb modes are refused as usage errors here.
-The label carries the pool's current GUID (rewritten by `zpool reguid`) and the device path
+A label of an exported pool (`state: 1`, POOL_STATE_EXPORTED) is dumped alike; a data
+pool's disk shows its own vdev (path, guid, asize). The label carries the pool's current GUID (rewritten by `zpool reguid`) and the device path
 recorded when the pool was created or last refreshed, stale after the disk was renamed.
 Not modelled: the full usage text (abbreviated), `-u` uberblocks, block-device refusal
 (`cannot use ...: character device required`: every simulated node is a plain file).
@@ -50,6 +51,17 @@ def raw_path(inv: Invocation, device: str) -> str:
 RULE = "-" * 36
 
 
+def _pool_of(inv: Invocation, zlabel: dict) -> tuple[dict | None, bool]:
+    """(the pool a ZFS label belongs to, whether it is exported). A data pool's label names
+    its GUID; the root pool's is found by name (its GUID changes under reguid)."""
+    guid = zlabel.get("pool_guid")
+    for exported, key in ((False, "pools"), (True, "exported_pools")):
+        for name, pool in inv.state.get(key, {}).items():
+            if name == zlabel["pool"] and (guid is None or pool["guid"] == guid):
+                return pool, exported
+    return None, False
+
+
 def main(inv: Invocation) -> int:
     try:
         pairs, rest = posix_getopt(inv.argv, "lAqu", "")
@@ -65,7 +77,7 @@ def main(inv: Invocation) -> int:
     parsed = split_device(device)
     disk = inv.state.get("disks", {}).get(parsed[1]) if parsed else None
     zlabel = (disk or {}).get("zfs_label")
-    pool = inv.state.get("pools", {}).get(zlabel["pool"]) if zlabel else None
+    pool, exported = _pool_of(inv, zlabel) if zlabel else (None, False)
     if not zlabel or pool is None or parsed is None or parsed[2] != "s" + zlabel["slice"]:
         if not opts.get("q"):
             for n in range(4):
@@ -77,29 +89,33 @@ def main(inv: Invocation) -> int:
     if opts.get("q"):
         return 0
     path = f"/dev/dsk/{pool['label_disk']}{pool['slice']}"
+    vdev_guid, asize = pool["vdev_guid"], pool["size_bytes"]
+    if pool.get("disks"):   # a data pool: this disk's own vdev (slice 0 of a whole disk)
+        path, vdev_guid = f"/dev/dsk/{parsed[1]}s0", zlabel["vdev_guid"]
+        asize = pool["vdev_sizes"].get(parsed[1], 0)
     lines = [
         "    version: 5000",
         f"    name: '{zlabel['pool']}'",
-        "    state: 0",
+        f"    state: {1 if exported else 0}",
         "    txg: 4021",
         f"    pool_guid: {pool['guid']}",
         "    errata: 0",
         "    hostid: 0",
         "    hostname: 'unknown'",
-        f"    top_guid: {pool['vdev_guid']}",
-        f"    guid: {pool['vdev_guid']}",
+        f"    top_guid: {vdev_guid}",
+        f"    guid: {vdev_guid}",
         "    vdev_children: 1",
         "    vdev_tree:",
         "        type: 'disk'",
         "        id: 0",
-        f"        guid: {pool['vdev_guid']}",
+        f"        guid: {vdev_guid}",
         f"        path: '{path}'",
         f"        phys_path: '{pool.get('physpath', '').replace('/devices', '', 1)}'",
         "        whole_disk: 1",
         "        metaslab_array: 65",
         "        metaslab_shift: 29",
         f"        ashift: {12 if disk.get('sector_size') == 4096 else 9}",
-        f"        asize: {pool['size_bytes']}",
+        f"        asize: {asize}",
         "        is_log: 0",
         "        create_txg: 4",
         "    features_for_read:",

@@ -18,6 +18,9 @@ after illumos-gate usr/src/cmd/zpool/zpool_main.c and libzfs (usr/src/lib/libzfs
 - `zpool online [-et] pool device...`: the device as zpool names it, its path, or its GUID.
   `-e` grows the vdev to fill its slice; anything else is "no such device in pool".
 - `zpool reguid pool`: a new random pool GUID.
+- `create`, `import`, `set`: sim/standins/zpoolcreate.py. Data pools (whole disks, data on
+  slice 0) list a `mirror-0`/`raidz1-0` group line before their disks with `-v`, and grow
+  child by child under `online -e` (a mirror by its smallest child).
 
 The vdev is shown by the name recorded in the pool's label (`label_disk`), which stays stale
 after the disk is renamed (the shared/seeds report); only when the pool has
@@ -31,7 +34,7 @@ import os
 import random
 from typing import Any
 
-from sim.hardware import slice_bytes, vdev_asize
+from sim.hardware import combine_asize, data_disk_asize, slice_bytes, vdev_asize
 from sim.standins.base import BadOption, Exit, Invocation, parse_opts, posix_getopt
 
 LIST_COLUMNS = ("name", "size", "allocated", "free", "checkpoint", "expandsize",
@@ -76,8 +79,17 @@ def _refresh_name(inv: Invocation, pool: dict[str, Any]) -> None:
 
 
 def max_asize(inv: Invocation, pool: dict[str, Any]) -> int:
+    if pool.get("disks"):   # a data pool: its top-level vdev over whole disks
+        disks = inv.state.get("disks", {})
+        return combine_asize(pool["vdev"], [data_disk_asize(disks[d]) if d in disks
+                                            else pool["vdev_sizes"][d] for d in pool["disks"]])
     disk = inv.state.get("disks", {}).get(pool["disk"], {})
     return vdev_asize(slice_bytes(disk, pool["slice"][1:])) if disk else pool["size_bytes"]
+
+
+def vdev_names(pool: dict[str, Any]) -> list[str]:
+    """The leaf vdevs as `zpool list -v` names them (a root pool: the name in its label)."""
+    return list(pool["disks"]) if pool.get("disks") else [pool["label_disk"]]
 
 
 def _values(inv: Invocation, name: str, pool: dict[str, Any], exact: bool) -> dict[str, str]:
@@ -89,7 +101,7 @@ def _values(inv: Invocation, name: str, pool: dict[str, Any], exact: bool) -> di
             "fragmentation": "0" if exact else "0%",
             "capacity": str(alloc * 100 // size) if exact else f"{alloc * 100 // size}%",
             "dedupratio": "1.00" if exact else "1.00x", "health": pool.get("health", "ONLINE"),
-            "altroot": "-", "guid": pool["guid"], "autoexpand": "off"}
+            "altroot": "-", "guid": pool["guid"], "autoexpand": pool.get("autoexpand", "off")}
 
 
 def _emit(inv: Invocation, rows: list[list[str]], scripted: bool) -> None:
@@ -158,9 +170,12 @@ def cmd_list(inv: Invocation, args: list[str]) -> int:
         values = _values(inv, name, pool, bool(opts.get("p")))
         rows.append((False, [values[c] for c in columns]))
         if opts.get("v"):
-            vdev = (f"/dev/dsk/{pool['label_disk']}{pool['slice']}" if opts.get("P")
-                    else pool["label_disk"])
-            rows.append((True, [vdev] + _vdev_cells(inv, pool, checkpoint)))
+            if pool.get("vdev") not in (None, "stripe"):   # the group line: mirror-0, raidz1-0
+                group = "raidz1" if pool["vdev"] == "raidz" else pool["vdev"]
+                rows.append((True, [f"{group}-0"] + _vdev_cells(inv, pool, checkpoint)))
+            for leaf in vdev_names(pool):
+                vdev = f"/dev/dsk/{leaf}{pool['slice']}" if opts.get("P") else leaf
+                rows.append((True, [vdev] + _vdev_cells(inv, pool, checkpoint)))
     if opts.get("H"):
         for is_vdev, row in rows:
             inv.out(("\t" if is_vdev else "") + "\t".join(row))
@@ -213,8 +228,10 @@ def cmd_get(inv: Invocation, args: list[str]) -> int:
     for name in rest[1:]:
         values = _values(inv, name, _pool(inv, name), bool(opts.get("p")))
         for prop in wanted:
-            cell = {"name": name, "property": prop, "value": values[prop],
-                    "source": "default" if prop == "autoexpand" else "-"}
+            source = "-"
+            if prop == "autoexpand":
+                source = "local" if "autoexpand_set" in inv.state["pools"][name] else "default"
+            cell = {"name": name, "property": prop, "value": values[prop], "source": source}
             rows.append([cell[f] for f in fields])
     _emit(inv, rows, bool(opts.get("H")))
     return 0
@@ -226,12 +243,21 @@ def cmd_online(inv: Invocation, args: list[str]) -> int:
         inv.usage("missing pool name or device")
     pool = _pool(inv, rest[0])
     verb = "expand" if opts.get("e") else "online"
-    known = {pool["label_disk"], pool["label_disk"] + pool["slice"], pool["vdev_guid"],
-             f"/dev/dsk/{pool['label_disk']}{pool['slice']}"}
+    known = {pool["vdev_guid"]: pool["disk"]}
+    for leaf in vdev_names(pool):
+        known.update({leaf: leaf, leaf + pool["slice"]: leaf,
+                      f"/dev/dsk/{leaf}{pool['slice']}": leaf})
     for device in rest[1:]:
         if device not in known:
             inv.fail(f"cannot {verb} {device}: no such device in pool")
-        if opts.get("e"):
+        if opts.get("e") and pool.get("disks"):
+            # This child grows to its disk; the pool by what its vdev now adds up to.
+            disk = inv.state.get("disks", {}).get(known[device])
+            if disk:
+                pool["vdev_sizes"][known[device]] = data_disk_asize(disk)
+            pool["size_bytes"] = max(pool["size_bytes"], combine_asize(
+                pool["vdev"], list(pool["vdev_sizes"].values())))
+        elif opts.get("e"):
             pool["size_bytes"] = max(pool["size_bytes"], max_asize(inv, pool))
     return 0
 
@@ -249,9 +275,15 @@ def cmd_reguid(inv: Invocation, args: list[str]) -> int:
 
 SUBCOMMANDS = {"list": cmd_list, "status": cmd_status, "get": cmd_get, "online": cmd_online,
                "reguid": cmd_reguid}
+# create, import and set: sim/standins/zpoolcreate.py (imported only when called).
+MORE_SUBCOMMANDS = ("create", "import", "set")
 
 
 def main(inv: Invocation) -> int:
+    if inv.argv and inv.argv[0] in MORE_SUBCOMMANDS:
+        from sim.standins import zpoolcreate
+
+        return zpoolcreate.SUBCOMMANDS[inv.argv[0]](inv, inv.argv[1:])
     if not inv.argv or inv.argv[0] not in SUBCOMMANDS:
         inv.usage("unrecognized command" if inv.argv else "missing command")
     return SUBCOMMANDS[inv.argv[0]](inv, inv.argv[1:])
