@@ -163,7 +163,7 @@ def health_report(goal: dict[str, str], state: str, description: str | None = No
             "<RoleInstanceList><Role>"
             f"<InstanceId>{escape(goal['instance_id'])}</InstanceId>"
             f"<Health><State>{state}</State>{details}</Health>"
-            "</Role></RoleInstanceList></Container></Health>\n").encode("utf-8")
+            "</Role></RoleInstanceList></Container></Health>\n").encode()
 
 
 def report(ctx: Context) -> Outcome:

@@ -172,10 +172,9 @@ def with_admin(config: Any, ovf: OvfEnv, keys: tuple[str, ...]) -> Any:
     if pwauth is None and ovf.disable_password_auth is not None:
         pwauth = not ovf.disable_password_auth
     modules = ("users",) + (("ssh_pwauth",) if pwauth is not None else ())
-    # `users` absent from CustomData means [default]: keep that default user.
-    return replace(config, users=users, users_given=True,
-                   default_user=config.default_user or not config.users_given,
-                   ssh_pwauth=pwauth, modules=tuple(dict.fromkeys((*config.modules, *modules))))
+    # `users_given` and `default` stay CustomData's: the admin user is one more named user.
+    return replace(config, users=users, ssh_pwauth=pwauth,
+                   modules=tuple(dict.fromkeys((*config.modules, *modules))))
 
 
 def _section(doc: dict[str, Any] | None, key: str, items: Items) -> dict[str, Any]:

@@ -24,6 +24,7 @@ EMULATORS: dict[str, str] = {
     "omnios-zone": "omnioszone",
     "tribblix-zone": "tribblixzone",
     "proxmox": "proxmox",
+    "azure": "azure",
 }
 
 
