@@ -140,12 +140,28 @@ def dvd_image(ovf: bytes) -> bytes:
     return out.getvalue()
 
 
+# Azure's DHCP answer on the sample's subnet, with option 245 (the wireserver); an image
+# prepared for Azure names the option in /etc/dhcp/inittab so dhcpinfo(1) knows it.
+LEASE = {"address": "10.144.133.132/26", "router": "10.144.133.129", "dns": ["168.63.129.16"],
+         "hostname": None, "domain": "internal.cloudapp.net",
+         "options": {"245": "168.63.129.16"}}
+INITTAB_SITE = "AzureWS\tSITE, 245, IP, 1, 1, i\n"
+
+
 def lay_out(root: str, metadata: dict[str, Any]) -> None:
+    from sim import state
     from sim.emulators.zoneseed import cdrom, insert_cd
 
     raw = metadata.get("ovf-env.xml")
     ovf = raw.encode() if isinstance(raw, str) else ovf_env(metadata.get("ovf") or {})
     insert_cd(root, cdrom("azure"), dvd_image(ovf))
+    with state.locked(root) as st:
+        link = st["links"][0]["link"]
+        st["dhcp"]["leases"].setdefault(link, dict(LEASE))
+    inittab = os.path.join(root, "etc", "dhcp", "inittab")
+    os.makedirs(os.path.dirname(inittab), exist_ok=True)
+    with open(inittab, "a", encoding="utf-8") as f:
+        f.write("# Azure: the wireserver's address (DHCP option 245)\n" + INITTAB_SITE)
 
 
 def reports(root: str) -> list[dict[str, Any]]:
