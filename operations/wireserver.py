@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import logging
 from typing import TYPE_CHECKING, Any
-from xml.etree import ElementTree
-from xml.sax.saxutils import escape
 
 from fsm.checkpoint import FAILED
 from fsm.errors import MetadataError, ServiceError, shown
@@ -127,8 +125,16 @@ def _option_245(ctx: Context) -> str | None:
         return None
 
 
+def escape(text: str) -> str:
+    """XML character data (xml.sax.saxutils would import urllib and http.client into
+    every boot, Azure or not)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def parse_goal_state(data: bytes) -> dict[str, str]:
     """Incarnation, container id and role instance id of a goal state document."""
+    from xml.etree import ElementTree
+
     where = "wireserver goal state"
     if len(data) > GOAL_STATE_CAP or b"<!doctype" in data.lower() or b"<!entity" in data.lower():
         raise MetadataError(SOURCE, where, "too large or has a DTD; refused")

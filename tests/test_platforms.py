@@ -10,8 +10,9 @@ from sim.hardware import PLATFORMS
 from sim.serve import serving
 
 # The cloud-config seeds (a script is not what they carry, and Proxmox VE gives its keys
-# to its default user, not root) are booted and checked by test_zone_seeds.py.
-CLOUD_CONFIG_SEEDS = ("omnios-zone", "tribblix-zone", "proxmox")
+# to its default user, not root) are booted and checked by test_zone_seeds.py; Azure's
+# keys go to its admin user and its CustomData is cloud-config: tests/test_azure.py.
+CLOUD_CONFIG_SEEDS = ("omnios-zone", "tribblix-zone", "proxmox", "azure")
 WITH_METADATA = sorted(p for p in PLATFORMS if p != "none" and p not in CLOUD_CONFIG_SEEDS)
 
 

@@ -68,6 +68,8 @@ PROVIDER_MODULES = {
     "digitalocean": {"providers.digitalocean", "providers.localdisk", "providers.iso9660",
                      "providers.http"},
     "ec2": {"providers.ec2", "providers.http"},
+    "azure": {"providers.azure", "providers.azure_ovf", "providers.localdisk",
+              "providers.http"} | CLOUDCONFIG,
     "none": LOCAL | NOCLOUD | {"providers.smartos", "providers.smartos_protocol",
                                "providers.nometadata"},
 }
@@ -136,10 +138,11 @@ def test_a_first_boot_imports_only_the_providers_detect_asks(tmp_path, platform)
     assert modules & THIRD_PARTY_HTTP == set()  # HTTP is http.client, on HTTP platforms
     # YAML only where a document may be YAML; HTTP only where the metadata was not on a
     # local drive (DigitalOcean's guest has its config drive, read first).
-    yaml_seeds = ("nocloud", "vmware", "omnios-zone", "tribblix-zone", "proxmox", "oxide")
+    yaml_seeds = ("nocloud", "vmware", "omnios-zone", "tribblix-zone", "proxmox", "oxide",
+                  "azure")
     assert ("yaml" in modules) <= (platform in yaml_seeds)
     assert ("yaml" in modules) >= (platform == "nocloud")
-    assert ("http.client" in modules) == (platform in ("ec2", "tribblix-zone"))
+    assert ("http.client" in modules) == (platform in ("ec2", "tribblix-zone", "azure"))
 
 
 def test_version_and_status_load_no_boot_code(booted):
