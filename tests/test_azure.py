@@ -180,3 +180,81 @@ def test_the_wireserver_refuses_malformed_reports_and_records_none(tmp_path):
                               timeout=10)
         assert answer.json()["compute"]["vmId"] == VM_ID
     assert [r["state"] for r in emulator.reports(g.root)] == ["Ready"]
+
+
+# ---- kills in the report step ------------------------------------------------------------
+REPORT_POINTS = ["before", "intent-write", "witness-write", "after", "write-mid",
+                 "write-rename"]
+
+
+@pytest.mark.parametrize("point", REPORT_POINTS)
+def test_a_kill_at_any_point_of_the_report_step_loses_no_ready_and_repeats_none(tmp_path,
+                                                                                 point):
+    """Exactly one Ready per provisioning, wherever the agent is killed in the report
+    step, except half way through the witness write: the wireserver had accepted the
+    report, nothing on the guest says so yet, and it is sent again (at least once)."""
+    from crashkit import baseline, boot_until_done, crash_guest
+
+    from fsm.checkpoint import STARTED
+
+    base = baseline("azure")
+    g = crash_guest(tmp_path, "azure")
+    if point in ("before", "after"):
+        crash_at = f"{point}:{STEP}"
+    elif point == "intent-write":
+        crash_at = f"write-mid:{CHECKPOINT_PATH}#{base.save_index(STEP, STARTED)}"
+    elif point == "witness-write":
+        crash_at = "write-mid:/var/metadata/azure-ready"
+    else:
+        crash_at = f"{point}:{CHECKPOINT_PATH}#{base.save_index(STEP)}"
+    codes = boot_until_done(g, crash_at)
+    assert codes[0] == -9 and codes[-1] == 0, codes
+    states = [r["state"] for r in emulator.reports(g.root)]
+    assert states == (["Ready", "Ready"] if point == "witness-write" else ["Ready"])
+    assert g.checkpoint().phase == "DONE"
+    assert g.read("/var/metadata/azure-ready").split()[:2] == ["Ready", VM_ID]
+
+
+# ---- a third-party client: cloud-init's Azure helper (Debian's package) --------------------
+CLOUD_INIT_DRIVER = r"""
+import json, sys
+from cloudinit.sources.helpers import azure as helper
+
+with open(sys.argv[2], encoding="utf-8") as f:
+    ovf = helper.OvfEnvXml.parse_text(f.read())
+shim = helper.WALinuxAgentShim(endpoint=sys.argv[1])
+shim.register_with_azure_and_fetch_data()
+shim.register_with_azure_and_report_failure(description="disk & network <failed>")
+print(json.dumps({"username": ovf.username, "hostname": ovf.hostname,
+                  "password": ovf.password, "custom": ovf.custom_data.decode(),
+                  "keys": [k["value"] for k in ovf.public_keys],
+                  "disable": ovf.disable_ssh_password_auth}))
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/lib/python3/dist-packages/cloudinit/sources/"
+                                       "helpers/azure.py"), reason="Debian's cloud-init absent")
+def test_cloud_inits_azure_helper_reads_our_dvd_and_reports_to_our_wireserver(tmp_path):
+    import subprocess
+
+    from sim.emulators.zoneseed import cdrom
+    from sim.standins.udfs import udf_files
+
+    g = make_guest(tmp_path, "azure")
+    with open(g.path(f"/dev/dsk/{cdrom('azure')}p0"), "rb") as f:
+        ovf_path = tmp_path / "ovf-env.xml"
+        ovf_path.write_bytes(udf_files(f.read())["ovf-env.xml"])
+    with serving(g.root) as server:
+        endpoint = server.endpoint["azure"]["wireserver"].split("//", 1)[1]
+        done = subprocess.run(["/usr/bin/python3", "-c", CLOUD_INIT_DRIVER, endpoint,
+                               str(ovf_path)], capture_output=True, text=True, timeout=120,
+                              env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    parsed = json.loads(done.stdout.strip().splitlines()[-1])
+    assert parsed == {"username": "azureuser", "hostname": "examplevmname",
+                      "password": PASSWORD, "custom": emulator.CUSTOM_DATA,
+                      "keys": [emulator.DVD_KEY, ""], "disable": True}
+    reports = emulator.reports(g.root)
+    assert [(r["state"], r["substatus"]) for r in reports] == \
+        [("Ready", None), ("NotReady", "ProvisioningFailed")]
+    assert reports[1]["description"] == "disk & network <failed>"
