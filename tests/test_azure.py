@@ -258,3 +258,22 @@ def test_cloud_inits_azure_helper_reads_our_dvd_and_reports_to_our_wireserver(tm
     assert [(r["state"], r["substatus"]) for r in reports] == \
         [("Ready", None), ("NotReady", "ProvisioningFailed")]
     assert reports[1]["description"] == "disk & network <failed>"
+
+
+# ---- detection ---------------------------------------------------------------------------
+def test_azure_is_told_from_on_premises_hyper_v_by_the_chassis_asset_tag(tmp_path):
+    g = make_guest(tmp_path, "azure")
+    info = smbios.read(System(g.root))
+    assert info.chassis_asset_tag == smbios.AZURE_ASSET_TAG
+    assert smbios.platform(info) == "azure"
+    assert info.uuid == VM_ID          # Hyper-V's table holds vmId in byte order
+    table = g.state()["smbios"]
+    table.pop("chassis_asset_tag")
+    g.set_state(smbios=table)           # the same VM on on-premises Hyper-V
+    info = smbios.read(System(g.root))
+    assert (info.manufacturer, info.chassis_asset_tag) == ("Microsoft Corporation", "")
+    assert smbios.platform(info) is None
+    # Other platforms never run the second smbios command.
+    q = make_guest(tmp_path, "qemu", name="qemu")
+    smbios.read(System(q.root))
+    assert q.calls().get("smbios", 0) == 1
