@@ -277,3 +277,19 @@ def test_azure_is_told_from_on_premises_hyper_v_by_the_chassis_asset_tag(tmp_pat
     q = make_guest(tmp_path, "qemu", name="qemu")
     smbios.read(System(q.root))
     assert q.calls().get("smbios", 0) == 1
+
+
+def test_without_imds_the_dvd_still_provisions_and_the_smbios_uuid_is_the_vm_id(tmp_path):
+    """IMDS refusing every request (HTTP 404) costs the network details only: the DVD's
+    admin user, name and key are applied, the primary link gets DHCP, the instance id is
+    the table's UUID (vmId on Hyper-V), and Ready is still reported."""
+    g = make_guest(tmp_path, "azure", {"_emulator": {"imds_status": 404}})
+    result = boot(g)
+    assert result.returncode == 0, result.stdout[-3000:]
+    cp = g.checkpoint()
+    assert cp.instance_id == VM_ID
+    assert any("IMDS: not read" in w["message"] for w in cp.warnings)
+    shown = g.show()
+    assert shown["users"]["azureuser"]["ssh"]["authorized_keys"] == [emulator.DVD_KEY]
+    assert [a["type"] for a in shown["addresses"]] == ["dhcp"]
+    assert [r["state"] for r in emulator.reports(g.root)] == ["Ready"]

@@ -20,7 +20,8 @@
 
 Metadata JSON (for `sim create --metadata`): `ovf` (the fields of `ovf_env()`), `imds` (the
 instance document), `goalstate` ({incarnation, container_id, instance_id}), and the faults
-of sim/httpserve.py under `_emulator`.
+of sim/httpserve.py under `_emulator`, plus `imds_status` (IMDS alone answers every
+request with that status: 404, 410, 500...).
 """
 
 from __future__ import annotations
@@ -190,7 +191,9 @@ class AzureService:
         self.root = root
         self.imds = copy.deepcopy(metadata.get("imds") or {})
         self.goal = dict(metadata.get("goalstate") or default_metadata()["goalstate"])
-        faults = Faults.from_metadata(metadata)
+        faults = Faults.from_metadata(metadata, own_keys=frozenset({"imds_status"}),
+                                      emulator="azure")
+        self.imds_status = (metadata.get("_emulator") or {}).get("imds_status")
         self.imds_server = HttpServer(self.answer_imds, faults)
         self.wire_server = HttpServer(self.answer_wire, faults)
         self.endpoint = {"azure": {"endpoint": self.imds_server.url,
@@ -206,6 +209,8 @@ class AzureService:
             return Answer(404, b'{"error": "Not found"}')
         if request.method != "GET":
             return Answer(405, b'{"error": "Method not allowed"}')
+        if self.imds_status:
+            return Answer(int(self.imds_status), b'{"error": "injected"}')
         if request.headers.get("Metadata") != "true" or request.headers.get("X-Forwarded-For"):
             return Answer(400, b'{"error": "Bad request. Required metadata header not '
                                b'specified"}')
