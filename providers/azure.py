@@ -66,7 +66,8 @@ class AzureProvider(Provider):
         return smbios.platform(ctx.smbios) == "azure"
 
     def fetch(self, ctx: Context) -> Metadata:
-        ovf = parse_ovf_env(read_ovf_env(ctx))
+        raw = read_ovf_env(ctx)
+        ovf = parse_ovf_env(raw) if raw is not None else None
         items = Items(SOURCE)
         doc = None
         link, mac = _primary_link(ctx)
@@ -74,24 +75,45 @@ class AzureProvider(Provider):
             _bring_up_dhcp(ctx, link)
             doc = read_imds(ctx)
         except AgentError as e:
+            if ovf is None:
+                raise MetadataError(SOURCE, OVF_FILE, f"no provisioning DVD holds it, and "
+                                    f"IMDS was not read either ({e})") from None
             items.note("IMDS", f"not read ({e}); provisioning from {OVF_FILE} alone, "
                                f"DHCP on {link}, the SMBIOS UUID as the instance id")
+        if ovf is None:
+            # The DVD is gone once provisioned (cloud-init ejects it; an operator may
+            # detach it): a later boot is configured from IMDS, its admin user kept.
+            ovf = ovf_from_imds(doc or {})
+            items.note(OVF_FILE, "no provisioning DVD (ejected after provisioning?): the "
+                                 "host name and admin user from IMDS compute.osProfile")
         recorded = ctx.checkpoint.instance_id
         return build_metadata(ovf, doc, items, smbios_uuid=(ctx.smbios.uuid if ctx.smbios
                                                             else ""),
                               recorded=recorded, primary_mac=mac)
 
 
-def read_ovf_env(ctx: Context) -> bytes:
-    """ovf-env.xml from the first DVD (udfs or hsfs volume) holding it."""
+def read_ovf_env(ctx: Context) -> bytes | None:
+    """ovf-env.xml from the first DVD (udfs or hsfs volume) holding it; None without one."""
     volumes = [v for v in localdisk.find_volumes(ctx.system) if v.fstype in DVD_FSTYPES]
     for volume in volumes:
         files = localdisk.read_files(ctx.system, volume, (OVF_FILE,), OVF_CAP)
         if OVF_FILE in files:
             log.info("%s: %s on %s (%s)", SOURCE, OVF_FILE, volume.device, volume.fstype)
             return files[OVF_FILE]
-    raise MetadataError(SOURCE, OVF_FILE, f"no provisioning DVD holds it (looked at "
-                        f"{len(volumes)} UDF/ISO 9660 volumes)")
+    log.info("%s: no provisioning DVD holds %s (%d UDF/ISO 9660 volumes)", SOURCE, OVF_FILE,
+             len(volumes))
+    return None
+
+
+def ovf_from_imds(doc: dict[str, Any]) -> OvfEnv:
+    """The DVD's settings as far as IMDS repeats them (no password, no CustomData)."""
+    compute = doc.get("compute") if isinstance(doc.get("compute"), dict) else {}
+    profile = compute.get("osProfile") if isinstance(compute.get("osProfile"), dict) else {}
+    name, user = profile.get("computerName"), profile.get("adminUsername")
+    if not (isinstance(name, str) and name and isinstance(user, str) and user):
+        raise MetadataError(SOURCE, "IMDS compute.osProfile", "no computerName and "
+                            "adminUsername, and no provisioning DVD")
+    return OvfEnv(hostname=name, username=user)
 
 
 def read_imds(ctx: Context) -> dict[str, Any]:
@@ -237,7 +259,7 @@ def _nics(doc: dict[str, Any], items: Items) -> tuple[Nic, ...]:
         primary = not found
         v4 = _addresses(iface, "ipv4", 4, where, items)
         v6 = _addresses(iface, "ipv6", 6, where, items)
-        static = [a for a in (v4[1:] if primary else v4)]
+        static = v4[1:] if primary else v4
         found.append(Nic(mac=mac, addresses=tuple(static), dhcp4=primary,
                          addrconf=bool(v6), primary=primary, name=f"interface-{index}"))
     return tuple(found)

@@ -293,3 +293,22 @@ def test_without_imds_the_dvd_still_provisions_and_the_smbios_uuid_is_the_vm_id(
     assert shown["users"]["azureuser"]["ssh"]["authorized_keys"] == [emulator.DVD_KEY]
     assert [a["type"] for a in shown["addresses"]] == ["dhcp"]
     assert [r["state"] for r in emulator.reports(g.root)] == ["Ready"]
+
+
+def test_a_later_boot_without_the_provisioning_dvd_is_configured_from_imds(tmp_path):
+    """cloud-init ejects the DVD after reporting ready, and an operator may detach it: a
+    later boot must not fail FETCH for want of it, nor report again."""
+    from sim.emulators.zoneseed import cdrom
+
+    g = make_guest(tmp_path, "azure")
+    assert boot(g).returncode == 0
+    for kind in ("dsk", "rdsk"):
+        for suffix in ("p0", "s2"):
+            os.truncate(g.path(f"/dev/{kind}/{cdrom('azure')}{suffix}"), 0)   # no medium
+    result = boot(g)
+    assert result.returncode == 0, result.stdout[-3000:]
+    cp = g.checkpoint()
+    assert (cp.phase, cp.boot, cp.instance_id) == ("DONE", 2, VM_ID)
+    assert any("no provisioning DVD" in w["message"] for w in cp.warnings)
+    assert g.show()["hostname"]["nodename"] == "examplevmname"
+    assert len(emulator.reports(g.root)) == 1
