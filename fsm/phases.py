@@ -27,7 +27,7 @@ DECLARED_IN: dict[str, tuple[str, ...]] = {
                  "operations.cloudsteps:IDENTITY"),
     "STORAGE": ("operations.storage",),
     "USERSCRIPT": ("operations.cloudsteps:BEFORE_SCRIPT", "operations.userscript",
-                   "operations.cloudsteps:AFTER_SCRIPT"),
+                   "operations.cloudsteps:AFTER_SCRIPT", "operations.azureready"),
     "DONE": (),
 }
 

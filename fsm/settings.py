@@ -48,6 +48,11 @@ SCHEMA: dict[str, dict[str, tuple[type, Any, str]]] = {
     "digitalocean": {
         "endpoint": (str, "http://169.254.169.254", "metadata service base URL"),
     },
+    "azure": {
+        "endpoint": (str, "http://169.254.169.254", "Instance Metadata Service base URL"),
+        "wireserver": (str, "", "wireserver base URL; empty: from the DHCP lease's option "
+                                "245, else http://168.63.129.16"),
+    },
     "timeouts": {
         "command": (float, 30.0, "seconds any one command may run"),
         "http": (float, 2.0, "seconds for one HTTP request"),

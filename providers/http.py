@@ -89,8 +89,10 @@ class HttpClient:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def request(self, method: str, url: str, headers: dict[str, str] | None = None) -> Reply:
-        """One logical request: retried while transient and the budget lasts."""
+    def request(self, method: str, url: str, headers: dict[str, str] | None = None,
+                body: bytes | None = None) -> Reply:
+        """One logical request: retried while transient and the budget lasts. `body` is
+        sent as is (Azure's health report: a POST the wireserver takes more than once)."""
         attempt = answers = 0
         last_error = "no attempt made"
         while True:
@@ -100,7 +102,7 @@ class HttpClient:
             attempt += 1
             try:
                 return self._attempt(method, url, headers or {}, min(self.request_timeout_s,
-                                                                      remaining))
+                                                                      remaining), body)
             except _Transient as e:
                 last_error = str(e)
                 answers += e.answered
@@ -124,7 +126,8 @@ class HttpClient:
                            f"{self.budget_s:g} s fetch budget ({attempt} attempt(s)); "
                            f"last: {last_error}")
 
-    def _attempt(self, method: str, url: str, headers: dict[str, str], timeout_s: float) -> Reply:
+    def _attempt(self, method: str, url: str, headers: dict[str, str], timeout_s: float,
+                 body: bytes | None = None) -> Reply:
         """One exchange, ended at `timeout_s` of wall-clock time whatever the server does."""
         box: dict[str, Any] = {}
         done = threading.Event()
@@ -132,7 +135,8 @@ class HttpClient:
 
         def exchange() -> None:
             try:
-                box["reply"] = self._exchange(method, url, headers, timeout_s, box, cancelled)
+                box["reply"] = self._exchange(method, url, headers, timeout_s, box, cancelled,
+                                              body)
             except BaseException as e:  # handed to the caller's thread
                 box["error"] = e
             finally:
@@ -150,7 +154,8 @@ class HttpClient:
         return box["reply"]
 
     def _exchange(self, method: str, url: str, headers: dict[str, str], timeout_s: float,
-                  box: dict[str, Any], cancelled: threading.Event) -> Reply:
+                  box: dict[str, Any], cancelled: threading.Event,
+                  payload: bytes | None = None) -> Reply:
         started = time.monotonic()
         conn = _connection(url, timeout_s)
         if conn is None:
@@ -159,7 +164,7 @@ class HttpClient:
         box["connection"] = connection
         try:
             # Link-local service: no proxy from the environment (http.client uses none).
-            connection.request(method, target, headers=headers)
+            connection.request(method, target, body=payload, headers=headers)
             resp = connection.getresponse()
             body = bytearray()
             while True:

@@ -38,7 +38,8 @@ class Connection:
         self.sock: socket.socket | None = None
         self._response: Response | None = None
 
-    def request(self, method: str, target: str, headers: dict[str, str]) -> None:
+    def request(self, method: str, target: str, headers: dict[str, str],
+                body: bytes | None = None) -> None:
         # An ASCII host as bytes: a str host would make getaddrinfo encode it with the
         # idna codec, importing it and stringprep (the literal addresses are ASCII).
         host = self.host.encode("ascii") if self.host.isascii() else self.host
@@ -49,13 +50,15 @@ class Connection:
         lines = [f"{method} {target} HTTP/1.1", f"Host: {authority}",
                  "Accept-Encoding: identity", "Connection: close"]
         names = {name.lower() for name in headers}
-        if method.upper() in BODY_EXPECTED and "content-length" not in names:
+        if body is not None and "content-length" not in names:
+            lines.append(f"Content-Length: {len(body)}")
+        elif method.upper() in BODY_EXPECTED and "content-length" not in names:
             lines.append("Content-Length: 0")
         for name, value in headers.items():
             if any(c in f"{name}{value}" for c in "\r\n\0"):
                 raise ValueError(f"header {name!r}: a line break or NUL in a header")
             lines.append(f"{name}: {value}")
-        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b""))
         self._response = Response(self.sock.makefile("rb"), method)
 
     def getresponse(self) -> Response:

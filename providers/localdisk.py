@@ -32,7 +32,7 @@ DISK_DIR = "/dev/dsk"
 REMOVABLE_DIR = "/dev/removable-media/dsk"
 MOUNT_POINT = "/var/run/metadata-agent/volume"
 # File systems we know how to mount read-only; anything else fstyp names is not a seed.
-MOUNTABLE = ("hsfs", "pcfs")
+MOUNTABLE = ("hsfs", "pcfs", "udfs")   # udfs: Azure's provisioning DVD
 FSTYP_TIMEOUT_S = 5.0
 
 

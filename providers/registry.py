@@ -55,6 +55,7 @@ PROVIDERS: tuple[ProviderEntry, ...] = (
                   frozenset({"digitalocean"})),
     ProviderEntry("ec2", "providers.ec2", "EC2Provider", frozenset({"ec2"})),
     ProviderEntry("vmware", "providers.vmware", "VMwareProvider", frozenset({"vmware"})),
+    ProviderEntry("azure", "providers.azure", "AzureProvider", frozenset({"azure"})),
     ProviderEntry("cpio", "providers.cpio", "CpioProvider", never_on=frozenset(CLOUDS)),
     ProviderEntry("nocloud", "providers.nocloud", "NoCloudProvider",
                   never_on=frozenset({"smartos", "digitalocean", "ec2"})),

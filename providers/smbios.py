@@ -15,7 +15,7 @@ it, and keeps whichever form a guest already recorded (instance_uuid()).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from fsm.errors import CommandError
 from fsm.system import System
@@ -33,6 +33,7 @@ class SmbiosInfo:
     serial: str = ""
     uuid: str = ""            # `UUID:`, the table's bytes in order
     uuid_corrected: str = ""  # `UUID (Endian-corrected):`, printed by newer builds only
+    chassis_asset_tag: str = ""  # type 3's `Asset Tag:`, read only where it decides (Azure)
 
 
 _FIELDS = {"Manufacturer": "manufacturer", "Product": "product", "Version": "version",
@@ -41,7 +42,11 @@ _FIELDS = {"Manufacturer": "manufacturer", "Product": "product", "Version": "ver
 
 
 # Platforms with a metadata service of their own; a seed disk is not looked for there.
-CLOUDS = ("smartos", "digitalocean", "ec2", "oxide")
+CLOUDS = ("smartos", "digitalocean", "ec2", "oxide", "azure")
+# Hyper-V's system record; Azure's VMs alone carry this chassis asset tag (cloud-init's
+# ChassisAssetTag.AZURE_CLOUD), which tells them from on-premises Hyper-V.
+HYPERV = ("Microsoft Corporation", "Virtual Machine")
+AZURE_ASSET_TAG = "7783-7084-3265-9085-8269-3286-77"
 
 
 def platform(info: SmbiosInfo | None) -> str | None:
@@ -59,6 +64,8 @@ def platform(info: SmbiosInfo | None) -> str | None:
     # Older Xen instances: Manufacturer "Xen", Product "HVM domU", Version "4.11.amazon".
     if maker == "Amazon EC2" or ("HVM domU" in product and "amazon" in info.version.lower()):
         return "ec2"
+    if (maker, product) == HYPERV and info.chassis_asset_tag.strip() == AZURE_ASSET_TAG:
+        return "azure"
     if maker == "Oxide" or product == "OxVM":
         return "oxide"
     if maker == "VMware, Inc." or product.startswith("VMware"):
@@ -117,4 +124,22 @@ def read(system: System) -> SmbiosInfo | None:
         log.info("no SMBIOS system information (%s)", e)
         return None
     info = parse(out)
+    if (info.manufacturer, info.product) == HYPERV:
+        info = replace(info, chassis_asset_tag=chassis_asset_tag(system))
     return info if any((info.manufacturer, info.product, info.uuid)) else None
+
+
+def chassis_asset_tag(system: System) -> str:
+    """The chassis record's `Asset Tag:` (`smbios -t SMB_TYPE_CHASSIS`; print_common()
+    prints it for every record type that has one, usr/src/cmd/smbios/smbios.c). Asked only
+    on Hyper-V, where it tells Azure from on-premises: the other platforms pay nothing."""
+    try:
+        out = system.run([SMBIOS, "-t", "SMB_TYPE_CHASSIS"], timeout_s=5).stdout
+    except CommandError as e:
+        log.info("no SMBIOS chassis information (%s)", e)
+        return ""
+    for line in out.splitlines():
+        name, sep, value = line.strip().partition(":")
+        if sep and name == "Asset Tag":
+            return value.strip()
+    return ""

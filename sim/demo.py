@@ -18,7 +18,7 @@ from sim.serve import serving
 from sim.show import show
 
 ORDER = ("smartos", "digitalocean", "ec2", "qemu", "bhyve", "vmware", "nocloud", "oxide",
-         "omnios-zone", "tribblix-zone", "proxmox", "smartos-nocloud", "none")
+         "omnios-zone", "tribblix-zone", "proxmox", "smartos-nocloud", "azure", "none")
 WIDTH = 80
 
 
@@ -71,6 +71,11 @@ def report(platform: str, root: str, code: int) -> list[str]:
         out += _field("users", ", ".join(
             f"{name} ({len(u['ssh']['authorized_keys'])} key(s), password "
             f"{(u['password'] or '-').split(' ')[0]})" for name, u in made.items()))
+    if platform == "azure":
+        from sim.emulators.azure import reports
+
+        out += _field("reported", "to the wireserver: " + (", ".join(
+            r["state"] for r in reports(root)) or "nothing"))
     script = shown["userscript"]
     out += _field("script", "installed, service " + str(script["service"])
                   if script["file"] else "none")

@@ -35,6 +35,10 @@ _UUIDS = {
     "tribblix-zone": "b2c3d4e5-f6a7-4b8c-9d0e-1f2a3b4c5d6e",
     "proxmox": "c3d4e5f6-a7b8-4c9d-8e0f-2a3b4c5d6e7f",
     "smartos-nocloud": "e4f5a6b7-c8d9-4e0f-9a1b-3c4d5e6f7a8b",
+    # Hyper-V stores the UUID big-endian in an SMBIOS 2.6+ table: the raw `UUID:` line is
+    # Azure's vmId (02aab8a4-..., Microsoft's IMDS example) and the endian-corrected one,
+    # the form kept here, has its first three groups byte-swapped.
+    "azure": "a4b8aa02-ef74-6e47-8182-f6d2ba4166a6",
 }
 
 PLATFORMS: dict[str, dict[str, Any]] = {
@@ -118,6 +122,15 @@ PLATFORMS: dict[str, dict[str, Any]] = {
         "links": [("vioif0", "90:b8:d0:1:2:3"), ("vioif1", "90:b8:d0:4:5:6")],
         "disks": {"c1t0d0": 20 * GIB, "c2t0d0": 16 * MIB},
         "esp": False,
+    },
+    # A Hyper-V generation 1 VM on Azure: the provisioning DVD (UDF, ovf-env.xml) on the
+    # IDE CD-ROM, the synthetic NIC (hv_netvsc; IMDS gives its MAC as 000D3AF806EC).
+    "azure": {
+        "smbios": {"manufacturer": "Microsoft Corporation", "product": "Virtual Machine",
+                   "version": "7.0", "chassis_asset_tag": "7783-7084-3265-9085-8269-3286-77"},
+        "links": [("hv_netvsc0", "0:d:3a:f8:6:ec")],
+        "disks": {"c1t0d0": 30 * GIB},
+        "cdroms": {"c2t0d0": 1 << 20},
     },
     "none": {
         "smbios": None,

@@ -45,6 +45,7 @@ class Request:
     trailing_slash: bool        # the raw path ended in `/` (a directory listing was asked)
     headers: Message
     body: bytes
+    query: str = ""             # after `?` (Azure's `comp=goalstate`, `api-version=...`)
 
 
 @dataclass
@@ -164,7 +165,8 @@ def _handler_class(server: HttpServer) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length > 0 else b""
             path, trailing = normalise_path(self.path)
-            request = Request(self.command, path, trailing, self.headers, body)
+            query = self.path.split("#", 1)[0].partition("?")[2]
+            request = Request(self.command, path, trailing, self.headers, body, query)
             with server._log_lock:
                 server.received += 1
             faulty = server.faults.applies(request)

@@ -25,6 +25,7 @@ EMULATORS: dict[str, str] = {
     "tribblix-zone": "tribblixzone",
     "proxmox": "proxmox",
     "smartos-nocloud": "smartosnocloud",
+    "azure": "azure",
 }
 
 

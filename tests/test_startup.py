@@ -72,6 +72,8 @@ PROVIDER_MODULES = {
     "digitalocean": {"providers.digitalocean", "providers.localdisk", "providers.iso9660",
                      "providers.http", "providers.httpwire"},
     "ec2": {"providers.ec2", "providers.http", "providers.httpwire"},
+    "azure": {"providers.azure", "providers.azure_ovf", "providers.localdisk",
+              "providers.http", "providers.httpwire"} | CLOUDCONFIG,
     "none": LOCAL | NOCLOUD | {"providers.smartos", "providers.smartos_protocol",
                                "providers.nometadata"},
 }
@@ -147,12 +149,12 @@ def test_a_first_boot_imports_only_the_providers_detect_asks(tmp_path, platform)
     # YAML only where a document may be YAML; HTTP only where the metadata was not on a
     # local drive (DigitalOcean's guest has its config drive, read first).
     yaml_seeds = ("nocloud", "vmware", "omnios-zone", "tribblix-zone", "proxmox", "oxide",
-                  "smartos-nocloud")
+                  "smartos-nocloud", "azure")
     assert ("yaml" in modules) <= (platform in yaml_seeds)
     assert ("yaml" in modules) >= (platform == "nocloud")
     # Plain-HTTP metadata is read through providers/httpwire.py: neither http.client nor
     # what it imports (ssl, the email package, the idna codec) is loaded by any boot.
-    assert ("providers.httpwire" in modules) == (platform in ("ec2", "tribblix-zone"))
+    assert ("providers.httpwire" in modules) == (platform in ("ec2", "tribblix-zone", "azure"))
     assert {"http.client", "ssl", "email", "encodings.idna", "stringprep"} & modules == set()
 
 

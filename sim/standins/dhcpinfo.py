@@ -10,7 +10,12 @@ not under DHCP control` (DHCP_IPC_E_UNKIF) for a link with no request, `interfac
 appropriate state for command` (DHCP_IPC_E_OUTSTATE) while the request is unanswered, in
 duplicate address detection or declined as a duplicate (dhcpagent has bound nothing);
 3 bad arguments (usage, `unknown identifier `X'`, `unknown code `N'`).
-Not simulated: `-c` (canonical octets), DHCPv6 (`-v 6`): both are bad arguments here; the
+Codes beyond those are looked up as dhcpinfo.c does (inittab_getbycode() over the STANDARD
+and SITE categories, inittab_getbyname() for an identifier) in the guest's /etc/dhcp/inittab
+(dhcp_inittab(5): `name category, code, type, granularity, maximum, consumers`): a SITE
+entry of type IP with the `i` consumer makes its code and name known (Azure images add
+one for option 245, the wireserver's address), and its value is the lease's
+`options[code]`. Not simulated: `-c` (canonical octets), DHCPv6 (`-v 6`): both are bad arguments here; the
 messages start with `dhcpinfo:` where the real one prints its argv[0] as invoked.
 """
 
@@ -52,6 +57,28 @@ def values(lease: dict, name: str) -> list[str]:
     return [str(lease.get("lease_s", 86400))]
 
 
+def site_entries(inv: Invocation) -> dict[str, int]:
+    """name -> code of the guest's /etc/dhcp/inittab SITE entries of type IP for dhcpinfo."""
+    import os
+
+    found: dict[str, int] = {}
+    try:
+        with open(os.path.join(inv.root, "etc", "dhcp", "inittab"), encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return found
+    for line in lines:
+        parts = line.split(None, 1)
+        if len(parts) != 2 or parts[0].startswith("#"):
+            continue
+        name, fields = parts[0], [x.strip() for x in parts[1].split(",")]
+        if len(fields) != 6:
+            continue
+        if fields[0] == "SITE" and fields[1].isdigit() and fields[2] == "IP" and "i" in fields[5]:
+            found[name] = int(fields[1])
+    return found
+
+
 def main(inv: Invocation) -> int:
     try:
         pairs, rest = posix_getopt(list(inv.argv), "c", "inv")
@@ -66,7 +93,13 @@ def main(inv: Invocation) -> int:
     if len(rest) != 1:
         bad_args(inv)
     wanted = rest[0]
-    if wanted[:1].isalpha():
+    site = site_entries(inv)
+    site_codes = {code: name for name, code in site.items()}
+    code = 0
+    if wanted in site or (wanted.isdigit() and int(wanted) in site_codes):
+        name = wanted if wanted in site else site_codes[int(wanted)]
+        code = site[name]
+    elif wanted[:1].isalpha():
         if wanted not in IDENTIFIERS:
             inv.err(f"dhcpinfo: unknown identifier `{wanted}'")
             raise Exit(EXIT_BADARGS)
@@ -89,7 +122,8 @@ def main(inv: Invocation) -> int:
     if lease is None:
         inv.err("dhcpinfo: interface is not under DHCP control")
         raise Exit(EXIT_FAILURE)
-    lines = values(lease, name)
+    lines = as_list((lease.get("options") or {}).get(str(code))) if name in site \
+        else values(lease, name)
     if limit:
         lines = lines[:limit]
     if lines:

@@ -9,7 +9,12 @@ root directory's volume-label entry (else the boot sector's), 11 characters with
 padding, and `-a` lists get_attr()'s attributes in order, numbers in decimal, booleans as
 true/false, strings in single quotes (`gen_volume_label: 'cidata     '`). Nothing
 recognised (a disk the guest state gives an `fstype`, e.g. a `ufs` disk of `sim create
---disk`, is that type, from its libfstyp module's gen_clean attribute only): `unknown_fstyp (no matches)`, exit 1, as the man page documents. Standard
+--disk`, is that type, from its libfstyp module's gen_clean attribute only): `unknown_fstyp
+(no matches)`, exit 1, as the man page documents. UDF (`udfs`,
+label the logical volume identifier, sim/standins/udfs.py) is recognised by its volume
+recognition sequence; a bridge disc (ISO 9660 and UDF, what pycdlib and `genisoimage -udf`
+write) is named `udfs` alone here: what the real fstyp answers for one was not checked
+against its modules (usr/src/cmd/fs.d/udfs/fstyp/), so the agent accepts either. Standard
 library only: this runs under `python -S`.
 """
 
@@ -18,7 +23,7 @@ from __future__ import annotations
 import os
 
 from sim.hardware import split_device
-from sim.standins import pcfs
+from sim.standins import pcfs, udfs
 from sim.standins.base import Invocation, parse_opts
 from sim.standins.mount import NotIso, volume_label
 
@@ -43,7 +48,15 @@ def main(inv: Invocation) -> int:
     disk = inv.state.get("disks", {}).get(parsed[1]) if parsed else None
     if disk and disk.get("fstype"):   # a file system the guest state names (ufs, by kind)
         found.append((disk["fstype"], [("gen_clean", True)]))
+    if udfs.has_udf(image[:HEAD_BYTES]):
+        try:
+            found.append(("udfs", [("gen_clean", True),
+                                   ("gen_volume_label", udfs.udf_label(image))]))
+        except udfs.NotUdf:
+            pass
     try:
+        if found:
+            raise NotIso("a UDF bridge disc is named udfs")
         found.append(("hsfs", [("gen_clean", True),
                                ("gen_volume_label", volume_label(image[:HEAD_BYTES]))]))
     except NotIso:

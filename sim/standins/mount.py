@@ -11,6 +11,10 @@ hsfs is ISO 9660 read with Rock Ridge names (NM entries) when present, else Joli
 else the ISO name mapped as illumos hsfs does (lower case, `;1` version and a trailing `.`
 dropped).
 
+udfs follows usr/src/cmd/fs.d/udfs/mount/mount.c (`mount -F udfs [-o ro] special
+mount_point`): the volume read as sim/standins/udfs.py reads UDF; a device holding none is
+`mount: SPECIAL is not an udfs file system.` as for hsfs.
+
 pcfs follows mount_pcfs, usr/src/cmd/fs.d/pcfs/mount/mount.c `main()`: getopt `Vvmr?o:Oq`;
 the volume is read as the kernel's pcfs shows it (sim/standins/pcfs.py: long names, 8.3
 names folded to lower case); a device that is no FAT file system is `mount: SPECIAL is not
@@ -25,7 +29,7 @@ from __future__ import annotations
 import os
 import time
 
-from sim.standins import pcfs
+from sim.standins import pcfs, udfs
 from sim.standins.base import Invocation, parse_opts
 
 SECTOR = 2048
@@ -171,7 +175,7 @@ def main(inv: Invocation) -> int:
     options = [o for o in opts.get("o", "").split(",") if o]
     if "rw" in options or not ("ro" in options or opts.get("r")):
         inv.fail(f"mount: {special}: read-only file system (mount with -o ro)")
-    if fstype not in ("hsfs", "pcfs"):
+    if fstype not in ("hsfs", "pcfs", "udfs"):
         inv.fail(f"mount: {fstype}: file system type not supported by this guest")
     busy = any(m["mount_point"] == mount_point for m in mounts) and not opts.get("O")
     if fstype == "pcfs" and (busy or any(m["special"] == special for m in mounts)):
@@ -193,6 +197,11 @@ def main(inv: Invocation) -> int:
             files = pcfs.fat_files(image)
         except pcfs.NotFat:
             inv.fail(f"mount: {special} is not a DOS filesystem.", code=32)
+    elif fstype == "udfs":
+        try:
+            files = udfs.udf_files(image)
+        except udfs.NotUdf:
+            inv.fail(f"mount: {special} is not an {fstype} file system.")
     else:
         try:
             files = iso_files(image)
