@@ -41,6 +41,10 @@ SCHEMA: dict[str, dict[str, tuple[type, Any, str]]] = {
     "digitalocean": {
         "endpoint": (str, "http://169.254.169.254", "metadata service base URL"),
     },
+    "openstack": {
+        "endpoint": (str, "http://169.254.169.254",
+                     "metadata service base URL, asked when no config-2 drive is attached"),
+    },
     "timeouts": {
         "command": (float, 30.0, "seconds any one command may run"),
         "http": (float, 2.0, "seconds for one HTTP request"),

@@ -17,6 +17,8 @@ from __future__ import annotations
 import errno
 import logging
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from fsm.errors import CommandError, MetadataError, ParseError
@@ -102,17 +104,26 @@ def read_files(system: System, volume: Volume, names: list[str] | tuple[str, ...
     A name that is not a regular file (a symbolic link, a directory) or is over the limit is
     a MetadataError naming the device and the file: a seed we cannot trust is not ignored.
     """
+    with mounted(system, volume):
+        return {name: data for name in names
+                if (data := read_one(system, volume, name, limit)) is not None}
+
+
+@contextmanager
+def mounted(system: System, volume: Volume) -> Iterator[str]:
+    """The volume mounted read-only at MOUNT_POINT for the `with` block, always unmounted
+    after it: for readers that choose what to read from what they find (a config drive's
+    version directories)."""
     _release_stale_mount(system)
     system.ensure_dir(MOUNT_POINT, mode=0o700, scratch=True)
     system.run([MOUNT, "-F", volume.fstype, "-o", "ro", volume.device, MOUNT_POINT])
     try:
-        return {name: data for name in names
-                if (data := _read_one(system, volume, name, limit)) is not None}
+        yield MOUNT_POINT
     finally:
         system.run([UMOUNT, MOUNT_POINT], check=False)
 
 
-def _read_one(system: System, volume: Volume, name: str, limit: int) -> bytes | None:
+def read_one(system: System, volume: Volume, name: str, limit: int) -> bytes | None:
     path = f"{MOUNT_POINT}/{name.lstrip('/')}"
     try:
         st = system.stat(path)

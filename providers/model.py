@@ -31,6 +31,7 @@ class Nic:
     # and give DNS servers (operations/dhcpagent.py)?
     dhcp_routes: bool = True
     dhcp_dns: bool = True
+    mtu: int | None = None
 
 
 @dataclass(frozen=True)

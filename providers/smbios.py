@@ -42,11 +42,13 @@ _FIELDS = {"Manufacturer": "manufacturer", "Product": "product", "Version": "ver
 
 # Platforms with a metadata service of their own; a seed disk is not looked for there.
 CLOUDS = ("smartos", "digitalocean", "ec2", "oxide")
+OPENSTACK_PRODUCTS = ("OpenStack Nova", "OpenStack Compute")
 
 
 def platform(info: SmbiosInfo | None) -> str | None:
     """What SMBIOS says this guest is, the one place DETECT reads it: a cloud of CLOUDS,
-    one of the local-seed hypervisors ("qemu", "omnios", "tribblix", "vmware"), or None when there
+    one of the local-seed hypervisors ("qemu", "omnios", "tribblix", "vmware"), "openstack"
+    (a config drive or its metadata service), or None when there
     is no table or the maker is unknown (then DETECT may probe)."""
     if info is None:
         return None
@@ -61,6 +63,11 @@ def platform(info: SmbiosInfo | None) -> str | None:
         return "ec2"
     if maker == "Oxide" or product == "OxVM":
         return "oxide"
+    # OpenStack Nova's libvirt driver: Manufacturer "OpenStack Foundation", Product
+    # "OpenStack Nova" ("OpenStack Compute" in older releases), the products cloud-init's
+    # DataSourceOpenStack accepts. Its metadata service is asked only on this word.
+    if maker == "OpenStack Foundation" or product in OPENSTACK_PRODUCTS:
+        return "openstack"
     if maker == "VMware, Inc." or product.startswith("VMware"):
         return "vmware"
     if maker == "QEMU":

@@ -34,6 +34,9 @@ _UUIDS = {
     "omnios-zone": "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d",
     "tribblix-zone": "b2c3d4e5-f6a7-4b8c-9d0e-1f2a3b4c5d6e",
     "proxmox": "c3d4e5f6-a7b8-4c9d-8e0f-2a3b4c5d6e7f",
+    "openstack": "d8e02d56-2648-49a3-bf97-6be8f1204f38",
+    "openstack-http": "e9f13e67-3759-4ab4-8fa8-7cf9023150a9",
+    "proxmox-configdrive2": "f4a5b6c7-d8e9-4f0a-9b1c-3d4e5f6a7b8c",
 }
 
 PLATFORMS: dict[str, dict[str, Any]] = {
@@ -105,6 +108,32 @@ PLATFORMS: dict[str, dict[str, Any]] = {
         "smbios": {"manufacturer": "QEMU", "product": "Standard PC (i440FX + PIIX, 1996)",
                    "version": "pc-i440fx-9.0"},
         "links": [("vioif0", "bc:24:11:4e:5f:60")],
+        "disks": {"c3t0d0": 32 * GIB},
+        "cdroms": {"c1t0d0": 1 << 20},
+    },
+    # OpenStack Nova (libvirt): the SMBIOS system record Nova writes, a virtio NIC with
+    # Nova's fa:16:3e OUI, the config drive (sim/emulators/openstack.py) an ISO 9660 on a
+    # CD-ROM, or with `format: vfat` a FAT image on the second disk; `openstack-http` has
+    # no drive: its metadata comes from the service.
+    "openstack": {
+        "smbios": {"manufacturer": "OpenStack Foundation", "product": "OpenStack Nova",
+                   "version": "29.0.1", "family": "Virtual Machine"},
+        "links": [("vioif0", "fa:16:3e:9c:bf:3d")],
+        "disks": {"c1t0d0": 20 * GIB, "c3t0d0": 2 * MIB},
+        "cdroms": {"c2t0d0": 1 << 20},
+    },
+    "openstack-http": {
+        "smbios": {"manufacturer": "OpenStack Foundation", "product": "OpenStack Nova",
+                   "version": "29.0.1", "family": "Virtual Machine"},
+        "links": [("vioif0", "fa:16:3e:60:32:83")],
+        "disks": {"c1t0d0": 20 * GIB},
+    },
+    # Proxmox VE with `citype: configdrive2`: the same VM, its cloud-init drive in the
+    # config-2 format (sim/emulators/pveconfigdrive.py).
+    "proxmox-configdrive2": {
+        "smbios": {"manufacturer": "QEMU", "product": "Standard PC (i440FX + PIIX, 1996)",
+                   "version": "pc-i440fx-9.0"},
+        "links": [("vioif0", "bc:24:11:2c:69:ec")],
         "disks": {"c3t0d0": 32 * GIB},
         "cdroms": {"c1t0d0": 1 << 20},
     },

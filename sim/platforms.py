@@ -24,6 +24,9 @@ EMULATORS: dict[str, str] = {
     "omnios-zone": "omnioszone",
     "tribblix-zone": "tribblixzone",
     "proxmox": "proxmox",
+    "openstack": "openstack",
+    "openstack-http": "openstackhttp",
+    "proxmox-configdrive2": "pveconfigdrive",
 }
 
 

@@ -71,14 +71,21 @@ def _tool(name: str) -> str:
 
 
 def fat_image(label: str, files: dict[str, bytes], size_kib: int = VOLUME_KIB) -> bytes:
-    """A FAT volume labelled `label` holding `files` at its root, made by mkfs.vfat and mcopy."""
+    """A FAT volume labelled `label` holding `files`, made by mkfs.vfat and mcopy; a name
+    with `/` is put in its directories, made first with mmd (an OpenStack config drive's
+    `openstack/latest/meta_data.json`)."""
     with tempfile.TemporaryDirectory(prefix="sim-fat-") as tmp:
         image = os.path.join(tmp, "volume.img")
         subprocess.run([_tool("mkfs.vfat"), "-C", "-n", label, image, str(size_kib)],
                        check=True, capture_output=True)
         env = {**os.environ, "MTOOLS_SKIP_CHECK": "1"}
-        for name, data in files.items():
-            path = os.path.join(tmp, name)
+        dirs = sorted({"/".join(name.split("/")[:i]) for name in files
+                       for i in range(1, name.count("/") + 1)}, key=lambda d: (d.count("/"), d))
+        for directory in dirs:
+            subprocess.run([_tool("mmd"), "-i", image, "::/" + directory], check=True,
+                           capture_output=True, env=env)
+        for number, (name, data) in enumerate(files.items()):
+            path = os.path.join(tmp, f"file{number}")
             with open(path, "wb") as f:
                 f.write(data)
             subprocess.run([_tool("mcopy"), "-i", image, path, "::/" + name], check=True,
