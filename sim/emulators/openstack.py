@@ -85,7 +85,7 @@ def default_metadata(platform: str = "openstack") -> dict[str, Any]:
         "user_data": ("#cloud-config\nusers:\n  - name: deploy\n    shell: /bin/bash\n"
                       f"    passwd: {PASSWORD_HASH}\n    lock_passwd: false\n"
                       f"    ssh_authorized_keys:\n      - {KEY}\n"),
-        "vendor_data.json": {"cloud-init": "#cloud-config\ntimezone: UTC\n"},
+        "vendor_data.json": {"cloud-init": "#cloud-config\ntimezone: Europe/Berlin\n"},
     }
 
 
