@@ -115,12 +115,22 @@ NO_MID = {
     "proxmox": CLOUD_CONFIG_STEPS - {"IDENTITY/users"} | {"USERSCRIPT/install",
                                                          "IDENTITY/ssh-keys"},
     "tribblix-zone": {"USERSCRIPT/install", "IDENTITY/passwords"},
+    # OpenStack's and Proxmox VE's config drives carry no user script (and Proxmox no key
+    # for root); the metadata service's DHCP in FETCH already made the IP interface.
+    "openstack": {"USERSCRIPT/install"},
+    "openstack-http": {"USERSCRIPT/install", "NETWORK/interfaces"},
+    "proxmox-configdrive2": {"USERSCRIPT/install", "IDENTITY/ssh-keys"},
 }
 PLATFORM_MID.update({
     "omnios-zone": {"FETCH/metadata": ("call", "mount")},
     "proxmox": {"FETCH/metadata": ("call", "mount")},
     # nocloud-net brings DHCP up in FETCH; NETWORK first deletes that address object.
     "tribblix-zone": {"NETWORK/addresses": ("call", "ipadm delete-addr")},
+    "openstack": {"FETCH/metadata": ("call", "mount")},
+    "proxmox-configdrive2": {"FETCH/metadata": ("call", "mount")},
+    # The metadata service is reached through DHCP brought up in FETCH.
+    "openstack-http": {"FETCH/metadata": ("call", "ipadm create-addr"),
+                       "NETWORK/addresses": ("call", "ipadm delete-addr")},
 })
 
 BOUNDARIES = ["begin", *[f"to-{p}" for p in PHASE_NAMES[1:]], "final"]

@@ -58,6 +58,9 @@ LOCAL = {"providers.cpio", "providers.cpioarchive", "providers.seedfiles",
 CLOUDCONFIG = {"providers.cloudconfig", "providers.cloudconfig_users"}
 NOCLOUD = {"providers.nocloud", "providers.localdisk", "providers.netconfig", "providers.eni",
            "providers.dsserial", "providers.nocloudnet"} | CLOUDCONFIG
+# OpenStack's config drive (and Proxmox VE's configdrive2): ENI for Proxmox's network file.
+OPENSTACK = {"providers.openstack", "providers.openstack_network", "providers.localdisk",
+             "providers.eni"} | NOCLOUD
 PROVIDER_MODULES = {
     "qemu": LOCAL, "bhyve": LOCAL, "oxide": LOCAL | NOCLOUD,
     "omnios-zone": LOCAL | NOCLOUD, "proxmox": LOCAL | NOCLOUD,
@@ -68,8 +71,11 @@ PROVIDER_MODULES = {
     "digitalocean": {"providers.digitalocean", "providers.localdisk", "providers.iso9660",
                      "providers.http"},
     "ec2": {"providers.ec2", "providers.http"},
-    "none": LOCAL | NOCLOUD | {"providers.smartos", "providers.smartos_protocol",
-                               "providers.nometadata"},
+    "none": LOCAL | NOCLOUD | OPENSTACK | {"providers.smartos", "providers.smartos_protocol",
+                                           "providers.nometadata"},
+    "openstack": OPENSTACK,
+    "openstack-http": OPENSTACK | {"providers.http"},
+    "proxmox-configdrive2": LOCAL | NOCLOUD | OPENSTACK,
 }
 ALWAYS = {"providers", "providers.smbios", "providers.registry", "providers.base",
           "providers.model", "providers.items",
@@ -136,10 +142,12 @@ def test_a_first_boot_imports_only_the_providers_detect_asks(tmp_path, platform)
     assert modules & THIRD_PARTY_HTTP == set()  # HTTP is http.client, on HTTP platforms
     # YAML only where a document may be YAML; HTTP only where the metadata was not on a
     # local drive (DigitalOcean's guest has its config drive, read first).
-    yaml_seeds = ("nocloud", "vmware", "omnios-zone", "tribblix-zone", "proxmox", "oxide")
+    yaml_seeds = ("nocloud", "vmware", "omnios-zone", "tribblix-zone", "proxmox", "oxide",
+                  "openstack", "openstack-http", "proxmox-configdrive2")
     assert ("yaml" in modules) <= (platform in yaml_seeds)
     assert ("yaml" in modules) >= (platform == "nocloud")
-    assert ("http.client" in modules) == (platform in ("ec2", "tribblix-zone"))
+    assert ("http.client" in modules) == (platform in ("ec2", "tribblix-zone",
+                                                       "openstack-http"))
 
 
 def test_version_and_status_load_no_boot_code(booted):
