@@ -279,3 +279,44 @@ def test_cloud_init_metadata_reader_reads_our_metadata_service(tmp_path):
     assert found["networkdata"] == md["network_data.json"]
     assert found["vendordata"] == md["vendor_data.json"]
     assert found["userdata"] == md["user_data"]
+
+
+# ---- documents from OpenStack's documentation and cloud-init's fixtures (tests/corpus) ----
+
+CORPUS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus", "openstack")
+
+
+def corpus(name: str) -> str:
+    with open(os.path.join(CORPUS, name), encoding="utf-8") as f:
+        return f.read()
+
+
+def test_nova_user_guide_documents_boot_dhcp_with_their_key_name_and_dns(tmp_path):
+    md = {"meta_data.json": corpus("nova-user-guide.meta_data.json"),
+          "network_data.json": corpus("nova-user-guide.network_data.json"),
+          "user_data": None, "vendor_data.json": None}
+    g = make_guest(tmp_path, "openstack", md)   # its link's MAC is the guide's fa:16:3e:9c:bf:3d
+    boot(g)
+    shown = g.show()
+    assert g.checkpoint().instance_id == "d8e02d56-2648-49a3-bf97-6be8f1204f38"
+    assert shown["hostname"]["nodename"] == "test"
+    assert "test.novalocal" in shown["hostname"]["hosts"][0]
+    assert [(a["addrobj"], a["type"]) for a in shown["addresses"]] == [("vioif0/dhcp", "dhcp")]
+    assert shown["dns"]["nameservers"] == ["8.8.8.8"]
+    assert [k.split()[-3:] for k in shown["ssh"]["authorized_keys"]] == \
+        [["Generated", "by", "Nova"]]                       # keys and public_keys: one key
+    assert warnings_of(g) == []
+
+
+def test_cloud_init_fixture_two_links_static_ipv4_ipv6_and_routes():
+    md = parse({"meta_data.json": b'{"uuid": "i-1"}',
+                "network_data.json": corpus("cloud-init-network-data-3.json").encode()})
+    first, second = md.nics
+    assert (first.mac, first.primary) == ("fa:16:3e:dd:50:9a", True)
+    assert first.addresses == ("172.17.48.18/25", "fdb8:52d0:9d14:0:f816:3eff:fe9f:70d/64")
+    assert (second.mac, second.addresses) == ("fa:16:3e:a8:14:69", ("172.16.48.13/25",))
+    assert [(r.destination, r.gateway) for r in md.routes] == [
+        ("default", "172.17.48.1"), ("default", "fdb8:52d0:9d14::1"),
+        ("default", "172.16.48.1"), ("172.16.0.0/16", "172.16.48.1")]
+    assert md.resolvers == ("172.16.36.11", "172.16.36.12")
+    assert md.warnings == ()
