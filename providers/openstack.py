@@ -151,8 +151,8 @@ def parse(files: dict[str, bytes]) -> Metadata:
     items = Items(SOURCE)
     meta = _json_object(files.get("meta_data.json", b"{}"), "meta_data.json")
     provenance: dict[str, str] = {}
-    instance_id = _string(meta, "uuid", items)
-    hostname = _string(meta, "hostname", items)
+    instance_id = _string(meta, "uuid", items, spaces=False)
+    hostname = _string(meta, "hostname", items)   # judged by IDENTITY/hostname's checks
     keys = public_keys(meta.get("public_keys"), items, "meta_data.json public_keys")
     keys += _keys_list(meta.get("keys"), items)
     keys = tuple(dict.fromkeys(keys))
@@ -222,12 +222,15 @@ def _json_object(data: bytes, name: str) -> dict[str, Any]:
     return doc
 
 
-def _string(meta: dict[str, Any], key: str, items: Items) -> str | None:
+def _string(meta: dict[str, Any], key: str, items: Items, spaces: bool = True) -> str | None:
     value = meta.get(key)
     if value is None:
         return None
-    if not isinstance(value, str) or not value.strip() or any(c.isspace() for c in value.strip()):
-        items.skip(f"meta_data.json {key}", value, "must be a non-empty string without spaces")
+    if not isinstance(value, str) or not value.strip():
+        items.skip(f"meta_data.json {key}", value, "must be a non-empty string")
+        return None
+    if not spaces and any(c.isspace() for c in value.strip()):
+        items.skip(f"meta_data.json {key}", value, "must not contain white space")
         return None
     return value.strip()
 

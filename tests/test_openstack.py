@@ -183,6 +183,18 @@ def test_a_drive_without_meta_data_json_stops_fetch_naming_it(tmp_path):
     assert g.checkpoint().phase == "FETCH"
 
 
+@pytest.mark.parametrize("platform", ["openstack", "openstack-http"])
+def test_a_document_over_the_cap_is_refused_naming_it(tmp_path, platform):
+    md = openstack.default_metadata(platform)
+    md.update(versions=["latest"], user_data="#!/bin/sh\n" + "#" * (2 << 20) + "\n")
+    if platform == "openstack-http":
+        md["drive"] = False
+    g = make_guest(tmp_path, platform, md)
+    out = boot(g, code=96)
+    assert "latest/user_data: larger than 1048576 bytes" in out
+    assert g.checkpoint().phase == "FETCH"
+
+
 def test_meta_data_that_is_not_an_object_is_refused_and_vendor_data_loses_to_user_data():
     with pytest.raises(Exception, match="must be a JSON object"):
         parse({"meta_data.json": b"[1, 2]"})
