@@ -76,8 +76,12 @@ def parse_fstyp(text: str, device: str) -> tuple[str, str]:
     return lines[0].strip(), label
 
 
-def find_volumes(system: System) -> list[Volume]:
-    """Every whole disk holding a mountable file system, in device order."""
+def find_volumes(system: System, facts: dict | None = None) -> list[Volume]:
+    """Every whole disk holding a mountable file system, in device order. With `facts`
+    (the run's `Context.facts`) the scan is done once per run: DETECT asks for a `cidata`
+    and then a `config-2` volume, and each fstyp is a process on the boot's critical path."""
+    if facts is not None and "volumes" in facts:
+        return list(facts["volumes"])
     volumes = []
     for device in whole_disks(system):
         result = system.run([FSTYP, "-a", device], timeout_s=FSTYP_TIMEOUT_S, check=False)
@@ -89,12 +93,14 @@ def find_volumes(system: System) -> list[Volume]:
             volumes.append(Volume(device=device, fstype=fstype, label=label))
         else:
             log.debug("%s: %s file system, not a seed volume", device, fstype)
+    if facts is not None:
+        facts["volumes"] = list(volumes)
     return volumes
 
 
-def find_labelled(system: System, label: str) -> list[Volume]:
+def find_labelled(system: System, label: str, facts: dict | None = None) -> list[Volume]:
     """Volumes whose label is `label`, ignoring case (mkisofs and mkfs.vfat differ in case)."""
-    return [v for v in find_volumes(system) if v.label.lower() == label.lower()]
+    return [v for v in find_volumes(system, facts) if v.label.lower() == label.lower()]
 
 
 def read_files(system: System, volume: Volume, names: list[str] | tuple[str, ...],

@@ -282,7 +282,7 @@ def _vendor_document(data: bytes | None, items: Items) -> bytes | None:
 # ---- the providers -------------------------------------------------------------------------
 
 def _find_drive(ctx: Context) -> localdisk.Volume | None:
-    volumes = localdisk.find_labelled(ctx.system, LABEL)
+    volumes = localdisk.find_labelled(ctx.system, LABEL, ctx.facts)
     if len(volumes) > 1:
         raise MetadataError(SOURCE, "volume", f"{len(volumes)} volumes are labelled {LABEL!r} "
                             f"({', '.join(v.device for v in volumes)}); attach only one")

@@ -10,8 +10,10 @@ from sim.hardware import PLATFORMS
 from sim.serve import serving
 
 # The cloud-config seeds (a script is not what they carry, and Proxmox VE gives its keys
-# to its default user, not root) are booted and checked by test_zone_seeds.py.
-CLOUD_CONFIG_SEEDS = ("omnios-zone", "tribblix-zone", "proxmox")
+# to its default user, not root) are booted and checked by test_zone_seeds.py, the
+# OpenStack and Proxmox VE config drives and OpenStack's service by test_openstack.py.
+CLOUD_CONFIG_SEEDS = ("omnios-zone", "tribblix-zone", "proxmox", "openstack", "openstack-http",
+                      "proxmox-configdrive2")
 WITH_METADATA = sorted(p for p in PLATFORMS if p != "none" and p not in CLOUD_CONFIG_SEEDS)
 
 
