@@ -128,7 +128,7 @@ def _gather(read: Callable[[str], bytes | None], version: str, where: str) -> di
             files[name] = data
     if "meta_data.json" not in files:
         raise MetadataError(SOURCE, f"{where}/meta_data.json", "missing (it is required)")
-    if "network_data.json" not in files:
+    if "network_data.json" not in files and files["meta_data.json"].strip():
         meta = _json_object(files["meta_data.json"], "meta_data.json")
         path = content_path(meta)
         data = read(path) if path else None

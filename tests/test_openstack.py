@@ -332,3 +332,9 @@ def test_cloud_init_fixture_two_links_static_ipv4_ipv6_and_routes():
         ("default", "172.16.48.1"), ("172.16.0.0/16", "172.16.48.1")]
     assert md.resolvers == ("172.16.36.11", "172.16.36.12")
     assert md.warnings == ()
+
+
+def test_a_drive_with_nothing_usable_is_no_new_instance():
+    md = parse({"meta_data.json": b"  \n", "user_data": b""})
+    assert md.empty and md.instance_id is None
+    assert any("no usable data" in w for w in md.warnings)
