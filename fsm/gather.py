@@ -85,7 +85,8 @@ STEPS: tuple[Step, ...] = (
          on_failure="the next start detects again",
          checkpointed="provider name", stops_machine=True),
     Step("FETCH", "metadata", Frequency.PER_BOOT, fetch_metadata,
-         changes="nothing, except DHCP on the primary link on EC2 to reach its service",
+         changes="nothing, except DHCP on the primary link where only a service has the "
+                 "metadata (EC2; OpenStack without a config drive; nocloud-net)",
          fails_when="the service is unreachable within its bounded retries (exit 95), "
                     "or a document cannot be parsed at all (not JSON/YAML/TOML, not a "
                     "mapping: exit 96). A document that parses is taken item by item: an "

@@ -53,6 +53,10 @@ SCHEMA: dict[str, dict[str, tuple[type, Any, str]]] = {
         "wireserver": (str, "", "wireserver base URL; empty: from the DHCP lease's option "
                                 "245, else http://168.63.129.16"),
     },
+    "openstack": {
+        "endpoint": (str, "http://169.254.169.254",
+                     "metadata service base URL, asked when no config-2 drive is attached"),
+    },
     "timeouts": {
         "command": (float, 30.0, "seconds any one command may run"),
         "http": (float, 2.0, "seconds for one HTTP request"),

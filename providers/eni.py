@@ -13,8 +13,10 @@ cloud-init converts it with cloudinit/net/eni.py and uses it only when there is 
 `network-config` file; so does the agent. Methods: `inet static|dhcp|manual`, `inet6
 static|auto|dhcp`; options `address` (with or without /prefix), `netmask`, `gateway`,
 `dns-nameservers`, `dns-search`, `hwaddress [ether] MAC`; `network`, `broadcast`, `mtu`,
-`auto`, `allow-hotplug` and `lo` need nothing. Hook commands (`pre-up`, `up`, `post-up`...)
-are never run: each is a warning naming the interface. Interfaces are named by Linux names
+`auto` and `allow-hotplug` need nothing; `lo` configures no link, but its `dns-*`
+options (also spelt `dns_*`, as Proxmox VE's config drive writes them) are taken. Hook
+commands (`pre-up`, `up`, `post-up`...) are never run: each is a warning naming the
+interface. Interfaces are named by Linux names
 (eth0): without `hwaddress` the first one is the first link (providers/netconfig.py).
 """
 
@@ -30,15 +32,18 @@ from providers.model import Nic
 
 FIELD = "meta-data network-interfaces"
 IGNORED = {"network", "broadcast", "mtu", "metric", "hostname", "scope", "pointopoint"}
+DNS_UNDERSCORED = {"dns_nameservers", "dns_search", "dns_domain"}
 HOOKS = {"pre-up", "up", "post-up", "pre-down", "down", "post-down"}
 
 
-def parse_eni(text: Any, items: Items) -> dict[str, Any] | None:
-    """The model's network fields from ENI text; None when it holds no interface."""
+def parse_eni(text: Any, items: Items, field: str = FIELD) -> dict[str, Any] | None:
+    """The model's network fields from ENI text; None when it holds no interface. `field`
+    names where the text came from in warnings (an OpenStack config drive's
+    `network_config` content file is ENI too)."""
     if not isinstance(text, str):
-        items.skip(FIELD, text, "must be text in /etc/network/interfaces format")
+        items.skip(field, text, "must be text in /etc/network/interfaces format")
         return None
-    cx = netconfig._Ctx(items, FIELD)
+    cx = netconfig._Ctx(items, field)
     stanzas: dict[str, dict[str, Any]] = {}
     current: dict[str, Any] | None = None
     for number, raw in enumerate(text.splitlines(), start=1):
@@ -51,14 +56,11 @@ def parse_eni(text: Any, items: Items) -> dict[str, Any] | None:
             continue
         if keyword == "iface":
             if len(args) < 3:
-                items.skip(f"{FIELD} line {number}", raw.strip(), "expected `iface NAME "
+                items.skip(f"{cx.field} line {number}", raw.strip(), "expected `iface NAME "
                                                                   "inet|inet6 METHOD`")
                 current = None
                 continue
             name, family, method = args[:3]
-            if name == "lo":
-                current = None
-                continue
             current = stanzas.setdefault(name, {"mac": None, "v4": [], "v6": [],
                                                 "dhcp4": False, "addrconf": False,
                                                 "gateways": [], "line": number})
@@ -68,14 +70,15 @@ def parse_eni(text: Any, items: Items) -> dict[str, Any] | None:
                 current["dhcp4"] = True
             elif family == "inet6" and method in ("auto", "dhcp"):
                 current["addrconf"] = True
-            elif method not in ("static", "manual"):
-                items.skip(f"{FIELD} {where}", method, "this method is not supported")
+            elif method not in ("static", "manual") and name != "lo":
+                items.skip(f"{cx.field} {where}", method, "this method is not supported")
             continue
         if current is None:
-            items.skip(f"{FIELD} line {number}", raw.strip(), "not inside an iface stanza")
+            items.skip(f"{cx.field} line {number}", raw.strip(), "not inside an iface stanza")
             continue
         _option(current, keyword, args, number, cx, stanzas)
-    nics = [_nic(name, st, cx) for name, st in stanzas.items()]
+    # `lo` configures no link, but resolvconf takes its dns- options like any stanza's.
+    nics = [_nic(name, st, cx) for name, st in stanzas.items() if name != "lo"]
     nics = [nic for nic in nics if nic is not None]
     if not nics:
         return None
@@ -97,13 +100,17 @@ def _option(st: dict[str, Any], keyword: str, args: list[str], number: int,
     where = f"iface {name} {keyword}"
     value = " ".join(args)
     items = cx.items
+    if keyword in DNS_UNDERSCORED:
+        # ifupdown hands options to hooks as IF_<NAME> with `-` made `_`, so resolvconf
+        # reads `dns_nameservers` as `dns-nameservers` (Proxmox VE writes it so).
+        keyword = keyword.replace("_", "-")
     if keyword in HOOKS:
-        items.note(f"{FIELD} {where}", "hook commands are never run by this agent; skipped")
+        items.note(f"{cx.field} {where}", "hook commands are never run by this agent; skipped")
         return
     if keyword in IGNORED:
         return
     if st["method"] != "static" and keyword in ("address", "netmask", "gateway"):
-        items.skip(f"{FIELD} {where}", value, "only a static stanza takes an address")
+        items.skip(f"{cx.field} {where}", value, "only a static stanza takes an address")
         return
     with items.guard():
         if keyword == "address":
@@ -123,7 +130,7 @@ def _option(st: dict[str, Any], keyword: str, args: list[str], number: int,
             mac = args[1] if args[:1] == ["ether"] and len(args) > 1 else value
             st["mac"] = netconfig._mac(mac, where, cx)
         else:
-            items.skip(f"{FIELD} {where}", value, "this option is not supported")
+            items.skip(f"{cx.field} {where}", value, "this option is not supported")
 
 
 def _nic(name: str, st: dict[str, Any], cx: netconfig._Ctx) -> Nic | None:

@@ -17,6 +17,8 @@ from __future__ import annotations
 import errno
 import logging
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from fsm.errors import CommandError, MetadataError, ParseError
@@ -74,8 +76,12 @@ def parse_fstyp(text: str, device: str) -> tuple[str, str]:
     return lines[0].strip(), label
 
 
-def find_volumes(system: System) -> list[Volume]:
-    """Every whole disk holding a mountable file system, in device order."""
+def find_volumes(system: System, facts: dict | None = None) -> list[Volume]:
+    """Every whole disk holding a mountable file system, in device order. With `facts`
+    (the run's `Context.facts`) the scan is done once per run: DETECT asks for a `cidata`
+    and then a `config-2` volume, and each fstyp is a process on the boot's critical path."""
+    if facts is not None and "volumes" in facts:
+        return list(facts["volumes"])
     volumes = []
     for device in whole_disks(system):
         result = system.run([FSTYP, "-a", device], timeout_s=FSTYP_TIMEOUT_S, check=False)
@@ -87,12 +93,14 @@ def find_volumes(system: System) -> list[Volume]:
             volumes.append(Volume(device=device, fstype=fstype, label=label))
         else:
             log.debug("%s: %s file system, not a seed volume", device, fstype)
+    if facts is not None:
+        facts["volumes"] = list(volumes)
     return volumes
 
 
-def find_labelled(system: System, label: str) -> list[Volume]:
+def find_labelled(system: System, label: str, facts: dict | None = None) -> list[Volume]:
     """Volumes whose label is `label`, ignoring case (mkisofs and mkfs.vfat differ in case)."""
-    return [v for v in find_volumes(system) if v.label.lower() == label.lower()]
+    return [v for v in find_volumes(system, facts) if v.label.lower() == label.lower()]
 
 
 def read_files(system: System, volume: Volume, names: list[str] | tuple[str, ...],
@@ -102,17 +110,26 @@ def read_files(system: System, volume: Volume, names: list[str] | tuple[str, ...
     A name that is not a regular file (a symbolic link, a directory) or is over the limit is
     a MetadataError naming the device and the file: a seed we cannot trust is not ignored.
     """
+    with mounted(system, volume):
+        return {name: data for name in names
+                if (data := read_one(system, volume, name, limit)) is not None}
+
+
+@contextmanager
+def mounted(system: System, volume: Volume) -> Iterator[str]:
+    """The volume mounted read-only at MOUNT_POINT for the `with` block, always unmounted
+    after it: for readers that choose what to read from what they find (a config drive's
+    version directories)."""
     _release_stale_mount(system)
     system.ensure_dir(MOUNT_POINT, mode=0o700, scratch=True)
     system.run([MOUNT, "-F", volume.fstype, "-o", "ro", volume.device, MOUNT_POINT])
     try:
-        return {name: data for name in names
-                if (data := _read_one(system, volume, name, limit)) is not None}
+        yield MOUNT_POINT
     finally:
         system.run([UMOUNT, MOUNT_POINT], check=False)
 
 
-def _read_one(system: System, volume: Volume, name: str, limit: int) -> bytes | None:
+def read_one(system: System, volume: Volume, name: str, limit: int) -> bytes | None:
     path = f"{MOUNT_POINT}/{name.lstrip('/')}"
     try:
         st = system.stat(path)

@@ -60,7 +60,7 @@ class NoCloudProvider(Provider):
         if smbios.platform(ctx.smbios) in ("smartos", "digitalocean", "ec2"):
             return False
         self.serial = dsserial.from_smbios(ctx.smbios)
-        volumes = localdisk.find_labelled(ctx.system, LABEL)
+        volumes = localdisk.find_labelled(ctx.system, LABEL, ctx.facts)
         if len(volumes) > 1:
             raise MetadataError(self.name, "volume", f"{len(volumes)} volumes are labelled "
                                 f"{LABEL!r} ({', '.join(v.device for v in volumes)}); "

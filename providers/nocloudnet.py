@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 SOURCE = "nocloud-net"
 
 
-def _bring_up_dhcp(ctx: Context) -> None:
+def _bring_up_dhcp(ctx: Context, source: str = SOURCE, what: str = "the seed URL") -> None:
+    """DHCP on the first link to reach `what` (OpenStack's metadata service uses it too)."""
     from operations.dhcp import ensure_dhcp
     from operations.netlinks import list_links
 
@@ -32,16 +33,16 @@ def _bring_up_dhcp(ctx: Context) -> None:
     if done.get("status") == "done" and done.get("boot") == ctx.checkpoint.boot:
         # A resumed boot: NETWORK already configured the links (and removed a DHCP address
         # it did not want); bringing DHCP up again would leave one it never removes.
-        log.info("%s: this boot's NETWORK phase is done: the seed URL is reached through it",
-                 SOURCE)
+        log.info("%s: this boot's NETWORK phase is done: %s is reached through it",
+                 source, what)
         return
     links = list_links(ctx.system)
     if not links:
-        raise ServiceError(f"{SOURCE}: no network link to reach the seed URL on")
+        raise ServiceError(f"{source}: no network link to reach {what} on")
     if ctx.system.dry_run:
-        log.info("%s: plan: would bring up DHCP on %s", SOURCE, links[0][0])
+        log.info("%s: plan: would bring up DHCP on %s", source, links[0][0])
         return
-    log.info("%s: DHCP on %s to reach the seed URL", SOURCE, links[0][0])
+    log.info("%s: DHCP on %s to reach %s", source, links[0][0], what)
     ensure_dhcp(ctx, links[0][0], primary=True)
 
 

@@ -2,9 +2,9 @@
 
 The first whose `detect` says yes wins. SMBIOS-identified platforms come first (on SmartOS,
 a NoCloud disk before the serial service: providers/smartosnocloud.py); then the
-local sources (CPIO seed disk, NoCloud volume), which need no network; the SmartOS serial
-probe is tried only when SMBIOS is unknown and nothing local was found; `NoMetadataProvider`
-always says yes, so it is last.
+local sources (CPIO seed disk, NoCloud volume, OpenStack `config-2` volume), which need no
+network; the SmartOS serial probe is tried only when SMBIOS is unknown and nothing local
+was found; `NoMetadataProvider` always says yes, so it is last.
 
 An entry names its provider's module and class rather than importing them: a boot imports
 only the providers DETECT asks and the one it chooses (the agent's start-up is on every
@@ -56,9 +56,15 @@ PROVIDERS: tuple[ProviderEntry, ...] = (
     ProviderEntry("ec2", "providers.ec2", "EC2Provider", frozenset({"ec2"})),
     ProviderEntry("vmware", "providers.vmware", "VMwareProvider", frozenset({"vmware"})),
     ProviderEntry("azure", "providers.azure", "AzureProvider", frozenset({"azure"})),
+    ProviderEntry("openstack", "providers.openstack", "OpenStackProvider",
+                  frozenset({"openstack"})),
     ProviderEntry("cpio", "providers.cpio", "CpioProvider", never_on=frozenset(CLOUDS)),
     ProviderEntry("nocloud", "providers.nocloud", "NoCloudProvider",
                   never_on=frozenset({"smartos", "digitalocean", "ec2"})),
+    # A `config-2` volume elsewhere (Proxmox VE's configdrive2): after NoCloud, so guests
+    # with a cidata volume never load it.
+    ProviderEntry("openstack", "providers.openstack", "ConfigDriveProvider",
+                  never_on=frozenset({*CLOUDS, "openstack"})),
     ProviderEntry("smartos", "providers.smartos", "SmartOSProbeProvider", frozenset({UNKNOWN})),
     ProviderEntry("none", "providers.nometadata", "NoMetadataProvider"),
 )

@@ -47,11 +47,13 @@ CLOUDS = ("smartos", "digitalocean", "ec2", "oxide", "azure")
 # ChassisAssetTag.AZURE_CLOUD), which tells them from on-premises Hyper-V.
 HYPERV = ("Microsoft Corporation", "Virtual Machine")
 AZURE_ASSET_TAG = "7783-7084-3265-9085-8269-3286-77"
+OPENSTACK_PRODUCTS = ("OpenStack Nova", "OpenStack Compute")
 
 
 def platform(info: SmbiosInfo | None) -> str | None:
     """What SMBIOS says this guest is, the one place DETECT reads it: a cloud of CLOUDS,
-    one of the local-seed hypervisors ("qemu", "omnios", "tribblix", "vmware"), or None when there
+    one of the local-seed hypervisors ("qemu", "omnios", "tribblix", "vmware"), "openstack"
+    (a config drive or its metadata service), or None when there
     is no table or the maker is unknown (then DETECT may probe)."""
     if info is None:
         return None
@@ -68,6 +70,11 @@ def platform(info: SmbiosInfo | None) -> str | None:
         return "azure"
     if maker == "Oxide" or product == "OxVM":
         return "oxide"
+    # OpenStack Nova's libvirt driver: Manufacturer "OpenStack Foundation", Product
+    # "OpenStack Nova" ("OpenStack Compute" in older releases), the products cloud-init's
+    # DataSourceOpenStack accepts. Its metadata service is asked only on this word.
+    if maker == "OpenStack Foundation" or product in OPENSTACK_PRODUCTS:
+        return "openstack"
     if maker == "VMware, Inc." or product.startswith("VMware"):
         return "vmware"
     if maker == "QEMU":

@@ -18,7 +18,8 @@ from sim.serve import serving
 from sim.show import show
 
 ORDER = ("smartos", "digitalocean", "ec2", "qemu", "bhyve", "vmware", "nocloud", "oxide",
-         "omnios-zone", "tribblix-zone", "proxmox", "smartos-nocloud", "azure", "none")
+         "omnios-zone", "tribblix-zone", "proxmox", "smartos-nocloud", "azure", "openstack",
+         "openstack-http", "proxmox-configdrive2", "none")
 WIDTH = 80
 
 

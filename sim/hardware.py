@@ -39,6 +39,9 @@ _UUIDS = {
     # Azure's vmId (02aab8a4-..., Microsoft's IMDS example) and the endian-corrected one,
     # the form kept here, has its first three groups byte-swapped.
     "azure": "a4b8aa02-ef74-6e47-8182-f6d2ba4166a6",
+    "openstack": "d8e02d56-2648-49a3-bf97-6be8f1204f38",
+    "openstack-http": "e9f13e67-3759-4ab4-8fa8-7cf9023150a9",
+    "proxmox-configdrive2": "f4a5b6c7-d8e9-4f0a-9b1c-3d4e5f6a7b8c",
 }
 
 PLATFORMS: dict[str, dict[str, Any]] = {
@@ -131,6 +134,32 @@ PLATFORMS: dict[str, dict[str, Any]] = {
         "links": [("hv_netvsc0", "0:d:3a:f8:6:ec")],
         "disks": {"c1t0d0": 30 * GIB},
         "cdroms": {"c2t0d0": 1 << 20},
+    },
+    # OpenStack Nova (libvirt): the SMBIOS system record Nova writes, a virtio NIC with
+    # Nova's fa:16:3e OUI, the config drive (sim/emulators/openstack.py) an ISO 9660 on a
+    # CD-ROM, or with `format: vfat` a FAT image on the second disk; `openstack-http` has
+    # no drive: its metadata comes from the service.
+    "openstack": {
+        "smbios": {"manufacturer": "OpenStack Foundation", "product": "OpenStack Nova",
+                   "version": "29.0.1", "family": "Virtual Machine"},
+        "links": [("vioif0", "fa:16:3e:9c:bf:3d")],
+        "disks": {"c1t0d0": 20 * GIB, "c3t0d0": 2 * MIB},
+        "cdroms": {"c2t0d0": 1 << 20},
+    },
+    "openstack-http": {
+        "smbios": {"manufacturer": "OpenStack Foundation", "product": "OpenStack Nova",
+                   "version": "29.0.1", "family": "Virtual Machine"},
+        "links": [("vioif0", "fa:16:3e:60:32:83")],
+        "disks": {"c1t0d0": 20 * GIB},
+    },
+    # Proxmox VE with `citype: configdrive2`: the same VM, its cloud-init drive in the
+    # config-2 format (sim/emulators/pveconfigdrive.py).
+    "proxmox-configdrive2": {
+        "smbios": {"manufacturer": "QEMU", "product": "Standard PC (i440FX + PIIX, 1996)",
+                   "version": "pc-i440fx-9.0"},
+        "links": [("vioif0", "bc:24:11:2c:69:ec")],
+        "disks": {"c3t0d0": 32 * GIB},
+        "cdroms": {"c1t0d0": 1 << 20},
     },
     "none": {
         "smbios": None,

@@ -26,6 +26,9 @@ EMULATORS: dict[str, str] = {
     "proxmox": "proxmox",
     "smartos-nocloud": "smartosnocloud",
     "azure": "azure",
+    "openstack": "openstack",
+    "openstack-http": "openstackhttp",
+    "proxmox-configdrive2": "pveconfigdrive",
 }
 
 

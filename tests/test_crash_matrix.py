@@ -130,6 +130,11 @@ NO_MID = {
     # (runcmd enables the userscript service).
     "smartos-nocloud": {"IDENTITY/bootcmd", "IDENTITY/passwords", "USERSCRIPT/packages",
                         "USERSCRIPT/install"},
+    # OpenStack's and Proxmox VE's config drives carry no user script (and Proxmox no key
+    # for root); the metadata service's DHCP in FETCH already made the IP interface.
+    "openstack": {"USERSCRIPT/install"},
+    "openstack-http": {"USERSCRIPT/install", "NETWORK/interfaces"},
+    "proxmox-configdrive2": {"USERSCRIPT/install", "IDENTITY/ssh-keys"},
 }
 # NETWORK/datalinks changes links only where the metadata asks: Proxmox's v1 `name: eth0`
 # renames the link, SmartOS's jumbo-frame net1 (`mtu: 8500`) sets an MTU. Elsewhere it only
@@ -142,6 +147,11 @@ PLATFORM_MID.update({
                         "FETCH/metadata": ("call", "mount")},
     # nocloud-net brings DHCP up in FETCH; NETWORK first deletes that address object.
     "tribblix-zone": {"NETWORK/addresses": ("call", "ipadm delete-addr")},
+    "openstack": {"FETCH/metadata": ("call", "mount")},
+    "proxmox-configdrive2": {"FETCH/metadata": ("call", "mount")},
+    # The metadata service is reached through DHCP brought up in FETCH.
+    "openstack-http": {"FETCH/metadata": ("call", "ipadm create-addr"),
+                       "NETWORK/addresses": ("call", "ipadm delete-addr")},
 })
 
 BOUNDARIES = ["begin", *[f"to-{p}" for p in PHASE_NAMES[1:]], "final"]

@@ -28,7 +28,15 @@ from fsm.errors import ConfigError, MetadataError, ServiceError
 from fsm.steps import Context
 from fsm.system import System
 from operations.validate import parse_authorized_keys, validate_hostname, validate_script
-from providers import digitalocean, nocloud, seedfiles, smartos, smartos_protocol, vmware
+from providers import (
+    digitalocean,
+    nocloud,
+    openstack,
+    seedfiles,
+    smartos,
+    smartos_protocol,
+    vmware,
+)
 from providers.cpio import CpioProvider
 from providers.smbios import SmbiosInfo
 from sim.emulators import cpio as cpio_emulator
@@ -64,6 +72,11 @@ def via_smartos(**fields):
     return smartos.parse(values)
 
 
+def via_openstack(**fields):
+    meta = {"uuid": UUID, **fields}
+    return openstack.parse({"meta_data.json": json.dumps(meta).encode()})
+
+
 def via_cpio(**files):
     return seedfiles.read_seed({k: v.encode() if isinstance(v, str) else v
                                 for k, v in files.items()}).metadata
@@ -75,6 +88,7 @@ HOSTNAME_VIA = {
     "vmware": lambda name: via_vmware(**{"local-hostname": name}),
     "smartos": lambda name: via_smartos(**{"sdc:hostname": name}),
     "cpio": lambda name: via_cpio(nodename=name),
+    "openstack": lambda name: via_openstack(hostname=name),
 }
 
 HOSTILE_HOSTNAMES = {
@@ -116,7 +130,8 @@ KEY_LISTS = {
 }
 
 
-@pytest.mark.parametrize("provider", ["digitalocean", "nocloud", "vmware", "smartos", "cpio"])
+@pytest.mark.parametrize("provider", ["digitalocean", "nocloud", "vmware", "smartos", "cpio",
+                                      "openstack"])
 @pytest.mark.parametrize("case", sorted(KEY_LISTS))
 def test_hostile_key_lines_through_each_provider(provider, case):
     lines, accepted, refused = KEY_LISTS[case]
@@ -125,7 +140,8 @@ def test_hostile_key_lines_through_each_provider(provider, case):
           "nocloud": lambda: via_nocloud(**{"public-keys": lines}),
           "vmware": lambda: via_vmware(**{"public-keys": lines}),
           "smartos": lambda: via_smartos(root_authorized_keys=text),
-          "cpio": lambda: via_cpio(authorized_keys=text)}[provider]()
+          "cpio": lambda: via_cpio(authorized_keys=text),
+          "openstack": lambda: via_openstack(public_keys={"k": text})}[provider]()
     wanted, problems = parse_authorized_keys("\n".join(md.ssh_keys), md.origin("ssh_keys"))
     assert wanted == accepted
     assert len(problems) == refused

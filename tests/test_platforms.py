@@ -12,8 +12,10 @@ from sim.serve import serving
 # The cloud-config seeds (a script is not what they carry, and Proxmox VE gives its keys
 # to its default user, not root) are booted and checked by test_zone_seeds.py and
 # test_smartos_nocloud.py; Azure's keys go to its admin user and its CustomData is
-# cloud-config: tests/test_azure.py.
-CLOUD_CONFIG_SEEDS = ("omnios-zone", "tribblix-zone", "proxmox", "smartos-nocloud", "azure")
+# cloud-config: tests/test_azure.py; the OpenStack and Proxmox VE config drives and
+# OpenStack's service by test_openstack.py.
+CLOUD_CONFIG_SEEDS = ("omnios-zone", "tribblix-zone", "proxmox", "smartos-nocloud", "azure",
+                      "openstack", "openstack-http", "proxmox-configdrive2")
 WITH_METADATA = sorted(p for p in PLATFORMS if p != "none" and p not in CLOUD_CONFIG_SEEDS)
 
 

@@ -75,6 +75,8 @@ def test_instance_uuid_prefers_the_corrected_form_and_keeps_the_recorded_one(
     ("QEMU", "Standard PC (i440FX + PIIX, 1996)", "pc-i440fx-8.2", "qemu"),
     ("OmniOS", "OmniOS HVM", "1.0", "omnios"),
     ("Tribblix", "Tribblix HVM", "1.0", "tribblix"),
+    ("OpenStack Foundation", "OpenStack Nova", "29.0.1", "openstack"),
+    ("RDO", "OpenStack Compute", "2014.1", "openstack"),   # older Nova, a distributor's name
     ("Some Vendor", "Box", "1", None),
 ])
 def test_platform(maker, product, version, expected):

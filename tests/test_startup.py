@@ -60,6 +60,9 @@ CLOUDCONFIG = {"providers.cloudconfig", "providers.cloudconfig_users",
                "providers.cloudconfig_disks"}
 NOCLOUD = {"providers.nocloud", "providers.localdisk", "providers.netconfig", "providers.eni",
            "providers.dsserial", "providers.nocloudnet", "providers.netlinkcfg"} | CLOUDCONFIG
+# OpenStack's config drive (and Proxmox VE's configdrive2): ENI for Proxmox's network file.
+OPENSTACK = {"providers.openstack", "providers.openstack_network", "providers.localdisk",
+             "providers.eni"} | NOCLOUD
 PROVIDER_MODULES = {
     "qemu": LOCAL, "bhyve": LOCAL, "oxide": LOCAL | NOCLOUD,
     "omnios-zone": LOCAL | NOCLOUD, "proxmox": LOCAL | NOCLOUD,
@@ -74,8 +77,11 @@ PROVIDER_MODULES = {
     "ec2": {"providers.ec2", "providers.http", "providers.httpwire"},
     "azure": {"providers.azure", "providers.azure_ovf", "providers.localdisk",
               "providers.http", "providers.httpwire"} | CLOUDCONFIG,
-    "none": LOCAL | NOCLOUD | {"providers.smartos", "providers.smartos_protocol",
-                               "providers.nometadata"},
+    "none": LOCAL | NOCLOUD | OPENSTACK | {"providers.smartos", "providers.smartos_protocol",
+                                           "providers.nometadata"},
+    "openstack": OPENSTACK,
+    "openstack-http": OPENSTACK | {"providers.http", "providers.httpwire"},
+    "proxmox-configdrive2": LOCAL | NOCLOUD | OPENSTACK,
 }
 ALWAYS = {"providers", "providers.smbios", "providers.registry", "providers.base",
           "providers.model", "providers.items",
@@ -149,12 +155,14 @@ def test_a_first_boot_imports_only_the_providers_detect_asks(tmp_path, platform)
     # YAML only where a document may be YAML; HTTP only where the metadata was not on a
     # local drive (DigitalOcean's guest has its config drive, read first).
     yaml_seeds = ("nocloud", "vmware", "omnios-zone", "tribblix-zone", "proxmox", "oxide",
-                  "smartos-nocloud", "azure")
+                  "smartos-nocloud", "azure", "openstack", "openstack-http",
+                  "proxmox-configdrive2")
     assert ("yaml" in modules) <= (platform in yaml_seeds)
     assert ("yaml" in modules) >= (platform == "nocloud")
     # Plain-HTTP metadata is read through providers/httpwire.py: neither http.client nor
     # what it imports (ssl, the email package, the idna codec) is loaded by any boot.
-    assert ("providers.httpwire" in modules) == (platform in ("ec2", "tribblix-zone", "azure"))
+    assert ("providers.httpwire" in modules) == (platform in ("ec2", "tribblix-zone", "azure",
+                                                              "openstack-http"))
     assert {"http.client", "ssl", "email", "encodings.idna", "stringprep"} & modules == set()
 
 

@@ -59,7 +59,8 @@ def size_for(files: dict[str, bytes], minimum_kib: int) -> int:
 
 def fat_image(label: str, files: dict[str, bytes], size_kib: int, fat_bits: int | None = None,
               mtime: float | None = None) -> bytes:
-    """A FAT volume of `size_kib` KiB labelled `label`, `files` at its root.
+    """A FAT volume of `size_kib` KiB labelled `label` holding `files` (names relative to
+    its root; `a/b` in directory `a`).
 
     `fat_bits` (12, 16, 32) forces the FAT type, as `mkfs -F pcfs -o fat=16` does; None lets
     mkfs.fat choose from the size. The volume has no partition table (mkfs_pcfs `nofdisk`):
@@ -73,8 +74,14 @@ def fat_image(label: str, files: dict[str, bytes], size_kib: int, fat_bits: int 
     with tempfile.TemporaryDirectory(prefix="metadata-fat-") as tmp:
         image = os.path.join(tmp, "volume.img")
         _run([*argv, image, str(size_kib)])
-        for name, data in files.items():
-            path = os.path.join(tmp, name)
+        # A name with `/` goes into its directories, made first with mmd (an OpenStack
+        # config drive's `openstack/latest/meta_data.json`).
+        dirs = sorted({"/".join(name.split("/")[:i]) for name in files
+                       for i in range(1, name.count("/") + 1)}, key=lambda d: (d.count("/"), d))
+        for directory in dirs:
+            _run([tool("mmd"), "-i", image, "::/" + directory], env=env)
+        for number, (name, data) in enumerate(files.items()):
+            path = os.path.join(tmp, f"file{number}")
             with open(path, "wb") as f:
                 f.write(data)
             if mtime is not None:
