@@ -134,11 +134,13 @@ def test_bad_hostname_refused_with_the_message_the_agent_logs(tmp_path):
     r = _refused(tmp_path, "--hostname", "db_1")
     guest = make_guest(tmp_path, "qemu", {"nodename": "db_1"})
     run = guest.run()
-    assert run.returncode == SMF_EXIT_ERR_CONFIG
+    assert run.returncode == 0      # on the guest, a bad name is a skipped item, a warning
     message = r.stderr.splitlines()[0].removeprefix("metadata: ")
     assert message == ("cpio: nodename: hostname 'db_1' contains '_' at position 2; only "
                        "letters, digits, hyphens and dots are allowed")
-    assert f"failed: {message}" in run.stdout + run.stderr
+    problem = message.removeprefix("cpio: nodename: ")
+    assert f"cpio: nodename: hostname 'db_1' skipped: {problem}; the name is left as it is" \
+        in [w["message"] for w in guest.checkpoint().warnings]
 
 
 def test_script_without_interpreter_line_refused_as_the_agent_refuses_it(tmp_path):
