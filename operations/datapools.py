@@ -193,7 +193,7 @@ def _grow_one(ctx: Context, pool: str, outcome: Outcome) -> None:
     system = ctx.system
     listing = rootdisk.list_pool(system, pool)
     guid = rootdisk.pool_guid(system, pool)
-    disks = diskprobe.pool_disks(system, pool)
+    disks = diskprobe.pool_disks(system, pool, listing)
     grown: list[str] = []
     for disk in disks:
         data_slice = rootdisk.pool_slice_on(system, disk, None, pool, guid)

@@ -150,9 +150,10 @@ def active_pools(system: System) -> set[str]:
                                             ).stdout.splitlines() if ln.strip()}
 
 
-def pool_disks(system: System, pool: str) -> list[str]:
+def pool_disks(system: System, pool: str,
+               listing: rootdisk.PoolListing | None = None) -> list[str]:
     """The whole disks a pool's leaf vdevs are on (group lines like mirror-0 skipped)."""
-    listing = rootdisk.list_pool(system, pool)
+    listing = listing or rootdisk.list_pool(system, pool)
     disks = []
     for vdev in listing.vdevs:
         name = vdev.name.rsplit("/", 1)[-1]

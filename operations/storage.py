@@ -48,7 +48,9 @@ STEPS: tuple[Step, ...] = (
          on_failure="recorded; other phases run; tried again on the next start for this instance "
                     "(volume, vfstab line and activation are each re-checked)"),
     Step("STORAGE", "pools", Frequency.PER_INSTANCE, "operations.datapools:ensure_pools",
-         changes="the data pools of `[storage] pools` (settings or SMF config/storage_pools): "
+         changes="the data pools of `[storage] pools` (settings or SMF config/storage_pools) "
+                 "and of cloud-config `fs_setup` entries with `filesystem: zfs` on a whole disk "
+                 "(every other disk_setup/fs_setup entry is one warning): "
                  "an exported pool of that name on an attached disk is imported (`zpool import "
                  "NAME`); otherwise the pool is made on blank disks (`zpool create [-o "
                  "autoexpand=on] [-m MOUNTPOINT] NAME [mirror|raidz|raidz2] DISK...`, never "
