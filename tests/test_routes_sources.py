@@ -175,12 +175,13 @@ def test_v1_subnet_route_without_gateway_is_a_link_route_and_dhcp6_is_stateful()
 
 def test_a_link_route_whose_link_has_no_address_of_its_family_is_a_warning(tmp_path):
     """Without `dhcp6` the NIC has no IPv6 address at all, so its IPv6 link route has no
-    address to go through: a warning naming it; the IPv4 link route still goes in."""
+    address to go through: a warning naming it (the link by its new name: v1 `name` renames
+    it, as cloud-init does); the IPv4 link route still goes in."""
     doc_ = V1_LINK_ROUTE.replace("      - type: dhcp6\n", "")
     guest = boot_nocloud(tmp_path, ["00:11:22:33:44:55"], network_config=doc_)
     assert persistent(guest) == ["-interface 10.6.0.0/16 10.5.0.10"]
     assert warnings_of(guest) == [
-        "nocloud:routes: link route to 2001:db8:7::/64 on vioif0: the link has no address "
+        "nocloud:routes: link route to 2001:db8:7::/64 on interface0: the link has no address "
         "of its family up; skipped; the rest is applied"]
 
 
@@ -359,6 +360,6 @@ def test_an_ipv6_link_route_on_a_link_with_only_its_link_local_address_names_the
     guest = boot_nocloud(tmp_path, ["00:11:22:33:44:55"], network_config=doc_)
     assert persistent(guest) == [
         "-interface 10.6.0.0/16 10.5.0.10",
-        "-inet6 -interface 2001:db8:7::/64 fe80::211:22ff:fe33:4455 -ifp vioif0"]
+        "-inet6 -interface 2001:db8:7::/64 fe80::211:22ff:fe33:4455 -ifp interface0"]
     assert warnings_of(guest) == []
     second_boot_changes_nothing(guest)
