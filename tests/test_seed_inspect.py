@@ -215,6 +215,6 @@ def test_inspect_reports_the_items_the_agent_would_skip_and_accepts(tmp_path):
     inspection = inspect_seed(str(seed))
     text = inspection.text()
     assert inspection.evaluation.accepted and "refuse" not in text
-    assert ("warning: nocloud: network-config bonds: 'bond0': bonds are not supported by this "
-            "agent; skipped; the rest is applied") in text
+    assert ("warning: nocloud: network-config bonds.bond0.parameters.mode: bond mode "
+            "'balance-rr' (the default) has no illumos link aggregation equivalent") in text
     assert "network:       id0 52:54:00:ab:cd:ef [primary]: DHCPv4  (network-config)" in text

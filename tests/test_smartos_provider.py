@@ -69,8 +69,8 @@ def wire(metadata: dict) -> dict[str, bytes]:
 
 EXPECTED_NICS = (
     Nic(mac="90:b8:d0:01:02:03", addresses=("203.0.113.45/24",), gateways=("203.0.113.1",),
-        primary=True, name="net0"),
-    Nic(mac="90:b8:d0:04:05:06", dhcp4=True, addrconf=True, name="net1"),
+        primary=True, name="net0", mtu=1500),
+    Nic(mac="90:b8:d0:04:05:06", dhcp4=True, addrconf=True, name="net1", mtu=8500),
 )
 
 
