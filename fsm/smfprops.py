@@ -118,7 +118,9 @@ def _coerce(source: str, prop: str, want: type, smf_type: str, value: str) -> An
 
         return check_seconds(source, prop, seconds)
     if want is list:
-        from fsm.settings import tomllib
+        from fsm.settings import toml_parser
+
+        tomllib = toml_parser()
 
         try:
             parsed = tomllib.loads(f"value = {value}")["value"]

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 from fsm.errors import AgentError, MetadataError, ServiceError
 from providers import cloudconfig, localdisk, smbios
 from providers.azure_ovf import OVF_CAP, OVF_FILE, SOURCE, OvfEnv, parse_ovf_env
-from providers.base import Provider
+from providers.base import Provider, primary_link
 from providers.items import Items
 from providers.model import Metadata, Nic, normalise_mac
 
@@ -70,7 +70,7 @@ class AzureProvider(Provider):
         ovf = parse_ovf_env(raw) if raw is not None else None
         items = Items(SOURCE)
         doc = None
-        link, mac = _primary_link(ctx)
+        link, mac = primary_link(ctx, SOURCE, PRIMARY_LINK_PREFIXES)
         try:
             _bring_up_dhcp(ctx, link)
             doc = read_imds(ctx)
@@ -300,24 +300,6 @@ def _addresses(iface: dict[str, Any], key: str, version: int, where: str,
             continue
         found.append(f"{ip}/{prefix}")
     return found
-
-
-def choose_primary_link(links: list[str]) -> str | None:
-    for prefix in PRIMARY_LINK_PREFIXES:
-        for link in links:
-            if link.startswith(prefix) and link[len(prefix):].isdigit():
-                return link
-    return links[0] if links else None
-
-
-def _primary_link(ctx: Context) -> tuple[str, str | None]:
-    from operations.netlinks import list_links
-
-    links = list_links(ctx.system)
-    link = choose_primary_link([name for name, _ in links])
-    if link is None:
-        raise ServiceError(f"{SOURCE}: no network link to reach the metadata service on")
-    return link, dict(links)[link]
 
 
 def _bring_up_dhcp(ctx: Context, link: str) -> None:

@@ -25,3 +25,26 @@ class Provider:
 
     def fetch(self, ctx: Context) -> Metadata:
         raise NotImplementedError
+
+
+def choose_primary_link(links: list[str], prefixes: tuple[str, ...]) -> str | None:
+    """The first link of the cloud's own NIC driver (`prefixes` in order: ena before xnf on
+    EC2), else the first link: the one its metadata service answers on."""
+    for prefix in prefixes:
+        for link in links:
+            if link.startswith(prefix) and link[len(prefix):].isdigit():
+                return link
+    return links[0] if links else None
+
+
+def primary_link(ctx: Context, source: str, prefixes: tuple[str, ...]) -> tuple[str, str]:
+    """(link, its MAC) to bring DHCP up on to reach `source`'s metadata service; a
+    ServiceError when the guest has no link at all."""
+    from fsm.errors import ServiceError
+    from operations.netlinks import list_links
+
+    links = list_links(ctx.system)
+    link = choose_primary_link([name for name, _ in links], prefixes)
+    if link is None:
+        raise ServiceError(f"{source}: no network link to reach the metadata service on")
+    return link, dict(links)[link]

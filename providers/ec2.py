@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 
 from fsm.errors import MetadataError, ServiceError, shown
 from providers import smbios
-from providers.base import Provider
+from providers.base import Provider, primary_link
 from providers.items import Items
 from providers.model import Metadata, Nic, normalise_mac
 
@@ -54,14 +54,6 @@ PRIMARY_LINK_PREFIXES = ("ena", "xnf")
 
 def is_ec2(info: SmbiosInfo | None) -> bool:
     return smbios.platform(info) == "ec2"
-
-
-def choose_primary_link(links: list[str]) -> str | None:
-    for prefix in PRIMARY_LINK_PREFIXES:
-        for link in links:
-            if link.startswith(prefix) and link[len(prefix):].isdigit():
-                return link
-    return links[0] if links else None
 
 
 class Imds:
@@ -272,7 +264,7 @@ class EC2Provider(Provider):
     def fetch(self, ctx: Context) -> Metadata:
         from providers.http import HttpClient
 
-        link, primary_mac = _primary_link(ctx)
+        link, primary_mac = primary_link(ctx, SOURCE, PRIMARY_LINK_PREFIXES)
         try:
             lease = _bring_up_dhcp(ctx, link)
             endpoint = ctx.settings.get("ec2.endpoint")
@@ -287,16 +279,6 @@ class EC2Provider(Provider):
         with HttpClient.from_settings(SOURCE, ctx.settings) as client:
             return read_imds(Imds(client, endpoint), dhcp_hostname=lease.get("hostname"),
                              primary_mac=primary_mac)
-
-
-def _primary_link(ctx: Context) -> tuple[str, str]:
-    from operations.netlinks import list_links
-
-    links = list_links(ctx.system)
-    link = choose_primary_link([name for name, _ in links])
-    if link is None:
-        raise ServiceError(f"{SOURCE}: no network link to reach the metadata service on")
-    return link, dict(links)[link]
 
 
 def _bring_up_dhcp(ctx: Context, link: str) -> dict:

@@ -125,7 +125,8 @@ NO_MID = {
     "omnios-zone": CLOUD_CONFIG_STEPS - {"IDENTITY/passwords"} | {"USERSCRIPT/install"},
     "proxmox": CLOUD_CONFIG_STEPS - {"IDENTITY/users"} | {"USERSCRIPT/install",
                                                          "IDENTITY/ssh-keys"},
-    "tribblix-zone": {"USERSCRIPT/install", "IDENTITY/passwords"},
+    # nocloud-net: FETCH made the IP interface to reach the seed URL.
+    "tribblix-zone": {"USERSCRIPT/install", "IDENTITY/passwords", "NETWORK/interfaces"},
     # SmartOS's CIDATA disk: cloud-config with users, no bootcmd, packages or user-script
     # (runcmd enables the userscript service).
     "smartos-nocloud": {"IDENTITY/bootcmd", "IDENTITY/passwords", "USERSCRIPT/packages",

@@ -20,7 +20,8 @@ from fsm import settings as agent_settings
 from fsm.errors import MetadataError, ServiceError
 from fsm.steps import Context
 from fsm.system import System
-from providers.ec2 import EC2Provider, Imds, choose_primary_link, is_ec2, read_imds
+from providers.base import choose_primary_link
+from providers.ec2 import PRIMARY_LINK_PREFIXES, EC2Provider, Imds, is_ec2, read_imds
 from providers.http import HttpClient
 from providers.model import Nic
 from providers.smbios import SmbiosInfo
@@ -71,11 +72,11 @@ def test_detect_is_smbios_only(info, expected):
 
 
 def test_primary_link_prefers_ena_then_xnf_then_the_first():
-    assert choose_primary_link(["vioif0", "xnf0", "ena1"]) == "ena1"
-    assert choose_primary_link(["vioif0", "xnf0"]) == "xnf0"
-    assert choose_primary_link(["vioif0", "e1000g0"]) == "vioif0"
-    assert choose_primary_link(["enabled0"]) == "enabled0"
-    assert choose_primary_link([]) is None
+    assert choose_primary_link(["vioif0", "xnf0", "ena1"], PRIMARY_LINK_PREFIXES) == "ena1"
+    assert choose_primary_link(["vioif0", "xnf0"], PRIMARY_LINK_PREFIXES) == "xnf0"
+    assert choose_primary_link(["vioif0", "e1000g0"], PRIMARY_LINK_PREFIXES) == "vioif0"
+    assert choose_primary_link(["enabled0"], PRIMARY_LINK_PREFIXES) == "enabled0"
+    assert choose_primary_link([], PRIMARY_LINK_PREFIXES) is None
 
 
 # ---- FETCH against the emulator ---------------------------------------------------------

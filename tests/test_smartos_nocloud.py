@@ -77,10 +77,11 @@ def test_hostname_and_network_come_from_meta_data_and_network_config_v2(booted):
     g, _, _ = booted
     shown = g.show()
     assert shown["hostname"]["nodename"] == "nc-web01" and shown["hostname"]["live"] == "nc-web01"
+    # vmadm's `set-name` (the NIC's `interface`) renames vioif0/vioif1 to net0/net1.
     by_obj = {a["addrobj"]: a for a in shown["addresses"]}
-    assert by_obj["vioif0/v4"]["addr"] == "203.0.113.45/24"
-    assert by_obj["vioif1/dhcp"]["type"] == "dhcp"                # ips: dhcp -> dhcp4
-    assert by_obj["vioif1/v6"]["type"] == "addrconf"              # ips: addrconf -> dhcp6
+    assert by_obj["net0/v4"]["addr"] == "203.0.113.45/24"
+    assert by_obj["net1/dhcp"]["type"] == "dhcp"                  # ips: dhcp -> dhcp4
+    assert by_obj["net1/v6"]["type"] == "addrconf"                # ips: addrconf -> dhcp6
     assert "203.0.113.1" in shown["defaultrouter"]
     assert shown["dns"]["nameservers"] == ["8.8.8.8", "8.8.4.4"]
     # sdc:routes is the service's alone: vmadm does not put routes on the disk.
