@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from fsm.errors import cut, shown
 from fsm.steps import Frequency, Outcome, Step
+from operations.addresses import show_interfaces
 from operations.netlinks import DLADM, list_links, map_nics, nic_label
 from operations.parseable import parse_records
 
@@ -37,15 +38,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-IPADM = "/usr/sbin/ipadm"
 
 
 def has_link_config(md: Metadata | None) -> bool:
     return md is not None and any(n.mtu or n.link_name or n.vlan or n.aggr for n in md.nics)
-
-
-def is_virtual(nic: Nic) -> bool:
-    return nic.vlan is not None or nic.aggr is not None
 
 
 def valid_linkname(name: str) -> bool:
@@ -137,9 +133,7 @@ class _Run:
 
     def plumbed(self) -> set[str]:
         if self._plumbed is None:
-            argv = [IPADM, "show-if", "-p", "-o", "ifname"]
-            self._plumbed = {r["ifname"] for r in parse_records(
-                self.system.run(argv).stdout, ["ifname"], " ".join(argv))}
+            self._plumbed = set(show_interfaces(self.system))
         return self._plumbed
 
     def dladm(self, nic: Nic, what: str, value: object, argv: list[str], change: str) -> bool:

@@ -1,4 +1,5 @@
-"""Data pools: made once per instance on blank disks, or imported; grown every boot.
+"""Data pools: made once per instance on blank disks, or imported (growing them every boot
+is operations/growpools.py).
 
 STORAGE/pools (per instance) takes the wanted pools (operations/poolspec.py) and, for each:
 - a pool of that name already imported is finished: `autoexpand` is set where asked and
@@ -16,12 +17,6 @@ Crash safety: the machine records the step's intent (which pool is to be made, i
 finished, on which disks) before it runs, and a rerun finds a pool made by the killed run
 by its name, so `zpool create` is never run twice for one pool; took_effect() asks whether
 anything is left to do.
-
-STORAGE/grow-pools (per boot) grows every imported pool but the root pool (which
-STORAGE/expand-pool grows) whose disks grew, with the root pool's machinery
-(operations/expand.py): each disk's EFI label and slice 0, then `zpool online -e POOL
-DISK...`. A pool with `autoexpand=on` has grown by itself, and the label and slice checks
-then find nothing to do.
 """
 
 from __future__ import annotations
@@ -32,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from fsm.errors import AgentError, CommandError
 from fsm.steps import Context, Outcome
-from operations import diskprobe, expand, rootdisk
+from operations import diskprobe, rootdisk
 
 if TYPE_CHECKING:   # the per-boot grow step runs without the settings' pool parser
     from operations.poolspec import PoolSpec
@@ -175,34 +170,3 @@ def ensure_pools(ctx: Context) -> Outcome:
             outcome.warnings.append(f"{item.spec.origin}: pool {item.spec.name}: {e}")
     outcome.record["pools"] = {p.spec.name: p.action for p in planned}
     return outcome
-
-
-# ---- every boot: grow the data pools whose disks grew -----------------------------------
-def grow_pools(ctx: Context) -> Outcome:
-    system = ctx.system
-    outcome = Outcome()
-    for pool in sorted(diskprobe.active_pools(system) - {rootdisk.ROOT_POOL}):
-        try:
-            _grow_one(ctx, pool, outcome)
-        except (CommandError, AgentError) as e:
-            outcome.warnings.append(f"pool {pool} not grown: {e}")
-    return outcome
-
-
-def _grow_one(ctx: Context, pool: str, outcome: Outcome) -> None:
-    system = ctx.system
-    listing = rootdisk.list_pool(system, pool)
-    guid = rootdisk.pool_guid(system, pool)
-    disks = diskprobe.pool_disks(system, pool, listing)
-    grown: list[str] = []
-    for disk in disks:
-        data_slice = rootdisk.pool_slice_on(system, disk, None, pool, guid)
-        if data_slice is None:
-            outcome.warnings.append(f"pool {pool}: {disk} carries no label of the pool "
-                                    f"(guid {guid}); its disk is not grown")
-            continue
-        if expand.grow_disk_slice(ctx, disk, data_slice, pool, outcome):
-            grown.append(disk)
-    if grown or listing.expand_bytes > 0:
-        listing = expand.online_expand(ctx, listing, grown or disks, outcome)
-    outcome.record.setdefault("pool_size_bytes", {})[pool] = listing.size_bytes

@@ -63,7 +63,7 @@ class Probe:
     def load(self) -> Probe:
         self.disks = list_disks(self.system)
         self.importable = list_importable(self.system)
-        self.active = active_pools(self.system)
+        self.active = rootdisk.active_pools(self.system)
         return self
 
     def not_blank(self, disk: str) -> str | None:
@@ -142,12 +142,6 @@ def list_importable(system: System) -> dict[str, Importable]:
                 disks.append(re.sub(r"s\d+$", "", v.group(1)))
     close()
     return found
-
-
-def active_pools(system: System) -> set[str]:
-    """`zpool list -H -o name`: the imported pools."""
-    return {ln.strip() for ln in system.run([rootdisk.ZPOOL, "list", "-H", "-o", "name"]
-                                            ).stdout.splitlines() if ln.strip()}
 
 
 def pool_disks(system: System, pool: str,

@@ -54,11 +54,6 @@ def is_v6_link_local(address: str) -> bool:
     return ip.version == 6 and ip.is_link_local
 
 
-def needs_ifp(gateway: str) -> bool:
-    """A route via this gateway must name its link (`-ifp`)."""
-    return is_v6_link_local(gateway)
-
-
 def route_link(md: Metadata, route: Route, pairs: list[tuple[Nic, str]]
                ) -> tuple[str | None, str | None]:
     """(link, local address) of the NIC `route.interface` names, by MAC, by the source's
@@ -140,7 +135,7 @@ def add_link_routes(ctx: Context, outcome: Outcome, routes: list[LinkRoute],
         if any(dest == route.destination and gw in mine for dest, gw in present):
             continue
         # Through a link-local address (an IPv6 link with no global one), name the link too.
-        ifp = route.link if needs_ifp(source) else None
+        ifp = route.link if is_v6_link_local(source) else None
         if add(ctx, "add", route.destination, source, iface=True, iface_word="-interface",
                ifp=ifp):
             outcome.changed(f"persistent link route to {route.destination} on {route.link} "

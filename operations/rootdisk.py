@@ -220,3 +220,9 @@ def find_root_disk(system: System, wait_s: float = DEFAULT_LINK_WAIT_S, pool: st
         f"root pool {pool} (guid {guid}): zpool reports {name}, but no disk under {DEV_DSK} "
         f"carries its ZFS label after waiting {wait_s:g} s for /dev links "
         f"(disks present: {', '.join(tried) or 'none'})")
+
+
+def active_pools(system: System) -> set[str]:
+    """`zpool list -H -o name`: the imported pools."""
+    return {ln.strip() for ln in system.run([ZPOOL, "list", "-H", "-o", "name"]
+                                            ).stdout.splitlines() if ln.strip()}

@@ -43,7 +43,6 @@ from operations.linkroutes import (
     LinkRoute,
     add_link_routes,
     is_v6_link_local,
-    needs_ifp,
     nic_ips,
     route_link,
 )
@@ -334,13 +333,13 @@ def apply_routes(ctx: Context) -> Outcome:
                 _route(ctx, "delete", "default", old, ifp=ifps.get((dest, old)))
                 outcome.changed(f"removed persistent default route via {old}")
         if ("default", gateway) not in present:
-            ifp = gateway_links.get(gateway) if needs_ifp(gateway) else None
+            ifp = gateway_links.get(gateway) if is_v6_link_local(gateway) else None
             if _route(ctx, "add", "default", gateway, ifp=ifp):
                 outcome.changed(f"persistent default route via {gateway}"
                                 + (f" on {ifp}" if ifp else ""))
     for destination, gateway in statics:
         if gateway not in unreachable and (destination, gateway) not in present:
-            ifp = gateway_links.get(gateway) if needs_ifp(gateway) else None
+            ifp = gateway_links.get(gateway) if is_v6_link_local(gateway) else None
             if _route(ctx, "add", destination, gateway, ifp=ifp):
                 outcome.changed(f"persistent route to {destination} via {gateway}"
                                 + (f" on {ifp}" if ifp else ""))
@@ -360,7 +359,7 @@ def _link_local_without_link(ctx: Context, outcome: Outcome, defaults: dict[int,
     a warning each, and their routes are skipped (fe80::/10 is on every link)."""
     missing: set[str] = set()
     for gateway in dict.fromkeys(list(defaults.values()) + [g for _, g in statics]):
-        if needs_ifp(gateway) and gateway not in gateway_links:
+        if is_v6_link_local(gateway) and gateway not in gateway_links:
             missing.add(gateway)
             outcome.warnings.append(
                 f"{ctx.metadata.origin('routes') if ctx.metadata else 'metadata'}: gateway "

@@ -70,7 +70,7 @@ STEPS: tuple[Step, ...] = (
                       "found by its name and only finished (autoexpand), never created twice, "
                       "and one found on other disks than the settings name is reported",
          intent="operations.datapools:intent", took_effect="operations.datapools:took_effect"),
-    Step("STORAGE", "grow-pools", Frequency.PER_BOOT, "operations.datapools:grow_pools",
+    Step("STORAGE", "grow-pools", Frequency.PER_BOOT, "operations.growpools:grow_pools",
          changes="every imported pool but rpool whose disks grew, as expand-pool grows rpool: "
                  "each disk's EFI label (`format -d DISK -f CMDFILE`), its slice 0 (`fmthard "
                  "-d`), then `zpool online -e POOL DISK...`; nothing when the pools fill their "

@@ -151,7 +151,7 @@ def build_metadata(ovf: OvfEnv, doc: dict[str, Any] | None, items: Items,
     instance_id = vm_id.lower() if vm_id else None
     if instance_id and recorded and recorded.lower() == smbios.byte_swapped(instance_id):
         instance_id = recorded   # the same VM, its id recorded in the other byte order
-    hostname = ovf.hostname or _osprofile_name(compute, items)
+    hostname = ovf.hostname   # required on the DVD, and taken from osProfile without one
     keys = list(ovf.ssh_keys)
     for index, entry in enumerate(_list(compute, "publicKeys", items)):
         data = entry.get("keyData") if isinstance(entry, dict) else None
@@ -219,12 +219,6 @@ def _list(section: dict[str, Any], key: str, items: Items) -> list[Any]:
         items.skip(key, value, "expected a list")
         return []
     return value
-
-
-def _osprofile_name(compute: dict[str, Any], items: Items) -> str | None:
-    profile = compute.get("osProfile")
-    name = profile.get("computerName") if isinstance(profile, dict) else None
-    return name if isinstance(name, str) and name.strip() else None
 
 
 def _is_uuid(value: Any) -> bool:

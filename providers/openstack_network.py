@@ -25,6 +25,7 @@ from providers import netconfig
 from providers.items import Items
 from providers.items import quoted as shown
 from providers.model import Nic, Route
+from providers.netlinkcfg import mtu_of
 
 FIELD = "network_data.json"
 UNSUPPORTED_LINKS = ("bond", "vlan")
@@ -93,13 +94,7 @@ def _link(link: Any, where: str, cx: netconfig._Ctx) -> str:
 
 def _physical(link: dict[str, Any], where: str, cx: netconfig._Ctx) -> Nic:
     mac = netconfig._mac(link.get("ethernet_mac_address"), f"{where}.ethernet_mac_address", cx)
-    mtu = link.get("mtu")
-    if mtu is not None and (isinstance(mtu, bool) or not isinstance(mtu, int)
-                            or not 68 <= mtu <= 65535):
-        cx.items.skip(f"{FIELD} {where}.mtu", mtu, "must be a number from 68 to 65535; the "
-                                                  "link keeps its MTU")
-        mtu = None
-    return Nic(mac=mac, name=link["id"], mtu=mtu)
+    return Nic(mac=mac, name=link["id"], mtu=mtu_of(link, where, cx))
 
 
 def _network(network: Any, where: str, links: dict[str, dict[str, Any]],

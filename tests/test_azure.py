@@ -57,6 +57,7 @@ def test_the_corpus_ovf_env_parses_as_documented_and_the_emulator_serves_the_sam
 
 @pytest.mark.parametrize("doc, why", [
     (b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><x>&a;</x>', "DTD"),
+    (b'<!DOCTYPE x [<!ENTITY e SYSTEM "http://127.0.0.1:1/x">]><x>&e;</x>', "DTD"),
     (b'<Environment><x>' + b"a" * (300 << 10) + b"</x></Environment>", "larger than"),
     (b"<Environment><unclosed></Environment>", "well-formed"),
     (emulator.ovf_env({"hostname": "h"}), "UserName"),

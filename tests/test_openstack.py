@@ -93,7 +93,7 @@ def test_a_service_that_keeps_failing_stops_fetch_within_its_bound(tmp_path):
     g = make_guest(tmp_path, "openstack-http", md)
     g.write("/etc/metadata-agent.toml", "[timeouts]\nfetch = 2\nhttp = 1\ndhcp = 5\n")
     out = boot(g, code=95)
-    assert "HTTP 503" in out or "503" in out
+    assert "within the 2 s fetch budget; last: HTTP 503" in out
     assert g.checkpoint().phase == "FETCH"
 
 
@@ -101,7 +101,7 @@ def test_proxmox_configdrive2_is_found_by_its_label_and_fully_applied(tmp_path):
     g = make_guest(tmp_path, "proxmox-configdrive2")
     out = boot(g)
     assert "config drive 'config-2' (hsfs) on /dev/dsk/c1t0d0p0" in out
-    assert "content/0000" in out or "network_config" in out
+    assert "openstack/latest: meta_data.json, network_config, user_data, vendor_data.json" in out
     shown = g.show()
     assert shown["hostname"]["nodename"] == "pve-cd2"
     assert "pve-cd2.example.com" in shown["hostname"]["hosts"][0]
@@ -274,7 +274,7 @@ def test_cloud_init_config_drive_reader_reads_our_drive(tmp_path, drive_format):
 READ_SERVICE = r"""
 import json, sys
 from cloudinit.sources.helpers import openstack
-reader = openstack.MetadataReader(sys.argv[1], timeout=5, retries=0)
+reader = openstack.MetadataReader(sys.argv[1], timeout=30, retries=0)
 # The EC2 half is read from the hard-coded 169.254.169.254, which is not ours.
 reader._read_ec2_metadata = lambda: {}
 found = reader.read_v2()

@@ -47,3 +47,10 @@ def test_a_guest_with_no_metadata_gets_dhcp_and_a_warning_fast(tmp_path):
     detect = g.checkpoint().phases["DETECT"]["duration"]
     assert detect < 1.0, detect   # a bound on a wait, not a performance target
     assert [a["type"] for a in g.show()["addresses"]] == ["dhcp"]
+
+
+def test_the_demo_boots_every_platform():
+    """README's `make demo` list is sim/demo.py's ORDER: every simulated platform, once."""
+    from sim.demo import ORDER
+
+    assert sorted(ORDER) == sorted(PLATFORMS)

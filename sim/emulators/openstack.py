@@ -134,7 +134,7 @@ def drive_image(metadata: dict[str, Any]) -> tuple[str, bytes]:
     files = files_of(metadata)
     label = metadata.get("label", "config-2")
     if metadata.get("format", "iso9660") == "vfat":
-        from sim.emulators.oxide import fat_image
+        from fsm.seed.fatimage import fat_image
 
         return "vfat", fat_image(label, files, FAT_KIB)
     options = list(metadata.get("genisoimage") or NOVA_GENISOIMAGE)

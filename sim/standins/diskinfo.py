@@ -7,7 +7,7 @@ enumerate_disks():
   `%7.2f GiB`, or with -H tab-separated; -p prints the size in bytes (`%llu`);
 - the DISK column is the cXtYdZ name, the slice stripped; RMV and SSD `yes`/`no`
   (display_tristate()); TYPE the controller type upper-cased, `-` when libdiskmgt has none.
-Every disk of the guest state is listed, CD-ROM drives as removable. Not modelled: `-c`
+Fixed media only (the DM_DT_FIXED filter of enumerate_disks()): no CD-ROM drive is listed. Not modelled: `-c`
 (condensed) and `-P` (physical: chassis, slot, fault LEDs), serial numbers.
 """
 
@@ -16,12 +16,7 @@ from __future__ import annotations
 from sim.standins.base import BadOption, Exit, Invocation, posix_getopt
 
 HEADER = "TYPE    DISK                    VID      PID              SIZE          RMV SSD"
-USAGE = ("Usage:   diskinfo [-Hp] [{-c|-P}]\n\n"
-         "Display information about disks.\n\n"
-         "\t-c\tdisplay a condensed view\n"
-         "\t-H\tno header\n"
-         "\t-p\tparseable\n"
-         "\t-P\tdisplay a physical view")
+USAGE = "Usage: diskinfo [-Hp] [{-c|-P}]"   # usage(): one line
 
 
 def main(inv: Invocation) -> int:
@@ -37,12 +32,11 @@ def main(inv: Invocation) -> int:
     if "H" not in opts:
         inv.out(HEADER)
     for name, disk in sorted(inv.state.get("disks", {}).items()):
-        cdrom = bool(disk.get("cdrom"))
-        ctype = "ATA" if cdrom else "-"
-        vid, pid = ("QEMU", "QEMU DVD-ROM") if cdrom else ("Virtio", "Block Device")
+        if disk.get("cdrom"):   # enumerate_disks() asks libdiskmgt for DM_DT_FIXED media only
+            continue
+        ctype, vid, pid, rmv = "-", "Virtio", "Block Device", "no"
         total = disk["size_bytes"]
         size = str(total) if "p" in opts else f"{total / (1 << 30):7.2f} GiB"
-        rmv = "yes" if cdrom else "no"
         if "H" in opts:
             inv.out("\t".join([ctype, name, vid, pid, size, rmv, "no"]))
         else:

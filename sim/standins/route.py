@@ -216,8 +216,13 @@ def kernel(inv: Invocation, cmd: str, route: dict, is_host: bool) -> int:
 
 def _link_local_on(st: dict, route: dict) -> bool:
     """An IPv6 link-local gateway is on the `-ifp` interface when it has IPv6 up."""
-    ip = ipaddress.ip_address(route["gateway"])
-    if not route.get("ifp") or ip.version != 6 or not ip.is_link_local:
+    if not route.get("ifp") or not route.get("gateway"):
+        return False
+    try:
+        ip = ipaddress.ip_address(route["gateway"])
+    except ValueError:
+        return False
+    if ip.version != 6 or not ip.is_link_local:
         return False
     return any(a.get("state") == "ok" and a["addrobj"].split("/")[0] == route["ifp"]
                and ":" in a.get("addr", "") for a in st.get("addresses", []))

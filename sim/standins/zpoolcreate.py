@@ -181,7 +181,7 @@ def cmd_create(inv: Invocation, args: list[str]) -> int:
         inv.fail(f"invalid mountpoint '{mountpoint}': must be an absolute path, 'legacy', "
                  "or 'none'")
     target = mountpoint if mountpoint is not None else f"/{name}"
-    if target.startswith("/") and not force:
+    if target.startswith("/"):   # zpool_do_create(): no -f bypass for this check
         host_dir = os.path.join(inv.root, target.lstrip("/"))
         if os.path.isdir(host_dir) and os.listdir(host_dir):
             inv.err(f"mountpoint '{target}' exists and is not empty")
