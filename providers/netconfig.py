@@ -155,7 +155,7 @@ def _prefix(mask: Any, where: str, text: str, cx: _Ctx) -> int:
     if isinstance(mask, int) and not isinstance(mask, bool):
         return mask
     value = str(mask).strip().lstrip("/")
-    if value.isdigit():
+    if value.isascii() and value.isdigit():   # not "²", which isdigit() takes
         return int(value)
     if "." in value:
         dotted = netmask_prefix(value)
@@ -180,7 +180,7 @@ def _cidr(address: Any, where: str, cx: _Ctx, netmask: Any = None, prefix: Any =
         mask = netmask if netmask is not None else prefix
         text = f"{text}/{_prefix(mask, where, f'{text}/{mask}', cx)}"
     host, slash, suffix = text.partition("/")
-    if slash and not suffix.isdigit():
+    if slash and not (suffix.isascii() and suffix.isdigit()):
         text = f"{host}/{_prefix(suffix, where, text, cx)}"
     if not slash:
         raise cx.error(where, f"{shown(text)} has no prefix length")

@@ -41,7 +41,7 @@ def mtu_of(item: dict[str, Any], where: str, cx: Any) -> int | None:
     if value is None:
         return None
     text = str(value).strip() if not isinstance(value, bool) else ""
-    if not text.isdigit() or not MTU_MIN <= int(text) <= MTU_MAX:
+    if not (text.isascii() and text.isdigit()) or not MTU_MIN <= int(text) <= MTU_MAX:
         cx.items.skip(f"{cx.field} {where}.mtu", value,
                       f"must be a number from {MTU_MIN} to {MTU_MAX}")
         return None
@@ -52,7 +52,7 @@ def vlan_of(item: dict[str, Any], where: str, cx: Any, v1: bool = False) -> dict
     """`{"vlan": Vlan}` for a v1 vlan item or a v2 vlans entry; MetadataError if unusable."""
     vid_key, over_key = ("vlan_id", "vlan_link") if v1 else ("id", "link")
     vid = item.get(vid_key)
-    if isinstance(vid, bool) or not str(vid).strip().isdigit() or not 1 <= int(str(vid)) <= 4094:
+    if isinstance(vid, bool) or not (str(vid).strip().isascii() and str(vid).strip().isdigit()) or not 1 <= int(str(vid)) <= 4094:
         raise cx.error(f"{where}.{vid_key}", f"{shown(vid)} is not a VLAN ID from 1 to 4094")
     over = item.get(over_key)
     if not isinstance(over, str) or not over.strip():
