@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import msgpack
@@ -41,6 +40,7 @@ from fsm.cpfile import (  # noqa: F401 - the constants and errors are re-exporte
     completed_steps,
     decode_fields,
 )
+from fsm.record import field, record
 from fsm.steps import Frequency, Step
 from fsm.system import System
 
@@ -50,7 +50,7 @@ MAX_WARNINGS = 100
 MAX_WARNING_CHARS = 500
 
 
-@dataclass
+@record
 class Checkpoint:
     phase: str = "DETECT"
     boot: int = 0

@@ -15,10 +15,10 @@ name. Nothing else: `--dry-run` prints exactly this list and changes nothing.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Callable
 
 from fsm.checkpoint import CHECKPOINT_PATH
+from fsm.record import record
 from fsm.system import System
 
 METADATA_DIR = "/var/metadata"
@@ -32,7 +32,7 @@ HOSTS = "/etc/inet/hosts"
 LOOPBACKS = ("127.0.0.1", "::1")
 
 
-@dataclass
+@record
 class Action:
     what: str                       # "remove", "rewrite"
     path: str

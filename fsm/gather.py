@@ -49,7 +49,7 @@ def choose_provider(ctx: Context) -> Outcome:
 
 def fetch_metadata(ctx: Context) -> Outcome:
     assert ctx.provider is not None
-    from dataclasses import replace
+    from fsm.record import replace
 
     md = ctx.provider.fetch(ctx)
     recorded = ctx.checkpoint.instance_id

@@ -2,7 +2,7 @@
 
 `System` (fsm/system.py) inherits this class and adds commands and writes; `metadata
 status` reads the checkpoint, the history and the query record through it alone, without
-the system layer's imports (logging, subprocess, threading, dataclasses), since status is
+the system layer's imports (logging, subprocess, threading, records), since status is
 what an operator and an image pipeline run again and again (issue 17: ≤ 1.5× a bare
 interpreter). Paths resolve under an alternate root (`--root DIR`, like `pkg -R`) and
 are never followed through a symbolic link.

@@ -2,7 +2,7 @@
 
 Apart from fsm/steps.py (which re-exports both) so that the checkpoint's shape
 (fsm/cpschema.py) and `metadata status` can name them without importing the step types
-and their dataclasses: status runs at the cost of a bare interpreter (issue 17).
+and their record classes: status runs at the cost of a bare interpreter (issue 17).
 """
 
 from __future__ import annotations

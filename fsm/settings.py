@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import dataclass, field
 from typing import Any
 
 from fsm.errors import ConfigError
+from fsm.record import field, record
 from fsm.system import System
 
 
@@ -103,7 +103,7 @@ def check_seconds(source: str, dotted: str, value: float) -> float:
     return float(value)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Settings:
     values: dict[str, dict[str, Any]] = field(default_factory=lambda: defaults())
     # `section.key` names set by the file (or SMF), as opposed to left at their defaults.

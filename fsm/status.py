@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 # Status imports neither the system layer nor the machine's checkpoint, lock or settings
-# modules (logging, subprocess, dataclasses, tomllib: issue 17); their paths, which a test
+# modules (logging, subprocess, records, tomllib: issue 17); their paths, which a test
 # compares with those modules' own:
 LOCK_PATH = "/var/metadata/.lock"            # fsm/lock.py
 SETTINGS_PATH = "/etc/metadata-agent.toml"   # fsm/settings.py

@@ -12,10 +12,10 @@ boot's critical path).
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from fsm.names import PHASE_NAMES, Frequency  # noqa: F401 - declared there, re-exported
+from fsm.record import field, record
 
 if TYPE_CHECKING:
     from fsm.checkpoint import Checkpoint
@@ -56,7 +56,7 @@ def _lazy(func: Callable[..., Any] | str | None) -> Callable[..., Any] | None:
     return Ref(func) if isinstance(func, str) else func
 
 
-@dataclass
+@record
 class Outcome:
     """What a step did: human-readable changes (empty when the guest already matched)."""
 
@@ -70,7 +70,7 @@ class Outcome:
         return self
 
 
-@dataclass
+@record
 class Context:
     """Everything a step may use; hardware facts are re-discovered, never checkpointed."""
 
@@ -84,7 +84,7 @@ class Context:
     facts: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Step:
     """One named step; the text fields are what docs/states.md prints for auditors."""
 

@@ -16,13 +16,13 @@ import os
 import stat
 import subprocess
 import threading
-from dataclasses import dataclass
 
 from fsm import crashpoints
 from fsm.errors import CommandError
 
 # The read path is fsm/guestfiles.py's (status reads through it without this module).
 from fsm.guestfiles import MAX_READ_BYTES, GuestFiles, UnsafePathError, _split  # noqa: F401
+from fsm.record import record
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ DEFAULT_COMMAND_TIMEOUT_S = 30.0
 DEVICE_READ_TIMEOUT_S = 5.0
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class CommandResult:
     argv: tuple[str, ...]
     returncode: int

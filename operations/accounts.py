@@ -15,8 +15,7 @@ metadata's keys to) unless the cloud-config says `disable_root: true`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-
+from fsm.record import record, replace
 from fsm.steps import Context
 from operations.sshkeys import read_regular_file
 from providers.cloudconfig_model import CloudConfig, UserSpec
@@ -29,7 +28,7 @@ MAX_ACCOUNT_FILE_BYTES = 4 << 20
 ROOT = "root"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Account:
     name: str
     uid: int

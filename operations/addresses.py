@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from fsm.errors import MetadataError, shown
+from fsm.record import record
 from operations.parseable import parse_records
 from operations.validate import validate_interface
 
@@ -33,7 +33,7 @@ ADDR_FIELDS = ["addrobj", "type", "state", "addr"]
 NO_LEASE = "?"  # what ipadm show-addr prints as ADDR for a DHCP object without a lease
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PresentAddr:
     addrobj: str
     type: str
@@ -45,7 +45,7 @@ class PresentAddr:
         return self.addrobj.split("/", 1)[0]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class WantedAddr:
     addrobj: str
     type: str               # static, dhcp or addrconf

@@ -22,10 +22,10 @@ their MTU here.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from fsm.errors import cut, shown
+from fsm.record import field, record
 from fsm.steps import Frequency, Outcome, Step
 from operations.addresses import show_interfaces
 from operations.netlinks import DLADM, list_links, map_nics, nic_label
@@ -51,7 +51,7 @@ def valid_linkname(name: str) -> bool:
             and all(c.isascii() and (c.isalnum() or c in "_.") for c in name))
 
 
-@dataclass
+@record
 class Present:
     """The datalinks dladm shows: class and OVER per link, (over, vid) per VLAN."""
 

@@ -22,10 +22,10 @@ anything is left to do.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from fsm.errors import AgentError, CommandError
+from fsm.record import record
 from fsm.steps import Context, Outcome
 from operations import diskprobe, rootdisk
 
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 PLAN_FACT = "datapools.plan"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Planned:
     spec: PoolSpec
     action: str                 # create, import, exists, refused

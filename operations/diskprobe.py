@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field
 
 from fsm.errors import ParseError
+from fsm.record import field, record
 from fsm.system import System
 from operations import rootdisk
 
@@ -36,21 +36,21 @@ _IMPORT_ID = re.compile(r"^\s*id: (\d+)$")
 _IMPORT_VDEV = re.compile(r"^\t\s+(\S+)\s+\S+")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Disk:
     name: str
     size_bytes: int
     removable: bool
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Importable:
     name: str
     guid: str
     disks: tuple[str, ...]
 
 
-@dataclass
+@record
 class Probe:
     """What one STORAGE run learned about the disks, each fact asked once."""
 

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field
 
 from fsm.errors import AgentError, ParseError
+from fsm.record import field, record
 from fsm.steps import Context, Outcome
 from fsm.system import System
 from operations import rootdisk
@@ -55,7 +55,7 @@ class ExpandError(AgentError):
     """A disk tool ran but the disk did not end up as it should."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Slice:
     number: int
     tag: int
@@ -68,7 +68,7 @@ class Slice:
         return self.start + self.size - 1
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Vtoc:
     device: str
     sector_size: int

@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Union
 
 from fsm.errors import shown
+from fsm.record import record
 from providers.model import normalise_mac
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ IPInterface = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class LinkRoute:
     destination: str            # a CIDR, normalised
     link: str                   # the datalink it is on

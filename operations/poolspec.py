@@ -18,10 +18,10 @@ older ones do not, so neither does this.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from fsm.errors import shown
+from fsm.record import record
 
 VDEV_TYPES = {"stripe": 1, "mirror": 2, "raidz": 2, "raidz2": 3}   # type -> fewest disks
 ALL_BLANK = "all-blank"
@@ -38,7 +38,7 @@ _SIZE_SELECTOR = re.compile(r"^size\s*(>=|<=|>|<|=)\s*([0-9]+(?:\.[0-9]+)?)\s*([
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SizeRule:
     op: str
     size_bytes: int
@@ -49,7 +49,7 @@ class SizeRule:
                 "=": size == self.size_bytes}[self.op]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PoolSpec:
     name: str
     devices: tuple[str, ...]          # whole-disk names given outright (c2t0d0)

@@ -16,10 +16,10 @@ from __future__ import annotations
 import logging
 import re
 import time
-from dataclasses import dataclass
 from typing import Callable
 
 from fsm.errors import AgentError, ParseError
+from fsm.record import record
 from fsm.system import System
 
 log = logging.getLogger(__name__)
@@ -45,12 +45,12 @@ class UnsupportedPool(Exception):
     """A root pool layout the agent leaves alone (mirror, several vdevs, not a ctd disk)."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class VdevRow:
     name: str
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PoolListing:
     pool: str
     size_bytes: int
@@ -58,7 +58,7 @@ class PoolListing:
     vdevs: tuple[VdevRow, ...]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RootDisk:
     pool: str
     vdev_name: str        # the name zpool knows the vdev by: what `zpool online` accepts

@@ -14,9 +14,9 @@ disk slice, listed by `swap -l` or in vfstab) is left alone and no volume is add
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 from fsm.errors import AgentError, ParseError
+from fsm.record import record
 from fsm.steps import Context, Outcome
 from fsm.system import System
 from operations import rootdisk
@@ -40,7 +40,7 @@ class SwapError(AgentError):
     """`rpool/swap` exists but is not a volume."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SwapPlan:
     memory_bytes: int
     available_bytes: int

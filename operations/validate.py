@@ -17,9 +17,9 @@ import binascii
 import ipaddress
 import re
 import struct
-from dataclasses import dataclass
 
 from fsm.errors import MetadataError, shown
+from fsm.record import record
 
 # ---- hostnames --------------------------------------------------------------------------
 
@@ -120,7 +120,7 @@ VALUE_OPTIONS = frozenset({
 })
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class KeyLine:
     """One parsed authorized_keys line; `identity` is what makes two lines the same key."""
 

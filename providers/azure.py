@@ -37,10 +37,10 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from fsm.errors import AgentError, MetadataError, ServiceError
+from fsm.record import replace
 from providers import cloudconfig, localdisk, smbios
 from providers.azure_ovf import OVF_CAP, OVF_FILE, SOURCE, OvfEnv, parse_ovf_env
 from providers.base import Provider, primary_link

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass, field
 from xml.etree import ElementTree
 
 from fsm.errors import MetadataError, shown
+from fsm.record import field, record
 
 SOURCE = "azure"
 OVF_FILE = "ovf-env.xml"
@@ -32,7 +32,7 @@ NS_WA = "{http://schemas.microsoft.com/windowsazure}"
 WHERE = f"{OVF_FILE} LinuxProvisioningConfigurationSet"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class OvfEnv:
     hostname: str
     username: str

@@ -226,8 +226,7 @@ def from_documents(user_data: bytes | None, vendor_data: bytes | None,
 def with_root_password(config: CloudConfig | None, root_pw: str | None) -> CloudConfig | None:
     """SmartOS `root_pw`: root's plain password, set (never expired) unless the cloud-config
     already sets root's."""
-    from dataclasses import replace
-
+    from fsm.record import replace
     from providers.cloudconfig_model import PasswordSpec
 
     if not root_pw or "\n" in root_pw:

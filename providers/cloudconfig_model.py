@@ -1,18 +1,18 @@
-"""The cloud-config subset the agent applies, as plain frozen dataclasses.
+"""The cloud-config subset the agent applies, as plain frozen records (fsm/record.py).
 
 `providers/cloudconfig.py` parses `#cloud-config` user-data and vendor-data into a
 `CloudConfig`; the steps in `operations/` (users, passwords, write-files, runcmd...) read
 it. Secrets (plain passwords, password hashes, file contents, commands) are fields with
-`repr=False`, so a dataclass printed in a log or a traceback never shows them, and nothing
+`repr=False`, so a record printed in a log or a traceback never shows them, and nothing
 here is ever checkpointed (only step records are).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from fsm.record import field, record
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class UserSpec:
     """One entry of `users` (not `default`, which the parser resolves to a flag)."""
 
@@ -32,13 +32,13 @@ class UserSpec:
     no_create_home: bool = False
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class GroupSpec:
     name: str
     members: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PasswordSpec:
     """One password to set: `chpasswd` users/list, or `password` for the default user."""
 
@@ -47,7 +47,7 @@ class PasswordSpec:
     hashed: bool = False                     # a crypt(3C) hash already (`$6$...`)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class WriteFile:
     path: str
     content: bytes = field(repr=False)
@@ -57,7 +57,7 @@ class WriteFile:
     defer: bool = False
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class CloudConfig:
     """The merged cloud-config (vendor-data under user-data); empty fields mean absent."""
 

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import stat
 from collections.abc import Collection, Iterator
-from dataclasses import dataclass
 
 from fsm.errors import MetadataError
+from fsm.record import record
 
 SIZE_CAP = 1 << 20          # bytes per entry: seed files are small text files
 NAME_CAP = 1024             # bytes per name (illumos MAXPATHLEN)
@@ -39,7 +39,7 @@ class CpioFormatError(MetadataError):
     """The archive is malformed or holds something a seed may not; names the entry."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Entry:
     name: str               # as stored, without a leading `./`
     mode: int
@@ -67,7 +67,7 @@ def archive_format(head: bytes) -> str | None:
     return {ODC_MAGIC: "odc", NEWC_MAGIC: "newc", CRC_MAGIC: "crc"}.get(bytes(head[:6]))
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class _Header:
     ino: int
     mode: int

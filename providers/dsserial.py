@@ -11,8 +11,9 @@ simply not a seed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
+
+from fsm.record import record, replace
 
 if TYPE_CHECKING:
     from providers.model import Metadata
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 ALIASES = {"i": "instance-id", "h": "local-hostname", "s": "seedfrom"}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SerialSeed:
     mode: str                       # "nocloud" or "nocloud-net"
     instance_id: str | None = None

@@ -29,10 +29,10 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from fsm.errors import MetadataError, ServiceError, shown
+from fsm.record import replace
 from providers import smbios
 from providers.base import Provider, primary_link
 from providers.items import Items

@@ -22,9 +22,9 @@ interface. Interfaces are named by Linux names
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
+from fsm.record import replace
 from providers import netconfig
 from providers.items import Items
 from providers.items import quoted as shown

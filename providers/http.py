@@ -32,10 +32,10 @@ import random
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fsm.errors import ServiceError
+from fsm.record import field, record
 
 if TYPE_CHECKING:
     from fsm.settings import Settings
@@ -48,7 +48,7 @@ MAX_ATTEMPTS = 30            # a second bound, should the clock ever misbehave
 MAX_BODY_BYTES = 16 << 20    # far above any metadata document (EC2 user-data is <= 16 KiB)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Reply:
     status: int
     body: bytes

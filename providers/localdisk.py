@@ -19,9 +19,9 @@ import logging
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 from fsm.errors import CommandError, MetadataError, ParseError
+from fsm.record import record
 from fsm.system import System
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ MOUNTABLE = ("hsfs", "pcfs", "udfs")   # udfs: Azure's provisioning DVD
 FSTYP_TIMEOUT_S = 5.0
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Volume:
     device: str          # block device, e.g. /dev/dsk/c2t0d0p0
     fstype: str          # as fstyp names it: hsfs or pcfs

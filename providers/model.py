@@ -1,7 +1,7 @@
 """The one data model every provider returns, whatever its source.
 
-Plain frozen dataclasses: providers parse into them, operations read them, and nothing here
-touches the guest. Optional fields default to empty. `provenance` maps a model field to the
+Plain frozen records (fsm/record.py): providers parse into them, operations read them,
+and nothing here touches the guest. Optional fields default to empty. `provenance` maps a model field to the
 source field it came from (e.g. `hostname` -> `sdc:hostname`), so an operation rejecting a
 value can name where it came from.
 """
@@ -9,14 +9,15 @@ value can name where it came from.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from fsm.record import field, record
 
 if TYPE_CHECKING:
     from providers.cloudconfig_model import CloudConfig
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Nic:
     """One network interface as the metadata describes it."""
 
@@ -44,7 +45,7 @@ class Nic:
     aggr: Aggr | None = None                # this NIC is an aggregation of other NICs
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Vlan:
     """A tagged VLAN link (`dladm create-vlan -l OVER -v VID NAME`)."""
 
@@ -52,7 +53,7 @@ class Vlan:
     over: str                               # `Nic.name` of the NIC it tags (physical or aggr)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Aggr:
     """A link aggregation (`dladm create-aggr -L MODE [-T TIMER] [-P POLICY] -l ... NAME`).
 
@@ -65,7 +66,7 @@ class Aggr:
     policy: str | None = None               # L2, L3, L4 or a combination; None = default (L4)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Route:
     """A static route. Without a gateway it is a link route: the destination is directly
     on `interface`'s link (`route add -interface`)."""
@@ -77,7 +78,7 @@ class Route:
     interface: str | None = None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Metadata:
     source: str                             # provider name, used in every error message
     instance_id: str | None = None

@@ -25,10 +25,10 @@ true`) sets `Nic.dhcp6` besides `addrconf`; v1 `ipv6_slaac` is addrconf alone.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import replace
 from typing import Any
 
 from fsm.errors import MetadataError
+from fsm.record import replace
 from providers.items import Items
 from providers.items import quoted as shown
 from providers.model import Nic, Route, netmask_prefix, normalise_mac

@@ -18,9 +18,9 @@ address, as cloud-init brings it up.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
+from fsm.record import replace
 from providers import netconfig
 from providers.items import Items
 from providers.items import quoted as shown

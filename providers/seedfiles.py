@@ -17,9 +17,9 @@ The files, as the original README defines them (all optional):
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 
 from fsm.errors import ConfigError, MetadataError
+from fsm.record import field, record
 from providers.items import Items
 from providers.model import Metadata, Nic
 
@@ -30,7 +30,7 @@ SEED_FILES = ("nodename", "authorized_keys", "config.toml", "firstboot.sh")
 CONFIG_SCHEMA: dict[str, dict[str, type]] = {"network": {"skip": bool}}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SeedReading:
     metadata: Metadata
     warnings: list[str] = field(default_factory=list)

@@ -33,8 +33,9 @@ import os
 import re
 import time
 import zlib
-from dataclasses import dataclass
 from typing import Protocol
+
+from fsm.record import record
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class TransportError(Exception):
     """The host did not answer properly within the bounds; says what was tried."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Frame:
     reqid: str
     command: str                 # GET/KEYS/PUT/DELETE in requests, SUCCESS/NOTFOUND/... in answers

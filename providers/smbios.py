@@ -15,9 +15,9 @@ it, and keeps whichever form a guest already recorded (instance_uuid()).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
 
 from fsm.errors import CommandError
+from fsm.record import record, replace
 from fsm.system import System
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 SMBIOS = "/usr/sbin/smbios"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SmbiosInfo:
     manufacturer: str = ""
     product: str = ""

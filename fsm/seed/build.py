@@ -23,9 +23,9 @@ import json
 import os
 import stat
 import tempfile
-from dataclasses import dataclass, field
 
 from fsm.errors import SMF_EXIT_ERR_CONFIG, AgentError
+from fsm.record import field, record
 from fsm.seed.evaluate import Evaluation, evaluate_cpio, evaluate_nocloud
 from operations.validate import validate_hostname, validate_script
 from providers import cpioarchive, cpiowriter, iso9660, nocloud, seedfiles
@@ -58,7 +58,7 @@ class SeedRefused(Exception):
         super().__init__("; ".join(problems))
 
 
-@dataclass
+@record
 class Written:
     path: str
     size: int

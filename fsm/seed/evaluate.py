@@ -21,15 +21,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
 from fsm.errors import AgentError
+from fsm.record import field, record
 from operations.validate import parse_authorized_keys, validate_hostname, validate_script
 from providers import nocloud, seedfiles
 from providers.model import Metadata
 
 
-@dataclass
+@record
 class Evaluation:
     kind: str                                   # "cpio" or "nocloud"
     files: dict[str, bytes]

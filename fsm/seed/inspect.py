@@ -14,9 +14,9 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
-from dataclasses import dataclass
 
 from fsm.errors import AgentError, ConfigError
+from fsm.record import record
 from fsm.seed import isoreader
 from fsm.seed.evaluate import Evaluation, evaluate_cpio, evaluate_nocloud
 from fsm.seed.render import report
@@ -34,7 +34,7 @@ class NotASeed(ConfigError):
         super().__init__(path, "(seed)", problem)
 
 
-@dataclass
+@record
 class Inspection:
     title: list[str]
     evaluation: Evaluation

@@ -14,7 +14,8 @@ untrusted input, and a malformed one is an IsoReadError, never an IndexError.
 from __future__ import annotations
 
 import stat
-from dataclasses import dataclass
+
+from fsm.record import record
 
 SECTOR = 2048
 MAX_DESCRIPTORS = 32
@@ -26,14 +27,14 @@ class IsoReadError(ValueError):
     """The bytes are not a readable ISO 9660 volume."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class IsoEntry:
     kind: str            # "regular file", "directory", "symbolic link", "multi-extent file"
     extent: int
     size: int
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class IsoVolume:
     label: str
     naming: str                      # "Rock Ridge", "Joliet" or "ISO 9660"
@@ -143,13 +144,13 @@ def read_volume(image: bytes) -> IsoVolume:
         jroot = joliet[156:190]
         records = _records(image, _u32(jroot, 2), _u32(jroot, 10))
     entries: dict[str, IsoEntry] = {}
-    for record in records:
-        raw = record[33:33 + record[32]]
+    for entry in records:
+        raw = entry[33:33 + entry[32]]
         if raw in (b"\0", b"\1"):
             continue
-        name, mode, link = _rock_ridge(record) if rock_ridge else (None, None, False)
+        name, mode, link = _rock_ridge(entry) if rock_ridge else (None, None, False)
         name = name or _plain(raw, naming == "Joliet")
-        flags = record[25]
+        flags = entry[25]
         if link or (mode is not None and stat.S_ISLNK(mode)):
             kind = "symbolic link"
         elif flags & 0x02:
@@ -158,5 +159,5 @@ def read_volume(image: bytes) -> IsoVolume:
             kind = "multi-extent file"
         else:
             kind = "regular file"
-        entries.setdefault(name, IsoEntry(kind, _u32(record, 2), _u32(record, 10)))
+        entries.setdefault(name, IsoEntry(kind, _u32(entry, 2), _u32(entry, 10)))
     return IsoVolume(label=label, naming=naming, entries=entries, image=image)
