@@ -4,8 +4,8 @@ Why this, and not something else:
 - illumos passwd(1) hashes with crypt(3C) and the algorithm CRYPT_DEFAULT names in
   /etc/security/policy.conf; every illumos distribution ships `crypt_sha512` and reads
   `$6$` hashes (crypt.conf(5)), so a `$6$` hash works on every image we boot.
-- Python's `crypt` module (libc crypt(3C) itself, the exact code passwd uses) is used when
-  it is there: Python 3.9 to 3.12, which is what OmniOS, OpenIndiana and Tribblix ship.
+- libc crypt(3C), the exact code passwd uses, is called through the C function behind
+  Python's `crypt` module (`_crypt.crypt`) when it is there: Python 3.9 to 3.12, which is what OmniOS, OpenIndiana and Tribblix ship.
 - It is deprecated (PEP 594) and gone in 3.13, and we will not hand a password to a
   command's argv or environment (`openssl passwd` takes it there unless -stdin), nor pull
   in passlib (unmaintained since 2020) for one function. So without `crypt`, the hash is
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import warnings
 
 SALT_CHARS = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 ROUNDS_DEFAULT = 5000
@@ -38,23 +37,30 @@ def new_salt() -> str:
 
 def hash_password(password: str, salt: str | None = None) -> str:
     """`$6$SALT$HASH` of `password`, with libc crypt(3C) when Python still has it."""
-    salt = salt or new_salt()
+    return crypt_sha512(password, salt or new_salt())
+
+
+def crypt_sha512(password: str, salt_spec: str) -> str:
+    """The `$6$` hash of `password` with this salt (`rounds=N$` allowed, as in a setting):
+    libc's when Python has it, else the specification's, which the tests hold equal."""
     libc = _libc_crypt()
     if libc is not None:
-        result = libc(password, f"$6${salt}$")
+        result = libc(password, f"$6${salt_spec}$")
         if result and result.startswith("$6$"):
             return result
-    return sha512_crypt(password.encode("utf-8"), salt)
+    return sha512_crypt(password.encode("utf-8"), salt_spec)
 
 
-def _libc_crypt():  # noqa: ANN202 - the stdlib function or None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        try:
-            import crypt  # type: ignore[import-not-found]
-        except ImportError:
-            return None
-    return crypt.crypt
+def _libc_crypt():  # noqa: ANN202 - the C function or None
+    """`_crypt.crypt`: the very function `crypt.crypt` calls. Not the `crypt` module: its
+    import hashes a test password with every method it knows (SHA-512 and SHA-256 at 5000
+    rounds, Blowfish, MD5) to list the available ones, about 7 ms of a boot, for nothing
+    we use. Gone with `crypt` in Python 3.13: then the specification's code runs."""
+    try:
+        from _crypt import crypt  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    return crypt
 
 
 def _b64(data: bytes) -> str:

@@ -26,7 +26,7 @@ import time
 from fsm.errors import AgentError
 from fsm.steps import Context, Outcome
 from operations import accounts
-from operations.passhash import sha512_crypt
+from operations.passhash import crypt_sha512
 from operations.sshkeys import read_regular_file
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ def _verifies(plain: str, present: str) -> bool:
     if not present.startswith("$6$"):
         return False
     salt_spec = present[3:].rsplit("$", 1)[0]
-    return sha512_crypt(plain.encode("utf-8"), salt_spec) == present
+    return crypt_sha512(plain, salt_spec) == present
 
 
 def set_shadow_fields(ctx: Context, fields: dict[str, str], expire: set[str],

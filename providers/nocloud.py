@@ -30,12 +30,10 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from fsm.errors import MetadataError
-from providers import cloudconfig, dsserial, localdisk, netconfig, smbios
+from providers import dsserial, localdisk, smbios
 from providers.base import Provider
-from providers.eni import parse_eni
 from providers.items import Items
 from providers.model import Metadata, Nic
-from providers.netconfig import parse_network_config
 
 if TYPE_CHECKING:
     from fsm.steps import Context
@@ -96,6 +94,12 @@ def parse_seed(files: dict[str, bytes]) -> Metadata:
     type, a key or an interface the agent cannot use is a warning (`Metadata.warnings`) and
     is skipped (providers/items.py). Every file missing or empty gives `empty=True`.
     """
+    # The parsers here, not at the top: DETECT imports this module on every guest without
+    # SMBIOS cloud (to look for a cidata volume), and only a NoCloud guest parses.
+    from providers import cloudconfig
+    from providers.eni import parse_eni
+    from providers.netconfig import parse_network_config
+
     files = {name: data for name, data in files.items() if data.strip()}
     items = Items(SOURCE)
     provenance: dict[str, str] = {}
@@ -221,5 +225,7 @@ def public_keys(value: Any, items: Items | None = None,
 
 def _cidr(address: Any, where: str, netmask: Any = None, prefix: Any = None) -> str:
     """An address/prefix from cloud-init's forms (kept for the property tests)."""
+    from providers import netconfig
+
     return netconfig._cidr(address, where, netconfig._Ctx(Items(SOURCE), "network-config"),
                            netmask=netmask, prefix=prefix)

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from fsm.errors import MetadataError, ServiceError
 from fsm.settings import SCHEMA
-from providers import cloudconfig, smbios
+from providers import smbios
 from providers.base import Provider
 from providers.items import Items
 from providers.model import Metadata, Nic, Route, netmask_prefix, normalise_mac
@@ -153,6 +153,10 @@ def parse(values: dict[str, bytes | None]) -> Metadata:
     route and resolver is taken on its own, a bad one being a warning naming the key, its
     index and value, and skipped (providers/items.py).
     """
+    # Here, not at the top: the serial probe imports this module on every guest whose
+    # SMBIOS names no cloud, and only a SmartOS guest parses cloud-config.
+    from providers import cloudconfig
+
     items = Items(SOURCE)
     provenance = {"instance_id": "sdc:uuid", "nics": "sdc:nics", "routes": "sdc:routes",
                   "resolvers": "sdc:resolvers", "search_domains": "sdc:dns_domain",

@@ -12,7 +12,8 @@ import pytest
 from fsm.errors import SMF_EXIT_ERR_CONFIG, MetadataError
 from providers.items import Items
 from providers.model import Nic
-from providers.nocloud import parse_network_config, parse_seed
+from providers.netconfig import parse_network_config
+from providers.nocloud import parse_seed
 from sim.emulators.nocloud import attach_volume, iso_image, seed_files
 from sim.standins.mount import iso_files
 from tests.guest import make_guest

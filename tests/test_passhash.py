@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import warnings
 
 import pytest
 
 from operations.passhash import hash_password, sha512_crypt
+
+PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.mark.parametrize(("salt", "key", "expected"), [
@@ -37,3 +42,21 @@ def test_same_as_libc_crypt_where_python_has_it():
 def test_fresh_salt_each_time():
     first, second = hash_password("same"), hash_password("same")
     assert first.startswith("$6$") and first != second and len(first.split("$")[2]) == 16
+
+
+def test_libc_and_specification_agree_and_the_crypt_module_is_not_imported():
+    """crypt_sha512 takes libc's hash when Python has `_crypt` (3.9-3.12) and the
+    specification's otherwise: both must give the same string, `rounds=` included. The
+    public `crypt` module stays unimported: its import hashes test passwords (~7 ms)."""
+    probe = (
+        "import sys\n"
+        "from operations.passhash import crypt_sha512, sha512_crypt, hash_password\n"
+        "for spec in ('Qz1xYw2vUt3s', 'rounds=5000$Qz1xYw2vUt3s', 'rounds=1000$short'):\n"
+        "    for pw in ('zone-secret', 'ä pässword'):\n"
+        "        assert crypt_sha512(pw, spec) == sha512_crypt(pw.encode(), spec), spec\n"
+        "assert hash_password('x').startswith('$6$')\n"
+        "print('crypt' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          cwd=PROJECT_DIR, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
