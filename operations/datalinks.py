@@ -28,7 +28,7 @@ from fsm.errors import cut, shown
 from fsm.record import field, record
 from fsm.steps import Frequency, Outcome, Step
 from operations.addresses import show_interfaces
-from operations.netlinks import DLADM, list_links, map_nics, nic_label
+from operations.netlinks import DLADM, forget_links, known_links, map_nics, nic_label
 from operations.parseable import parse_records
 
 if TYPE_CHECKING:
@@ -148,7 +148,7 @@ class _Run:
         return True
 
     def physical(self) -> list[tuple[Nic, str]]:
-        pairs, _problems = map_nics(self.md, list_links(self.system))  # reported by `interfaces`
+        pairs, _problems = map_nics(self.md, known_links(self.ctx))  # reported by `interfaces`
         return pairs
 
     def rename(self, pairs: list[tuple[Nic, str]], present: Present) -> bool:
@@ -241,6 +241,7 @@ def configure_datalinks(ctx: Context) -> Outcome:
     present = present_links(ctx.system)
     pairs = run.physical()
     if run.rename(pairs, present):
+        forget_links(ctx)
         present, pairs = present_links(ctx.system), run.physical()
     for nic, link in pairs:
         run.mtu(nic, link)
@@ -269,7 +270,8 @@ def configure_datalinks(ctx: Context) -> Outcome:
         name = run.tag(nic, over_link, present)
         if name:
             run.mtu(nic, name)
-    ctx.facts.pop("nic_links", None)  # the next steps map the NICs under the new names
+    if outcome.changes:  # a refused dladm command changed nothing
+        forget_links(ctx)  # the next steps map the NICs under the new names
     return outcome
 
 

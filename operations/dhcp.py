@@ -50,25 +50,27 @@ def dhcp_addrobj(link: str) -> str:
     return f"{link}/dhcp"
 
 
-def ensure_dhcp(ctx: Context, link: str, primary: bool = True,
-                reqhost: str | None = None) -> dict[str, Any]:
+def ensure_dhcp(ctx: Context, link: str, primary: bool = True, reqhost: str | None = None,
+                present: list[PresentAddr] | None = None) -> dict[str, Any]:
     """Bring up DHCP on `link` if needed, wait for the lease, and return what it carries.
 
-    Returns {"link", "address", "hostname", "routers", "dns", "domain"} (absent values None
-    or []); raises ServiceError when no lease comes within `timeouts.dhcp` seconds.
+    `present` is `ipadm show-addr` as the caller just read it, if it did (one command
+    fewer; each is a process start on every boot). Returns {"link", "address", "hostname",
+    "routers", "dns", "domain"} (absent values None or []); raises ServiceError when no
+    lease comes within `timeouts.dhcp` seconds.
     """
     system = ctx.system
     budget_s = _budget(ctx)
     deadline = time.monotonic() + budget_s
     addrobj = dhcp_addrobj(link)
-    ensure_interface(system, link)
-    present = {a.addrobj: a for a in show_addresses(system)}
-    have = present.get(addrobj)
+    have = next((a for a in (show_addresses(system) if present is None else present)
+                 if a.addrobj == addrobj), None)
     if have is not None and have.type != "dhcp":
         system.apply([IPADM, "delete-addr", addrobj])
         log.info("deleted %s: it was %s %s, not DHCP", addrobj, have.type, have.addr)
         have = None
     if have is None:
+        ensure_interface(system, link)  # an address object is on an interface: only now
         wait_s = max(1, min(CREATE_WAIT_S, math.ceil(budget_s)))
         argv = [IPADM, "create-addr", "-T", "dhcp"] + (["-1"] if primary else [])
         argv += (["-h", reqhost] if reqhost else []) + ["-w", str(wait_s), addrobj]
@@ -78,9 +80,14 @@ def ensure_dhcp(ctx: Context, link: str, primary: bool = True,
             # A plan only records the create-addr; no lease will come, so do not wait.
             return {"link": link, "address": None, "hostname": None, "routers": [],
                     "dns": [], "domain": None}
-    address = _wait_for_lease(ctx, link, deadline, budget_s)
-    lease = read_lease(ctx, link, address)
+    if have is not None and _bound(have):
+        address = have.addr  # bound already (a later boot): no poll
+    else:
+        address = _wait_for_lease(ctx, link, deadline, budget_s)
     facts = ctx.facts.setdefault("dhcp_leases", {})
+    known = facts.get(link)
+    # The lease FETCH read to reach a metadata service is still this one: same address.
+    lease = known if known and known["address"] == address else read_lease(ctx, link, address)
     facts[link] = lease
     if primary or "dhcp" not in ctx.facts:
         ctx.facts["dhcp"] = lease
@@ -108,7 +115,7 @@ def _wait_for_lease(ctx: Context, link: str, deadline: float, budget_s: float) -
         if current is None:
             raise ServiceError(f"DHCP on {link}: address object {addrobj} vanished while "
                                "waiting for a lease")
-        if current.addr and current.addr != NO_LEASE and current.state == "ok":
+        if _bound(current):
             return current.addr
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -117,6 +124,10 @@ def _wait_for_lease(ctx: Context, link: str, deadline: float, budget_s: float) -
                                "start tries again")
         time.sleep(min(pause_s, remaining))
         pause_s = min(pause_s * 2, MAX_POLL_S)
+
+
+def _bound(addr: PresentAddr) -> bool:
+    return bool(addr.addr) and addr.addr != NO_LEASE and addr.state == "ok"
 
 
 def _waited_for(addrobj: str, current: PresentAddr) -> str:
@@ -157,8 +168,7 @@ def lease_facts(ctx: Context, link: str | None = None) -> dict[str, Any] | None:
     if link is not None and link in ctx.facts.get("dhcp_leases", {}):
         return ctx.facts["dhcp_leases"][link]
     bound = [a for a in show_addresses(ctx.system)
-             if a.type == "dhcp" and a.addr and a.addr != NO_LEASE and a.state == "ok"
-             and (link is None or a.link == link)]
+             if a.type == "dhcp" and _bound(a) and (link is None or a.link == link)]
     if not bound:
         return None
     lease = read_lease(ctx, bound[0].link, bound[0].addr)

@@ -48,6 +48,22 @@ def list_links(system: System) -> list[tuple[str, str]]:
     return links
 
 
+def known_links(ctx: Context) -> list[tuple[str, str]]:
+    """`list_links`, once a run and shared through ctx.facts: FETCH (DHCP to a metadata
+    service), NETWORK/datalinks and NETWORK/interfaces all need it, and nothing changes
+    the links but NETWORK/datalinks, which calls `forget_links` when it did."""
+    links = ctx.facts.get("links")
+    if links is None:
+        links = ctx.facts["links"] = list_links(ctx.system)
+    return links
+
+
+def forget_links(ctx: Context) -> None:
+    """Links were renamed or created: the next step lists and maps them again."""
+    for key in ("links", "nic_links", "nic_problems"):
+        ctx.facts.pop(key, None)
+
+
 def primary_nic(md: Metadata) -> Nic | None:
     """The NIC marked primary, else the first one: its lease and gateway win."""
     for nic in md.nics:
@@ -104,8 +120,7 @@ def nic_links(ctx: Context) -> list[tuple[Nic, str]]:
     Every NETWORK step calls this, so a step resumed on its own still knows the links.
     """
     if "nic_links" not in ctx.facts:
-        links = list_links(ctx.system)
-        ctx.facts["links"] = links
+        links = known_links(ctx)
         md = ctx.metadata
         if md is None or not md.nics:
             ctx.facts["nic_links"], ctx.facts["nic_problems"] = [], []

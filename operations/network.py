@@ -48,11 +48,12 @@ def configure_addresses(ctx: Context) -> Outcome:
     for nic, link in ordered:
         if not nic.dhcp4:
             continue
-        before = {a.addrobj for a in addresses.show_addresses(ctx.system)}
+        present = addresses.show_addresses(ctx.system)
+        before = {a.addrobj for a in present}
         ensure_ignore_list(ctx.system, link, ignored_options(nic), outcome)
         try:
             ensure_dhcp(ctx, link, primary=nic is primary,
-                        reqhost=reqhost if nic is primary else None)
+                        reqhost=reqhost if nic is primary else None, present=present)
         except AgentError as e:
             log.error("%s", e)
             failures.append(e)

@@ -41,9 +41,9 @@ def primary_link(ctx: Context, source: str, prefixes: tuple[str, ...]) -> tuple[
     """(link, its MAC) to bring DHCP up on to reach `source`'s metadata service; a
     ServiceError when the guest has no link at all."""
     from fsm.errors import ServiceError
-    from operations.netlinks import list_links
+    from operations.netlinks import known_links
 
-    links = list_links(ctx.system)
+    links = known_links(ctx)
     link = choose_primary_link([name for name, _ in links], prefixes)
     if link is None:
         raise ServiceError(f"{source}: no network link to reach the metadata service on")

@@ -27,7 +27,7 @@ SOURCE = "nocloud-net"
 def _bring_up_dhcp(ctx: Context, source: str = SOURCE, what: str = "the seed URL") -> None:
     """DHCP on the first link to reach `what` (OpenStack's metadata service uses it too)."""
     from operations.dhcp import ensure_dhcp
-    from operations.netlinks import list_links
+    from operations.netlinks import known_links
 
     done = ctx.checkpoint.boot_steps.get("NETWORK/addresses") or {}
     if done.get("status") == "done" and done.get("boot") == ctx.checkpoint.boot:
@@ -36,7 +36,7 @@ def _bring_up_dhcp(ctx: Context, source: str = SOURCE, what: str = "the seed URL
         log.info("%s: this boot's NETWORK phase is done: %s is reached through it",
                  source, what)
         return
-    links = list_links(ctx.system)
+    links = known_links(ctx)
     if not links:
         raise ServiceError(f"{source}: no network link to reach {what} on")
     if ctx.system.dry_run:
