@@ -224,7 +224,9 @@ def expand_pool(ctx: Context) -> Outcome:
     grew_slice = grow_disk_slice(ctx, root.disk, root.data_slice, root.pool, outcome)
     if grew_slice is None:
         return outcome
-    listing = rootdisk.list_pool(system, root.pool)
+    # The listing find_root_disk read is still true unless the slice just grew.
+    listing = (root.listing if root.listing is not None and not grew_slice
+               else rootdisk.list_pool(system, root.pool))
     if grew_slice or listing.expand_bytes > 0:
         listing = online_expand(ctx, listing, [root.vdev_name], outcome)
     outcome.record["pool_size_bytes"] = listing.size_bytes

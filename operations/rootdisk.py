@@ -67,6 +67,7 @@ class RootDisk:
     data_slice: str       # the slice whose ZFS label carries the pool
     renamed: bool         # zpool's name is stale: the live disk is called otherwise
     found_by: str
+    listing: PoolListing | None = None  # `zpool list` as read to find it (sizes included)
 
 
 def _number(command: str, line: str, text: str) -> int | None:
@@ -184,7 +185,7 @@ def find_root_disk(system: System, wait_s: float = DEFAULT_LINK_WAIT_S, pool: st
     found = pool_slice_on(system, disk, slice_hint, pool, guid)
     if found:
         log.info("root pool %s is on %s (as zpool reports it, label verified)", pool, disk)
-        return RootDisk(pool, name, disk, slice_hint, found, False, "zpool list")
+        return RootDisk(pool, name, disk, slice_hint, found, False, "zpool list", listing)
 
     named = f"{DEV_DSK}/{disk}{slice_hint or ''}"
     log.warning("zpool reports root pool %s on %s, but %s %s; looking for the live disk",
@@ -199,7 +200,8 @@ def find_root_disk(system: System, wait_s: float = DEFAULT_LINK_WAIT_S, pool: st
         found = pool_slice_on(system, disk, slice_hint, pool, guid)
         if found:
             log.info("after `zpool status` the root pool is on %s (label verified)", disk)
-            return RootDisk(pool, name, disk, slice_hint, found, False, "zpool status refresh")
+            return RootDisk(pool, name, disk, slice_hint, found, False, "zpool status refresh",
+                            refreshed)
 
     deadline = clock() + wait_s
     tried: list[str] = []
@@ -212,7 +214,7 @@ def find_root_disk(system: System, wait_s: float = DEFAULT_LINK_WAIT_S, pool: st
                 log.warning("root pool %s (guid %s) found on %s%s by its ZFS label; zpool "
                             "still calls it %s", pool, guid, candidate, found, name)
                 return RootDisk(pool, name, candidate, slice_hint, found, renamed,
-                                "ZFS label carries the pool guid")
+                                "ZFS label carries the pool guid", refreshed)
         if clock() >= deadline:
             break
         sleep(LINK_POLL_S)
