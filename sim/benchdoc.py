@@ -120,7 +120,7 @@ def figures(data: dict[str, Any]) -> list[Figure]:
                              "baseline_s", _bare_wall(data["status"])))
     for key, label in (("startup", "`metadata --version` (wall, source tree)"),
                        ("startup_dist", "`metadata --version` (wall, dist/metadata; bare: "
-                                        "`python -I -S -c pass`)")):
+                                        "an empty zipapp on `python -I -S`)")):
         out.append(_ratio_figure(label, data[key], "version",
                                  _ms(_median(_col(data[key], "wall_s"))), _wall,
                                  "baseline_s", _bare_wall(data[key])))
@@ -270,7 +270,12 @@ def render(data: dict[str, Any]) -> str:
         f"{_spread(_col(base, 'cpu_s'))}, peak RSS "
         f"{_median(data.get('bare_rss_kib') or _col(base, 'maxrss_kib')) / 1024:.1f} MiB; "
         f"`python -I -S -c pass` (the "
-        f"archive's interpreter): wall {_spread(_col(data['interpreter_isolated'], 'wall_s'))}.",
+        f"archive's interpreter): wall {_spread(_col(data['interpreter_isolated'], 'wall_s'))}; "
+        f"an empty zipapp on it (`__main__` is `pass`; the archive's yardstick): wall "
+        f"{_spread(_col(data['empty_zipapp'], 'wall_s'))}, "
+        f"{_x(_ratio(data['empty_zipapp'], _wall, 'baseline_s'))} `python -I -S -c pass`. "
+        f"That is the floor of any zipapp: Python runs one through runpy (importlib.util, "
+        f"contextlib, collections) after zipimport has read its directory, whatever it holds.",
         "",
         "## Against cloud-init, same run",
         "",

@@ -64,7 +64,8 @@ def test_second_boot_resume_dist_startup_and_checkpoint(bench):
         _ok(data[key][0])
     # A second boot has less to do than the first on the same platform.
     assert data["second_boot"][0]["commands"] < data["first_boot"]["qemu"][0]["commands"]
-    for key in ("baseline", "interpreter_isolated", "startup", "startup_dist", "status"):
+    for key in ("baseline", "interpreter_isolated", "empty_zipapp", "startup", "startup_dist",
+                "status"):
         assert len(data[key]) >= 2 and all(r["exit_code"] == 0 for r in data[key]), key
     assert all(r["baseline_s"] > 0 for r in data["status"] + data["startup"])
     assert data["startup_imports"] == []  # `--version` loads no third-party package
@@ -78,7 +79,8 @@ def test_document_shows_every_figure_against_its_target(bench):
                    "second boot (nothing to do), agent CPU", "Resume after",
                    "DETECT, no metadata", "`metadata status`",
                    "`metadata --version` (wall, source tree)",
-                   "`metadata --version` (wall, dist/metadata", "peak RSS",
+                   "`metadata --version` (wall, dist/metadata", "an empty zipapp on `python -I -S`",
+                   "peak RSS",
                    "checkpoint write", "bytes", "Bare interpreter", "× bare",
                    "## Targets missed", "≤ 4× bare", "≤ 6× bare", "≤ 2.5× bare", "≤ 1.5× bare",
                    "≤ 25 MiB", "≤ 5 ms", "## Against cloud-init, same run"):
