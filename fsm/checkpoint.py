@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
 import msgpack
 
@@ -43,6 +42,10 @@ from fsm.cpfile import (  # noqa: F401 - the constants and errors are re-exporte
 from fsm.record import field, record
 from fsm.steps import Frequency, Step
 from fsm.system import System
+
+TYPE_CHECKING = False  # typing's constant, without importing typing (issue 17)
+if TYPE_CHECKING:
+    from typing import Any
 
 log = logging.getLogger(__name__)
 

@@ -15,11 +15,14 @@ name. Nothing else: `--dry-run` prints exactly this list and changes nothing.
 from __future__ import annotations
 
 import os
-from typing import Callable
 
 from fsm.checkpoint import CHECKPOINT_PATH
 from fsm.record import record
 from fsm.system import System
+
+TYPE_CHECKING = False  # typing's constant, without importing typing (issue 17)
+if TYPE_CHECKING:
+    from typing import Callable
 
 METADATA_DIR = "/var/metadata"
 DHCP_DIR = "/etc/dhcp"

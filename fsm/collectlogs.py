@@ -18,9 +18,12 @@ import re
 import tarfile
 import tempfile
 import time
-from typing import Any
 
 from fsm.system import System
+
+TYPE_CHECKING = False  # typing's constant, without importing typing (issue 17)
+if TYPE_CHECKING:
+    from typing import Any
 
 MAX_FILE_BYTES = 4 << 20   # of each log taken (its end: the latest lines)
 PREFIX = "metadata-logs"

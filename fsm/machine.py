@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from typing import Any
 
 from transitions import Machine
 
@@ -24,6 +23,10 @@ from fsm.errors import SMF_EXIT_ERR_CONFIG, SMF_EXIT_ERR_FATAL, SMF_EXIT_OK, Age
 from fsm.logsetup import where
 from fsm.phases import GATHER_PHASES, PHASES
 from fsm.steps import PHASE_NAMES, Context, Frequency, Step
+
+TYPE_CHECKING = False  # typing's constant, without importing typing (issue 17)
+if TYPE_CHECKING:
+    from typing import Any
 
 log = logging.getLogger(__name__)
 

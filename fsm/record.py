@@ -22,7 +22,9 @@ attributes are recognised by name, as `dataclasses` does with string annotations
 
 from __future__ import annotations
 
-from typing import Any, Callable
+TYPE_CHECKING = False  # typing's constant, without importing typing (issue 17)
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 _MISSING: Any = object()
 _FIELDS = "__record_fields__"

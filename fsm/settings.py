@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import Any
 
 from fsm.errors import ConfigError
 from fsm.record import field, record
 from fsm.system import System
+
+TYPE_CHECKING = False  # typing's constant, without importing typing (issue 17)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def toml_parser():

@@ -22,11 +22,14 @@ string shown as `""`. An escaped newline continues the same property on the next
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from fsm.errors import CommandError, ConfigError, ParseError
 from fsm.settings import LOG_LEVELS, SCHEMA
 from fsm.system import System
+
+TYPE_CHECKING = False  # typing's constant, without importing typing (issue 17)
+if TYPE_CHECKING:
+    from typing import Any
 
 SVCPROP = "/usr/bin/svcprop"
 PROPERTY_GROUP = "config"

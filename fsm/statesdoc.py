@@ -8,12 +8,15 @@ Everything printed is read from the definitions the machine runs (`fsm/phases.py
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from fsm.machine import transition_table
 from fsm.phases import GATHER_PHASES, PHASE_PURPOSE, PHASES
 from fsm.settings import SCHEMA
 from fsm.steps import PHASE_NAMES, Frequency
+
+TYPE_CHECKING = False  # typing's constant, without importing typing (issue 17)
+if TYPE_CHECKING:
+    from typing import Any
 
 FREQUENCY_MEANING = {
     Frequency.PER_BOOT: "runs on every boot (a resumed boot skips it if this boot already did it)",

@@ -12,12 +12,14 @@ boot's critical path).
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any, Callable
 
 from fsm.names import PHASE_NAMES, Frequency  # noqa: F401 - declared there, re-exported
 from fsm.record import field, record
 
+TYPE_CHECKING = False  # typing's constant, without importing typing (issue 17)
 if TYPE_CHECKING:
+    from typing import Any, Callable
+
     from fsm.checkpoint import Checkpoint
     from fsm.settings import Settings
     from fsm.system import System

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from typing import TYPE_CHECKING
 
 from fsm.errors import MetadataError, shown
 from fsm.record import record
 from operations.parseable import parse_records
 from operations.validate import validate_interface
 
+TYPE_CHECKING = False  # typing's constant, without importing typing (issue 17)
 if TYPE_CHECKING:
     from fsm.steps import Context, Outcome
     from fsm.system import System

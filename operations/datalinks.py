@@ -22,7 +22,6 @@ their MTU here.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from fsm.errors import cut, shown
 from fsm.record import field, record
@@ -31,6 +30,7 @@ from operations.addresses import show_interfaces
 from operations.netlinks import DLADM, forget_links, known_links, map_nics, nic_label
 from operations.parseable import parse_records
 
+TYPE_CHECKING = False  # typing's constant, without importing typing (issue 17)
 if TYPE_CHECKING:
     from fsm.steps import Context
     from fsm.system import System

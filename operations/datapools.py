@@ -22,14 +22,16 @@ anything is left to do.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
 
 from fsm.errors import AgentError, CommandError
 from fsm.record import record
 from fsm.steps import Context, Outcome
 from operations import diskprobe, rootdisk
 
+TYPE_CHECKING = False  # typing's constant, without importing typing (issue 17)
 if TYPE_CHECKING:   # the per-boot grow step runs without the settings' pool parser
+    from typing import Any
+
     from operations.poolspec import PoolSpec
 
 log = logging.getLogger(__name__)

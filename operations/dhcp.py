@@ -29,12 +29,14 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import TYPE_CHECKING, Any
 
 from fsm.errors import ServiceError
 from operations.addresses import IPADM, NO_LEASE, PresentAddr, ensure_interface, show_addresses
 
+TYPE_CHECKING = False  # typing's constant, without importing typing (issue 17)
 if TYPE_CHECKING:
+    from typing import Any
+
     from fsm.steps import Context
 
 log = logging.getLogger(__name__)

@@ -11,8 +11,7 @@ that line for the link before it starts DHCP there; other lines are kept as they
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+TYPE_CHECKING = False  # typing's constant, without importing typing (issue 17)
 if TYPE_CHECKING:
     from fsm.steps import Outcome
     from fsm.system import System

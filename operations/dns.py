@@ -13,7 +13,6 @@ rewritten whole and atomically, and only when their content changes.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from fsm.errors import MetadataError
 from fsm.steps import Outcome
@@ -21,6 +20,7 @@ from operations.dhcp import lease_facts
 from operations.netlinks import nic_links, primary_nic
 from operations.validate import validate_domain, validate_nameserver
 
+TYPE_CHECKING = False  # typing's constant, without importing typing (issue 17)
 if TYPE_CHECKING:
     from fsm.steps import Context
 

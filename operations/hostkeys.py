@@ -25,12 +25,15 @@ import base64
 import binascii
 import hashlib
 import logging
-from typing import Any
 
 from fsm.errors import CommandError
 from fsm.steps import Context, Outcome
 from fsm.system import System
 from operations.sshkeys import UnsafeFileError, read_regular_file, refuse_linked_parents
+
+TYPE_CHECKING = False  # typing's constant, without importing typing (issue 17)
+if TYPE_CHECKING:
+    from typing import Any
 
 log = logging.getLogger(__name__)
 

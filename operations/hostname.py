@@ -25,13 +25,16 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
 
 from fsm.errors import AgentError, MetadataError, shown
 from fsm.steps import Context, Outcome
 from operations.dhcp import lease_facts
 from operations.sshkeys import read_regular_file
 from operations.validate import node_name, validate_hostname
+
+TYPE_CHECKING = False  # typing's constant, without importing typing (issue 17)
+if TYPE_CHECKING:
+    from typing import Any
 
 log = logging.getLogger(__name__)
 

@@ -23,17 +23,19 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from typing import TYPE_CHECKING, Callable, Union
 
 from fsm.errors import shown
 from fsm.record import record
 from providers.model import normalise_mac
 
+TYPE_CHECKING = False  # typing's constant, without importing typing (issue 17)
 if TYPE_CHECKING:
+    from typing import Callable, Union
+
     from fsm.steps import Context, Outcome
     from providers.model import Metadata, Nic, Route
 
-IPInterface = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
+    IPInterface = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
 
 log = logging.getLogger(__name__)
 

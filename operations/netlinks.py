@@ -10,12 +10,12 @@ normalised with providers.model.normalise_mac before they are compared.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from fsm.errors import ParseError, shown
 from operations.parseable import parse_records
 from providers.model import Nic, normalise_mac
 
+TYPE_CHECKING = False  # typing's constant, without importing typing (issue 17)
 if TYPE_CHECKING:
     from fsm.steps import Context
     from fsm.system import System

@@ -18,10 +18,13 @@ older ones do not, so neither does this.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from fsm.errors import shown
 from fsm.record import record
+
+TYPE_CHECKING = False  # typing's constant, without importing typing (issue 17)
+if TYPE_CHECKING:
+    from typing import Any
 
 VDEV_TYPES = {"stripe": 1, "mirror": 2, "raidz": 2, "raidz2": 3}   # type -> fewest disks
 ALL_BLANK = "all-blank"

@@ -17,12 +17,15 @@ from the image would share it.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from fsm.errors import AgentError, CommandError
 from fsm.steps import Context, Outcome
 from operations import rootdisk
 from operations.witness import UNKNOWN_TAG, instance_tag
+
+TYPE_CHECKING = False  # typing's constant, without importing typing (issue 17)
+if TYPE_CHECKING:
+    from typing import Any
 
 log = logging.getLogger(__name__)
 

@@ -16,11 +16,14 @@ from __future__ import annotations
 import logging
 import re
 import time
-from typing import Callable
 
 from fsm.errors import AgentError, ParseError
 from fsm.record import record
 from fsm.system import System
+
+TYPE_CHECKING = False  # typing's constant, without importing typing (issue 17)
+if TYPE_CHECKING:
+    from typing import Callable
 
 log = logging.getLogger(__name__)
 

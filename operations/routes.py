@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from typing import TYPE_CHECKING, Union
 
 from fsm.errors import CommandError, MetadataError, shown
 from fsm.steps import Outcome
@@ -49,11 +48,14 @@ from operations.linkroutes import (
 from operations.netlinks import nic_links, primary_nic
 from operations.validate import validate_gateway
 
+TYPE_CHECKING = False  # typing's constant, without importing typing (issue 17)
 if TYPE_CHECKING:
+    from typing import Union
+
     from fsm.steps import Context
     from providers.model import Metadata, Nic
 
-IPInterface = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
+    IPInterface = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,6 @@ the step, so `svcadm clear` (after fixing what failed) sends the Ready.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
 
 from fsm.checkpoint import FAILED
 from fsm.errors import MetadataError, ServiceError, shown
@@ -34,7 +33,10 @@ from fsm.steps import Outcome
 from operations.azureready import WITNESS_PATH
 from operations.witness import instance_tag
 
+TYPE_CHECKING = False  # typing's constant, without importing typing (issue 17)
 if TYPE_CHECKING:
+    from typing import Any
+
     from fsm.steps import Context
 
 log = logging.getLogger(__name__)

@@ -37,7 +37,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-from typing import TYPE_CHECKING, Any
 
 from fsm.errors import AgentError, MetadataError, ServiceError
 from fsm.record import replace
@@ -47,7 +46,10 @@ from providers.base import Provider, primary_link
 from providers.items import Items
 from providers.model import Metadata, Nic, normalise_mac
 
+TYPE_CHECKING = False  # typing's constant, without importing typing (issue 17)
 if TYPE_CHECKING:
+    from typing import Any
+
     from fsm.steps import Context
 
 log = logging.getLogger(__name__)

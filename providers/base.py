@@ -8,9 +8,10 @@ the same code talks to the cloud and to our emulators.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
-
+TYPE_CHECKING = False  # typing's constant, without importing typing (issue 17)
 if TYPE_CHECKING:
+    from typing import ClassVar
+
     from fsm.steps import Context
     from providers.model import Metadata
 

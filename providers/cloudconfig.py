@@ -23,13 +23,16 @@ from __future__ import annotations
 
 import logging
 import zlib
-from typing import Any, Callable
 
 from fsm.errors import shown
 from providers import cloudconfig_disks as disks
 from providers import cloudconfig_items as items
 from providers import cloudconfig_users as users
 from providers.cloudconfig_model import CloudConfig
+
+TYPE_CHECKING = False  # typing's constant, without importing typing (issue 17)
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,12 @@ label itself, so:
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from fsm.errors import shown
+
+TYPE_CHECKING = False  # typing's constant, without importing typing (issue 17)
+if TYPE_CHECKING:
+    from typing import Any
 
 _DEVICE = re.compile(r"^(?:/dev/dsk/)?(c\d+(?:t[0-9A-Za-z]+)?d\d+)$")
 WHOLE_DISK_PARTITIONS = (None, "auto", "any", "none")

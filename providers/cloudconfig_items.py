@@ -15,10 +15,13 @@ import binascii
 import re
 import shlex
 import zlib
-from typing import Any, Callable
 
 from fsm.errors import shown
 from providers.cloudconfig_model import WriteFile
+
+TYPE_CHECKING = False  # typing's constant, without importing typing (issue 17)
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 # illumos login and group names: printable, no `:`; we also refuse anything a shell or a
 # `user:group` owner string could misread, and keep to LOGNAME_MAX (32).

@@ -5,8 +5,6 @@ never quoted in a warning.
 
 from __future__ import annotations
 
-from typing import Any
-
 from fsm.errors import shown
 from providers.cloudconfig_items import (
     HASH,
@@ -19,6 +17,10 @@ from providers.cloudconfig_items import (
     _str,
 )
 from providers.cloudconfig_model import GroupSpec, PasswordSpec, UserSpec
+
+TYPE_CHECKING = False  # typing's constant, without importing typing (issue 17)
+if TYPE_CHECKING:
+    from typing import Any
 
 # ---- users and groups --------------------------------------------------------------------
 

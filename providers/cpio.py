@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import errno
 import logging
-from typing import TYPE_CHECKING
 
 from fsm.errors import MetadataError
 from providers import cpioarchive, localdisk, seedfiles, smbios
 from providers.base import Provider
 
+TYPE_CHECKING = False  # typing's constant, without importing typing (issue 17)
 if TYPE_CHECKING:
     from fsm.steps import Context
     from providers.model import Metadata

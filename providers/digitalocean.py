@@ -16,7 +16,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-from typing import TYPE_CHECKING, Any
 
 from fsm.errors import MetadataError
 from providers import smbios
@@ -25,7 +24,10 @@ from providers.items import Items
 from providers.model import Metadata, Nic, normalise_mac
 from providers.model import netmask_prefix as dotted_netmask_prefix
 
+TYPE_CHECKING = False  # typing's constant, without importing typing (issue 17)
 if TYPE_CHECKING:
+    from typing import Any
+
     from fsm.steps import Context
     from providers.smbios import SmbiosInfo
 

@@ -11,10 +11,9 @@ simply not a seed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from fsm.record import record, replace
 
+TYPE_CHECKING = False  # typing's constant, without importing typing (issue 17)
 if TYPE_CHECKING:
     from providers.model import Metadata
     from providers.smbios import SmbiosInfo

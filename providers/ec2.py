@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from typing import TYPE_CHECKING
 
 from fsm.errors import MetadataError, ServiceError, shown
 from fsm.record import replace
@@ -38,6 +37,7 @@ from providers.base import Provider, primary_link
 from providers.items import Items
 from providers.model import Metadata, Nic, normalise_mac
 
+TYPE_CHECKING = False  # typing's constant, without importing typing (issue 17)
 if TYPE_CHECKING:
     from fsm.steps import Context
     from providers.http import HttpClient

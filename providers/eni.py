@@ -22,13 +22,15 @@ interface. Interfaces are named by Linux names
 
 from __future__ import annotations
 
-from typing import Any
-
 from fsm.record import replace
 from providers import netconfig
 from providers.items import Items
 from providers.items import quoted as shown
 from providers.model import Nic
+
+TYPE_CHECKING = False  # typing's constant, without importing typing (issue 17)
+if TYPE_CHECKING:
+    from typing import Any
 
 FIELD = "meta-data network-interfaces"
 IGNORED = {"network", "broadcast", "mtu", "metric", "hostname", "scope", "pointopoint"}

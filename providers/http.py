@@ -32,12 +32,14 @@ import random
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING, Any
 
 from fsm.errors import ServiceError
 from fsm.record import field, record
 
+TYPE_CHECKING = False  # typing's constant, without importing typing (issue 17)
 if TYPE_CHECKING:
+    from typing import Any
+
     from fsm.settings import Settings
 
 log = logging.getLogger(__name__)

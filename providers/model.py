@@ -9,10 +9,10 @@ value can name where it came from.
 from __future__ import annotations
 
 import ipaddress
-from typing import TYPE_CHECKING
 
 from fsm.record import field, record
 
+TYPE_CHECKING = False  # typing's constant, without importing typing (issue 17)
 if TYPE_CHECKING:
     from providers.cloudconfig_model import CloudConfig
 

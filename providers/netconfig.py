@@ -25,7 +25,6 @@ true`) sets `Nic.dhcp6` besides `addrconf`; v1 `ipv6_slaac` is addrconf alone.
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
 
 from fsm.errors import MetadataError
 from fsm.record import replace
@@ -33,6 +32,10 @@ from providers.items import Items
 from providers.items import quoted as shown
 from providers.model import Nic, Route, netmask_prefix, normalise_mac
 from providers.netlinkcfg import aggr_of, mtu_of, primary_index, vlan_of
+
+TYPE_CHECKING = False  # typing's constant, without importing typing (issue 17)
+if TYPE_CHECKING:
+    from typing import Any
 
 SOURCE = "nocloud"
 FIELD = "network-config"

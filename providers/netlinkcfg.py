@@ -19,10 +19,12 @@ do_create_aggr() and libdladm's aggr policy/LACP strings for the illumos side.
 
 from __future__ import annotations
 
-from typing import Any
-
 from providers.items import quoted as shown
 from providers.model import Aggr, Nic, Vlan
+
+TYPE_CHECKING = False  # typing's constant, without importing typing (issue 17)
+if TYPE_CHECKING:
+    from typing import Any
 
 # Linux bonding mode -> illumos LACP mode; modes absent here are not supported.
 BOND_MODES = {"802.3ad": "active", "balance-xor": "off"}

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import TYPE_CHECKING, Any
 
 from fsm.errors import MetadataError
 from providers import dsserial, localdisk, smbios
@@ -35,7 +34,10 @@ from providers.base import Provider
 from providers.items import Items
 from providers.model import Metadata, Nic
 
+TYPE_CHECKING = False  # typing's constant, without importing typing (issue 17)
 if TYPE_CHECKING:
+    from typing import Any
+
     from fsm.steps import Context
 
 log = logging.getLogger(__name__)

@@ -12,10 +12,10 @@ fetched below the URL with the agent's HTTP client: every request bounded by
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from fsm.errors import MetadataError, ServiceError
 
+TYPE_CHECKING = False  # typing's constant, without importing typing (issue 17)
 if TYPE_CHECKING:
     from fsm.steps import Context
 

@@ -6,11 +6,10 @@ guest is reachable; the instance id falls back to the SMBIOS UUID (in fsm/gather
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from providers.base import Provider
 from providers.model import Metadata, Nic
 
+TYPE_CHECKING = False  # typing's constant, without importing typing (issue 17)
 if TYPE_CHECKING:
     from fsm.steps import Context
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-from typing import TYPE_CHECKING, Any, Callable
 
 from fsm.errors import MetadataError, ServiceError
 from providers import cloudconfig, localdisk, smbios
@@ -40,7 +39,10 @@ from providers.base import Provider
 from providers.items import Items
 from providers.model import Metadata, Nic
 
+TYPE_CHECKING = False  # typing's constant, without importing typing (issue 17)
 if TYPE_CHECKING:
+    from typing import Any, Callable
+
     from fsm.steps import Context
 
 log = logging.getLogger(__name__)

@@ -18,14 +18,16 @@ address, as cloud-init brings it up.
 
 from __future__ import annotations
 
-from typing import Any
-
 from fsm.record import replace
 from providers import netconfig
 from providers.items import Items
 from providers.items import quoted as shown
 from providers.model import Nic, Route
 from providers.netlinkcfg import mtu_of
+
+TYPE_CHECKING = False  # typing's constant, without importing typing (issue 17)
+if TYPE_CHECKING:
+    from typing import Any
 
 FIELD = "network_data.json"
 UNSUPPORTED_LINKS = ("bond", "vlan")

@@ -17,10 +17,11 @@ would refuse anyway; `tests/test_startup.py` checks each hint against its provid
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, NamedTuple
 
+from fsm.record import record
 from providers.smbios import CLOUDS
 
+TYPE_CHECKING = False  # typing's constant, without importing typing (issue 17)
 if TYPE_CHECKING:
     from providers.base import Provider
 
@@ -28,7 +29,8 @@ UNKNOWN = "unknown"  # how a hint names "no SMBIOS table, or an unknown maker"
 _NONE: frozenset[str] = frozenset()
 
 
-class ProviderEntry(NamedTuple):
+@record(frozen=True)
+class ProviderEntry:
     name: str
     module: str
     cls: str

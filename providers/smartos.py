@@ -31,7 +31,6 @@ import json
 import logging
 import os
 import time
-from typing import TYPE_CHECKING, Any
 
 from fsm.errors import MetadataError, ServiceError
 from fsm.settings import SCHEMA
@@ -42,7 +41,10 @@ from providers.model import Metadata, Nic, Route, netmask_prefix, normalise_mac
 from providers.netlinkcfg import MTU_MAX, MTU_MIN
 from providers.smartos_protocol import MetadataClient, TransportError, open_port
 
+TYPE_CHECKING = False  # typing's constant, without importing typing (issue 17)
 if TYPE_CHECKING:
+    from typing import Any
+
     from fsm.steps import Context
 
 log = logging.getLogger(__name__)

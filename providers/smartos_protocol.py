@@ -33,9 +33,24 @@ import os
 import re
 import time
 import zlib
-from typing import Protocol
 
 from fsm.record import record
+
+TYPE_CHECKING = False  # typing's constant, without importing typing (issue 17)
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    class SerialPort(Protocol):
+        """What the client needs of a pyserial `Serial` (so tests may pass any such object)."""
+
+        timeout: float | None
+
+        def read(self, size: int = 1) -> bytes: ...
+        def write(self, data: bytes) -> int | None: ...
+        def reset_input_buffer(self) -> None: ...
+        def close(self) -> None: ...
+        @property
+        def in_waiting(self) -> int: ...
 
 log = logging.getLogger(__name__)
 
@@ -113,19 +128,6 @@ def decode_frame(line: bytes) -> Frame:
 
 
 # ---- the client ------------------------------------------------------------------------
-
-class SerialPort(Protocol):
-    """What the client needs of a pyserial `Serial` (so tests may pass any such object)."""
-
-    timeout: float | None
-
-    def read(self, size: int = 1) -> bytes: ...
-    def write(self, data: bytes) -> int | None: ...
-    def reset_input_buffer(self) -> None: ...
-    def close(self) -> None: ...
-    @property
-    def in_waiting(self) -> int: ...
-
 
 class MetadataClient:
     """Requests over one open port, each bounded by `timeout_s` and retried `attempts` times."""

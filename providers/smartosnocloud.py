@@ -26,12 +26,12 @@ there (a plain SmartOS boot pays one fstyp per disk, no more).
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from fsm.errors import MetadataError
 from providers import localdisk, smbios
 from providers.base import Provider
 
+TYPE_CHECKING = False  # typing's constant, without importing typing (issue 17)
 if TYPE_CHECKING:
     from fsm.steps import Context
     from providers.model import Metadata

@@ -22,7 +22,6 @@ import gzip
 import io
 import logging
 import zlib
-from typing import TYPE_CHECKING, Any
 
 from fsm.errors import MetadataError
 from providers import cloudconfig, nocloud, smbios
@@ -31,7 +30,10 @@ from providers.items import Items
 from providers.model import Metadata, Nic
 from providers.netconfig import parse_network_config
 
+TYPE_CHECKING = False  # typing's constant, without importing typing (issue 17)
 if TYPE_CHECKING:
+    from typing import Any
+
     from fsm.steps import Context
     from providers.smbios import SmbiosInfo
 
