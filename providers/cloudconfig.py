@@ -124,10 +124,11 @@ def load(data: bytes, where: str) -> Classified:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         return Classified(warnings=[f"{where}: #cloud-config is not UTF-8 text; ignored"])
-    import yaml  # only guests with cloud-config pay for PyYAML's import
+    from providers import yamlload  # only guests with cloud-config pay for PyYAML's import
 
+    yaml = yamlload.import_yaml()
     try:
-        doc = yaml.load(text, Loader=_counting_loader(yaml))  # noqa: S506 - a SafeLoader
+        doc = yaml.load(text, Loader=_counting_loader())  # noqa: S506 - a SafeLoader
     except _TooComplex as e:
         return Classified(warnings=[f"{where}: #cloud-config {e}; ignored"])
     except RecursionError:
@@ -149,8 +150,10 @@ class _TooComplex(Exception):
     pass
 
 
-def _counting_loader(yaml: Any) -> type:
-    class CountingLoader(yaml.SafeLoader):
+def _counting_loader() -> type:
+    from providers import yamlload
+
+    class CountingLoader(yamlload.safe_loader()):
         """SafeLoader that refuses deep or huge documents while composing them."""
 
         nodes = 0

@@ -166,10 +166,11 @@ def load_document(data: bytes, name: str) -> Any:
             raise MetadataError(SOURCE, name, f"not valid JSON: {e}") from None
         except RecursionError:
             raise MetadataError(SOURCE, name, TOO_DEEP) from None
-    import yaml  # here, not at the top: only NoCloud guests pay for PyYAML
+    from providers import yamlload  # here, not at the top: only NoCloud guests pay for PyYAML
 
+    yaml = yamlload.import_yaml()
     try:
-        return yaml.safe_load(text)
+        return yamlload.safe_load(text)
     except RecursionError:
         # Both parsers recurse per level: a hostile `[[[[...` must be our error, not a crash.
         raise MetadataError(SOURCE, name, TOO_DEEP) from None
