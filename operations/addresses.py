@@ -66,11 +66,17 @@ def show_addresses(system: System) -> list[PresentAddr]:
                                                      " ".join(argv))]
 
 
-def ensure_interface(system: System, link: str, outcome: Outcome | None = None) -> bool:
-    """`ipadm create-if LINK` unless the IP interface exists; True when it was created."""
-    if link in show_interfaces(system):
+def ensure_interface(system: System, link: str, outcome: Outcome | None = None,
+                     present: set[str] | None = None) -> bool:
+    """`ipadm create-if LINK` unless the IP interface exists; True when it was created.
+
+    `present`: the interfaces as the caller listed them, kept up to date here, so that
+    one `ipadm show-if` serves every link."""
+    if link in (present if present is not None else show_interfaces(system)):
         return False
     system.apply([IPADM, "create-if", link])
+    if present is not None:
+        present.add(link)
     if outcome is not None:
         outcome.changed(f"created IP interface {link}")
     return True

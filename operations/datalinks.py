@@ -271,7 +271,9 @@ def configure_datalinks(ctx: Context) -> Outcome:
         if name:
             run.mtu(nic, name)
     if outcome.changes:  # a refused dladm command changed nothing
-        forget_links(ctx)  # the next steps map the NICs under the new names
+        # The next steps map the NICs again, over the new aggregations and VLANs; the
+        # physical links were listed again right after any rename.
+        forget_links(ctx, renamed=False)
     return outcome
 
 

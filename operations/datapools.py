@@ -26,12 +26,13 @@ import logging
 from fsm.errors import AgentError, CommandError
 from fsm.record import record
 from fsm.steps import Context, Outcome
-from operations import diskprobe, rootdisk
+from operations import rootdisk
 
 TYPE_CHECKING = False  # typing's constant, without importing typing (issue 17)
 if TYPE_CHECKING:   # the per-boot grow step runs without the settings' pool parser
     from typing import Any
 
+    from operations import diskprobe
     from operations.poolspec import PoolSpec
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,10 @@ def _choose_disks(spec: PoolSpec, probe: diskprobe.Probe, claimed: set[str]) -> 
 def plan(ctx: Context) -> tuple[list[Planned], list[str]]:
     """What each wanted pool needs, and the settings' warnings. Runs no command when no
     pool is wanted."""
+    cloud = getattr(ctx.metadata, "cloud_config", None)
+    if not ctx.settings.get("storage.pools") and not (cloud is not None and cloud.pools):
+        return [], []  # the common case: no pool wanted, nothing to parse or probe
+    from operations import diskprobe
     from operations.poolspec import wanted_pools
 
     specs, warnings = wanted_pools(ctx.settings, ctx.metadata)

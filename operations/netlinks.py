@@ -58,9 +58,11 @@ def known_links(ctx: Context) -> list[tuple[str, str]]:
     return links
 
 
-def forget_links(ctx: Context) -> None:
-    """Links were renamed or created: the next step lists and maps them again."""
-    for key in ("links", "nic_links", "nic_problems"):
+def forget_links(ctx: Context, renamed: bool = True) -> None:
+    """Links were renamed (the next step lists them again) or created (an aggregation or a
+    VLAN: `show-phys` lists neither, so only the NIC-to-link map is made again)."""
+    for key in ("links", "nic_links", "nic_problems") if renamed else ("nic_links",
+                                                                       "nic_problems"):
         ctx.facts.pop(key, None)
 
 

@@ -25,8 +25,9 @@ def configure_interfaces(ctx: Context) -> Outcome:
     outcome = Outcome()
     pairs = nic_links(ctx)
     log.info("links: %s", ", ".join(f"{link} {mac}" for link, mac in ctx.facts["links"]) or "none")
+    present = set(addresses.show_interfaces(ctx.system)) if pairs else set()
     for _nic, link in pairs:
-        addresses.ensure_interface(ctx.system, link, outcome)
+        addresses.ensure_interface(ctx.system, link, outcome, present)
     outcome.warnings.extend(nic_problem_warnings(ctx))
     return outcome
 

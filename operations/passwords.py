@@ -26,7 +26,6 @@ import time
 from fsm.errors import AgentError
 from fsm.steps import Context, Outcome
 from operations import accounts
-from operations.passhash import crypt_sha512
 from operations.sshkeys import read_regular_file
 
 log = logging.getLogger(__name__)
@@ -41,6 +40,8 @@ def _verifies(plain: str, present: str) -> bool:
     """Whether a present `$6$` hash is of this plain password (no new salt needed)."""
     if not present.startswith("$6$"):
         return False
+    from operations.passhash import crypt_sha512  # only a boot with a plain password
+
     salt_spec = present[3:].rsplit("$", 1)[0]
     return crypt_sha512(plain, salt_spec) == present
 

@@ -28,12 +28,20 @@ from fsm.checkpoint import STARTED, UNKNOWN_INSTANCE
 from fsm.errors import AgentError, CommandError, shown
 from fsm.steps import Context, Outcome
 from operations import accounts, passwords
-from operations.passhash import hash_password
 from operations.sshkeys import UnsafeFileError, read_regular_file
 from operations.validate import MAX_KEYS_TOTAL_BYTES, parse_authorized_keys
 from providers.cloudconfig_model import UserSpec
 
 log = logging.getLogger(__name__)
+
+
+def _hash(plain: str) -> str:
+    """A `$6$` hash: passhash (and the secrets and hmac modules behind its salt) is loaded
+    only by a boot that has a plain password to hash."""
+    from operations.passhash import hash_password
+
+    return hash_password(plain)
+
 
 USERADD = "/usr/sbin/useradd"
 GROUPADD = "/usr/sbin/groupadd"
@@ -82,7 +90,7 @@ def _useradd_argv(spec: UserSpec, home: str) -> list[str]:
 
 def _new_shadow_field(spec: UserSpec, outcome: Outcome) -> str:
     """What a user we just created gets instead of useradd's `*LK*`."""
-    secret = spec.passwd or (hash_password(spec.plain_passwd) if spec.plain_passwd else None)
+    secret = spec.passwd or (_hash(spec.plain_passwd) if spec.plain_passwd else None)
     if secret and spec.lock_passwd is False:
         return secret
     if secret:
@@ -195,7 +203,7 @@ def apply_users(ctx: Context) -> Outcome:
             elif spec.name in creating:    # made by a run that was killed before this
                 shadow_fields[spec.name] = _new_shadow_field(spec, Outcome())
             elif spec.lock_passwd is False and (spec.passwd or spec.plain_passwd):
-                shadow_fields[spec.name] = spec.passwd or hash_password(spec.plain_passwd or "")
+                shadow_fields[spec.name] = spec.passwd or _hash(spec.plain_passwd or "")
                 if not spec.passwd and spec.plain_passwd:
                     plain[spec.name] = spec.plain_passwd   # a matching hash is kept
             if spec.name in present and spec.name != accounts.ROOT:
