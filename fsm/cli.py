@@ -312,6 +312,9 @@ def cmd_run(args: argparse.Namespace | SimpleNamespace) -> int:
         with agent_lock(System(args.root)):
             history.settings_error(System(args.root), str(e), e.exit_code)
         return e.exit_code
+    # Commands start in the guest root; posix_spawn cannot change directory (fsm/spawn.py),
+    # so the agent does, once: a service keeps no other directory busy anyway.
+    os.chdir(system.root)
     _stop_on_signals()
     with agent_lock(system) as not_held:
         store = CheckpointStore(system)
@@ -355,7 +358,7 @@ def _stop_on_signals() -> None:
     Commands run in the agent's own process group and session (never a new one), so SMF's
     contract kill on `svcadm disable/restart`, and a kill of the whole group, reach them.
     A signal to the agent alone is logged, and the SystemExit raised here unwinds the run:
-    subprocess.run kills the command it is waiting for and reaps it, so no command outlives
+    fsm/spawn.py kills the command it is waiting for and reaps it, so no command outlives
     the agent to take effect after the restarted agent has decided to run it again; the
     lock is released and temp files removed by the normal `finally` paths. The step stays
     `started` in the checkpoint: the next start asks whether it took effect.

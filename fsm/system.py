@@ -14,10 +14,9 @@ import errno
 import logging
 import os
 import stat
-import subprocess
 import threading
 
-from fsm import crashpoints
+from fsm import crashpoints, spawn
 from fsm.errors import CommandError
 
 # The read path is fsm/guestfiles.py's (status reads through it without this module).
@@ -38,6 +37,22 @@ class CommandResult:
     returncode: int
     stdout: str
     stderr: str
+
+
+def _subprocess_run(command: list[str], env: dict[str, str], timeout: float,
+                    stdin: str | None, cwd: str) -> tuple[int, str, str]:
+    """subprocess.run, where fsm/spawn.py cannot be used (another working directory: the
+    system layer inside another program, as the tests and `metadata plan` use it)."""
+    import subprocess
+
+    try:
+        proc = subprocess.run(
+            command, input=stdin, capture_output=True, text=True, errors="replace", env=env,
+            timeout=timeout, cwd=cwd, stdin=None if stdin is not None else subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as e:
+        err = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
+        raise spawn.SpawnTimeout(err) from None
+    return proc.returncode, proc.stdout, proc.stderr
 
 
 class System(GuestFiles):
@@ -112,21 +127,21 @@ class System(GuestFiles):
         if not argv or not argv[0].startswith("/"):
             raise ValueError(f"commands are named by absolute guest path: {argv!r}")
         timeout = self.command_timeout_s if timeout_s is None else timeout_s
-        exe = self.path(argv[0])
+        command = [self.path(argv[0]), *argv[1:]]
+        environ = {**CLEAN_ENV, **(env or {})}
         log.debug("exec: %s", " ".join(argv))
         try:
-            proc = subprocess.run(
-                [exe, *argv[1:]], input=stdin, capture_output=True, text=True,
-                errors="replace", env={**CLEAN_ENV, **(env or {})}, timeout=timeout, cwd=self.root,
-                stdin=None if stdin is not None else subprocess.DEVNULL)
-        except subprocess.TimeoutExpired as e:
-            err = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
-            raise CommandError(argv, None, err, f"timed out after {timeout:g} s") from None
+            if spawn.usable(self.root):  # `metadata run`: fsm/spawn.py says why
+                code, out, err = spawn.run(command, environ, timeout, stdin)
+            else:
+                code, out, err = _subprocess_run(command, environ, timeout, stdin, self.root)
+        except spawn.SpawnTimeout as e:
+            raise CommandError(argv, None, e.stderr, f"timed out after {timeout:g} s") from None
         except OSError as e:
             raise CommandError(argv, None, "", f"could not start: {e.strerror}") from None
-        result = CommandResult(tuple(argv), proc.returncode, proc.stdout, proc.stderr)
-        if check and proc.returncode != 0:
-            raise CommandError(argv, proc.returncode, proc.stderr)
+        result = CommandResult(tuple(argv), code, out, err)
+        if check and code != 0:
+            raise CommandError(argv, code, err)
         return result
 
     # ---- writes ------------------------------------------------------------------------

@@ -8,7 +8,7 @@ start per `zpool` call, where illumos runs a native binary), so
 
     agent time = wall time of the run - wall time spent waiting for commands.
 
-The launcher wraps `subprocess.run` (the one call `fsm.system` makes) and `time.sleep` to
+The launcher wraps `fsm.spawn.run` (the one call `fsm.system` makes) and `time.sleep` to
 time them: it observes and changes nothing. Sleeps stay in the agent's share (they are its
 own bounded waits), but are reported apart. The HTTP and pty emulators answer with zero latency in this
 process's threads; the little time they take is left in the agent's share (pessimistic).
@@ -57,21 +57,22 @@ AGENT_PACKAGES = ("fsm", "providers", "operations")
 # Runs inside the agent's process: records what only that process can know, then runs
 # `python -m fsm` unchanged (same module, same argv handling, same exit code).
 LAUNCHER = r"""
-import atexit, json, os, resource, runpy, subprocess, sys, time
+import atexit, os, resource, runpy, sys, time
 report_path = os.environ.pop("SIM_BENCH_REPORT")
 dependencies = set(os.environ.pop("SIM_BENCH_DEPS", "").split())
 archive = os.environ.pop("SIM_BENCH_ARCHIVE", "")
 if archive:
     sys.path.insert(0, archive)
+from fsm import spawn
 commands = []
-real_run = subprocess.run
+real_run = spawn.run
 def timed_run(*args, **kwargs):
     start = time.time()
     try:
         return real_run(*args, **kwargs)
     finally:
         commands.append((start, time.time()))
-subprocess.run = timed_run
+spawn.run = timed_run
 sleeps = []
 real_sleep = time.sleep
 def timed_sleep(seconds):
@@ -88,12 +89,15 @@ def peak_rss_kib(usage):
         return usage.ru_maxrss
 def report():
     usage = resource.getrusage(resource.RUSAGE_SELF)
+    import json
     with open(report_path, "w") as f:
         json.dump({"commands": commands, "cpu_s": usage.ru_utime + usage.ru_stime,
                    "maxrss_kib": peak_rss_kib(usage), "sleep_s": sum(sleeps),
                    "http_stack": bool({"providers.http", "http.client", "requests"}
                                       & set(sys.modules)),
-                   "dependencies": sorted({m.split(".")[0] for m in sys.modules} & dependencies)},
+                   "dependencies": sorted({m.split(".")[0] for m in sys.modules} & dependencies),
+                   # Commands went through subprocess (untimed here): fsm/spawn.py unusable.
+                   "subprocess": "subprocess" in sys.modules},
                   f)
 atexit.register(report)
 sys.argv = ["metadata"] + sys.argv[1:]
@@ -118,6 +122,7 @@ class Run:
     detect_s: float | None = None          # the DETECT phase, from the checkpoint
     detect_commands_s: float | None = None
     to_detect_end_s: float | None = None   # from the spawn to the end of DETECT
+    untimed_commands: bool = False         # commands ran through subprocess, not timed
 
     @property
     def agent_s(self) -> float:
@@ -197,6 +202,7 @@ def run_agent(root: str, *args: str, crash_at: str | None = None,
         run.cpu_s, run.maxrss_kib = report["cpu_s"], report["maxrss_kib"]
         run.http_stack, run.sleep_s = report["http_stack"], report["sleep_s"]
         run.dependencies = report["dependencies"]
+        run.untimed_commands = report["subprocess"]
         _read_detect(root, run, spans, spawned)
     return run
 
@@ -221,6 +227,9 @@ def _boot(bench: Bench, platform: str, what: str, **kwargs: Any) -> tuple[str, R
         run = bench.paired(lambda: run_agent(root, log_path=bench.log, **kwargs))
     if run.exit_code != 0:
         bench.failures.append(f"{what}: exit {run.exit_code} (see {bench.log})")
+    if run.untimed_commands:
+        bench.failures.append(f"{what}: commands ran through subprocess, which the launcher "
+                              "does not time (fsm/spawn.py found it could not be used)")
     return root, run
 
 
