@@ -83,3 +83,13 @@ def without_calls(shown: dict[str, Any]) -> dict[str, Any]:
 
 def dump(obj: Any) -> str:
     return json.dumps(obj, indent=1, sort_keys=True)
+
+
+def fresh_python(probe: str, *args: str) -> str:
+    """What `probe` prints in a new interpreter beside the sources (a module-import
+    question: what a boot would load, with nothing a test imported before); asserts it
+    ran to the end."""
+    done = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True,
+                          text=True, cwd=PROJECT_DIR, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()

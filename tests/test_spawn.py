@@ -6,10 +6,10 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
+from guest import fresh_python
 
 from fsm import spawn
 
@@ -144,8 +144,5 @@ def test_the_system_layer_runs_through_it_in_a_run(tmp_path):
     probe = ("import os, sys\nfrom fsm.system import System\nos.chdir(sys.argv[1])\n"
              "r = System(sys.argv[1]).run(['/usr/bin/where', 'arg'], check=False)\n"
              "print(repr((r.returncode, r.stdout, r.stderr)), 'subprocess' in sys.modules)\n")
-    done = subprocess.run([sys.executable, "-c", probe, str(guest)], capture_output=True,
-                          text=True, timeout=120,
-                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == f"{(4, f'{guest}' + chr(10), 'arg' + chr(10))!r} False"
+    assert fresh_python(probe, str(guest)) == \
+        f"{(4, f'{guest}' + chr(10), 'arg' + chr(10))!r} False"

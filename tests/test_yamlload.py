@@ -3,18 +3,13 @@ NON_PRINTABLE pattern at import (issue 17)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 import yaml
+from guest import fresh_python
 from hypothesis import given
 from hypothesis import strategies as st
 
 from providers import yamlload
-
-PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_pyyaml_still_carries_the_pattern_deferred():
@@ -73,7 +68,4 @@ def test_import_defers_the_pattern_until_non_ascii_text_needs_it():
         "assert yamlload.safe_load('name: caf\\u00e9\\n') == {'name': 'caf\\u00e9'}\n"
         "assert isinstance(pattern.compiled, re.Pattern)\n"
         "print('ok')\n")
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          cwd=PROJECT_DIR, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "ok"
+    assert fresh_python(probe) == "ok"
