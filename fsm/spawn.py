@@ -53,7 +53,8 @@ def usable(root: str) -> bool:
     guest root, and 0, 1 and 2 must be open (else a pipe could take one of their numbers,
     and dup2 onto itself would leave it close-on-exec)."""
     try:
-        if os.getcwd() != root or not os.path.isdir(FD_DIR):
+        if (os.getcwd() != root or not os.path.isdir(FD_DIR)
+                or not hasattr(os, "posix_spawn")):  # a Python built without it
             return False
         for fd in (0, 1, 2):
             os.fstat(fd)
