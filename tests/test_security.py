@@ -245,12 +245,23 @@ def shell_uses(tree: ast.AST) -> list[str]:
     return found
 
 
+# The system layer's own process start (fsm/spawn.py, issue 17): one posix_spawn of the
+# argv list System._execute hands it, whose argv[0] must be an absolute guest path.
+SPAWNER = "fsm/spawn.py"
+
+
 def test_no_agent_module_can_start_a_shell():
     modules = agent_modules()
     assert len(modules) > 30
     offenders = {str(p.relative_to(PROJECT_DIR)): uses for p in modules
                  if (uses := shell_uses(ast.parse(p.read_text(), str(p))))}
+    spawner = offenders.pop(SPAWNER, [])
     assert offenders == {}
+    assert len(spawner) == 1 and spawner[0].startswith("os.posix_spawn() at line"), spawner
+    # ... and only the system layer calls it.
+    callers = [str(p.relative_to(PROJECT_DIR)) for p in modules
+               if "spawn.run(" in p.read_text() and str(p.relative_to(PROJECT_DIR)) != SPAWNER]
+    assert callers == ["fsm/system.py"]
 
 
 def test_the_shell_check_would_catch_each_form():
