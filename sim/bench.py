@@ -32,6 +32,7 @@ import json
 import os
 import platform as pyplatform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -50,6 +51,7 @@ PLATFORMS = (*EMULATORS, "none")
 # says otherwise: a dozen platforms at --runs each would make `make bench` a long wait,
 # and with 3 a single slow bare run moved a platform's median ratio by 15% (issue 17).
 DEFAULT_PLATFORM_RUNS = 5
+BARE_RUNS = 3                    # bare interpreters behind each paired run's yardstick
 HEADLINE_PLATFORM = "qemu"       # second boot, resume, dist/metadata and checkpoint use it
 CRASH_POINT = "after:STORAGE/reguid"
 DEPENDENCY_PACKAGES = "transitions requests serial msgpack yaml tomli"
@@ -159,11 +161,16 @@ class Bench:
         return sample
 
     def paired(self, measure: Callable[[], Run]) -> Run:
-        """Run a bare interpreter just before `measure`, so each run has its own yardstick
-        taken under the same load: the ratio of the two is the figure that travels."""
-        baseline = self.baseline()
+        """Run bare interpreters just before `measure`, so each run has its own yardstick
+        taken under the same load: the ratio of the two is the figure that travels.
+
+        The yardstick is the median of BARE_RUNS of them: one bare start's CPU time ranged
+        from 20 to 45 ms within one run on this 2-core machine, and a single slow or fast
+        one moved a platform's ratio by a fifth (issue 17)."""
+        samples = [self.baseline() for _ in range(BARE_RUNS)]
         run = measure()
-        run.baseline_s, run.baseline_cpu_s = baseline["wall_s"], baseline["cpu_s"]
+        run.baseline_s = statistics.median(b["wall_s"] for b in samples)
+        run.baseline_cpu_s = statistics.median(b["cpu_s"] for b in samples)
         return run
 
 

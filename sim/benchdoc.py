@@ -42,7 +42,7 @@ def _spread(values: list[float], fmt=_ms) -> str:
 
 def _ratio(runs: list[dict[str, Any]], value: Callable[[dict[str, Any]], float | None],
            base: str = "baseline_s") -> float:
-    """Median over the runs of value / the bare interpreter run just before it."""
+    """Median over the runs of value / the bare interpreter runs just before it."""
     ratios = []
     for r in runs:
         v = value(r) if r.get("exit_code", 0) == 0 else None
@@ -250,9 +250,10 @@ def render(data: dict[str, Any]) -> str:
         "native binary), part of the emulators' own time. *Agent CPU* is the CPU time of the "
         "agent's process alone (`RUSAGE_SELF`, children excluded), which a loaded machine "
         "changes little. The *bare* interpreter is `python -c pass` on the same interpreter, "
-        "run just before every measured process: *× bare* is the median of each run's ratio "
-        "to its own bare run (CPU to CPU, wall to wall), which holds far better than "
-        "absolute figures on a noisy machine. The agent's sources are byte-compiled first, "
+        "run three times just before every measured boot (once before the cheaper "
+        "commands): *× bare* is the median of each run's ratio to the median of its own bare "
+        "runs (CPU to CPU, wall to wall), which holds far better than absolute figures on a "
+        "noisy machine. The agent's sources are byte-compiled first, "
         "as an installed package's are. Peak RSS is the process's own high-water mark "
         "(`VmHWM`).",
         "",
