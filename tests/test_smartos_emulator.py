@@ -309,7 +309,9 @@ def test_sim_serve_foreground_writes_the_endpoint_and_answers(tmp_path):
             line.close()
     finally:
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=10) == 0
+        # Generous: under CI's load (two CPU burners beside two test workers) the server's
+        # exit once took longer than 10 s; it is bounded all the same.
+        assert proc.wait(timeout=60) == 0
 
 
 # ---- a third-party client: cloud-init's JoyentMetadataSerialClient ------------------------
