@@ -38,7 +38,7 @@ class Field:
     __slots__ = ("name", "default", "default_factory", "repr", "compare", "hash")
 
     def __init__(self, default: Any = _MISSING, default_factory: Any = _MISSING,
-                 repr: bool = True, compare: bool = True, hash: bool | None = None):  # noqa: A002
+                 repr: bool = True, compare: bool = True, hash: bool | None = None):
         if default is not _MISSING and default_factory is not _MISSING:
             raise ValueError("cannot specify both default and default_factory")
         self.name = ""
@@ -47,8 +47,8 @@ class Field:
         self.hash = compare if hash is None else hash
 
 
-def field(*, default: Any = _MISSING, default_factory: Any = _MISSING, repr: bool = True,  # noqa: A002
-          compare: bool = True, hash: bool | None = None) -> Any:  # noqa: A002
+def field(*, default: Any = _MISSING, default_factory: Any = _MISSING, repr: bool = True,
+          compare: bool = True, hash: bool | None = None) -> Any:
     return Field(default, default_factory, repr, compare, hash)
 
 
