@@ -259,3 +259,15 @@ def test_umount_of_what_is_not_mounted_and_its_usage(do_guest):
            "umount: /var/run/metadata-agent/volume not mounted\n")
     bad = run(do_guest, "umount")                       # umount.c usage(): exit 1, not 2
     assert bad.returncode == 1 and bad.stderr.startswith("Usage:\numount [-f] [-V]")
+
+
+def test_diskinfo_unknown_option_prints_usage_with_argv0_and_exits_1(tmp_path):
+    """diskinfo.c: usage(argv[0]) then errx(1, "unknown option -%c"), both on stderr."""
+    from guest import make_guest
+
+    guest = make_guest(tmp_path, "qemu")
+    done = subprocess.run([guest.path("/usr/bin/diskinfo"), "-x"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.splitlines() == ["Usage: /usr/bin/diskinfo [-Hp] [{-c|-P}]",
+                                        "diskinfo: unknown option -x"]

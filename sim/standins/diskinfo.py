@@ -16,7 +16,8 @@ from __future__ import annotations
 from sim.standins.base import BadOption, Exit, Invocation, posix_getopt
 
 HEADER = "TYPE    DISK                    VID      PID              SIZE          RMV SSD"
-USAGE = "Usage: diskinfo [-Hp] [{-c|-P}]"   # usage(): one line
+# usage(execname) prints argv[0] as invoked: the agent runs /usr/bin/diskinfo by its path.
+USAGE = "Usage: /usr/bin/diskinfo [-Hp] [{-c|-P}]"
 
 
 def main(inv: Invocation) -> int:
