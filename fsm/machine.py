@@ -15,14 +15,15 @@ import logging
 import time
 import traceback
 
-from transitions import Machine
-
-from fsm import crashpoints
+from fsm import crashpoints, lazymodule
 from fsm.checkpoint import DONE, FAILED, STARTED, UNKNOWN_INSTANCE, Checkpoint, CheckpointStore
 from fsm.errors import SMF_EXIT_ERR_CONFIG, SMF_EXIT_ERR_FATAL, SMF_EXIT_OK, AgentError
 from fsm.logsetup import where
 from fsm.phases import GATHER_PHASES, PHASES
 from fsm.steps import PHASE_NAMES, Context, Frequency, Step
+
+lazymodule.defer("inspect")  # transitions imports it for a call our model never needs
+from transitions import Machine  # noqa: E402 - after the deferral
 
 TYPE_CHECKING = False  # typing's constant, without importing typing (issue 17)
 if TYPE_CHECKING:
