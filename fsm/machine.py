@@ -359,9 +359,9 @@ def checkpoint_instance_id(instance_id: str | None) -> str | None:
         return None
     if len(instance_id) <= MAX_INSTANCE_ID_CHARS and instance_id.isprintable():
         return instance_id
-    import hashlib
+    from fsm.digests import sha256
 
-    return "sha256:" + hashlib.sha256(instance_id.encode("utf-8", "surrogatepass")).hexdigest()
+    return "sha256:" + sha256(instance_id.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 MAX_CHANGES_KEPT, MAX_CHANGE_CHARS = 20, 200

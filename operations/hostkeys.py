@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import logging
 
+from fsm.digests import sha256
 from fsm.errors import CommandError
 from fsm.steps import Context, Outcome
 from fsm.system import System
@@ -63,7 +63,7 @@ def fingerprint_of(pub_line: str) -> str | None:
         blob = base64.b64decode(words[1], validate=True)
     except (binascii.Error, ValueError):
         return None
-    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+    return "SHA256:" + base64.b64encode(sha256(blob).digest()).decode().rstrip("=")
 
 
 def fingerprints(system: System) -> dict[str, str]:

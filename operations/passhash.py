@@ -19,8 +19,9 @@ a command.
 
 from __future__ import annotations
 
-import hashlib
-import secrets
+import os
+
+from fsm.digests import sha512
 
 SALT_CHARS = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 ROUNDS_DEFAULT = 5000
@@ -32,7 +33,9 @@ _ORDER = ((0, 21, 42), (22, 43, 1), (44, 2, 23), (3, 24, 45), (25, 46, 4), (47, 
 
 
 def new_salt() -> str:
-    return "".join(secrets.choice(SALT_CHARS) for _ in range(16))
+    """16 characters from the kernel's random source, as `secrets` would draw them:
+    the alphabet has 64 letters, so a byte's low six bits pick one without bias."""
+    return "".join(SALT_CHARS[b & 0x3F] for b in os.urandom(16))
 
 
 def hash_password(password: str, salt: str | None = None) -> str:
@@ -84,18 +87,18 @@ def sha512_crypt(key: bytes, salt_spec: str) -> str:
         text, _, salt_spec = salt_spec[len("rounds="):].partition("$")
         rounds, custom = min(max(int(text), 1000), 999_999_999), True
     salt = salt_spec.split("$", 1)[0][:16].encode("ascii")
-    b = hashlib.sha512(key + salt + key).digest()
-    a = hashlib.sha512(key + salt + _repeat(b, len(key)))
+    b = sha512(key + salt + key).digest()
+    a = sha512(key + salt + _repeat(b, len(key)))
     n = len(key)
     while n:
         a.update(b if n & 1 else key)
         n >>= 1
     a_digest = a.digest()
-    p = _repeat(hashlib.sha512(key * len(key)).digest(), len(key))
-    s = _repeat(hashlib.sha512(salt * (16 + a_digest[0])).digest(), len(salt))
+    p = _repeat(sha512(key * len(key)).digest(), len(key))
+    s = _repeat(sha512(salt * (16 + a_digest[0])).digest(), len(salt))
     c = a_digest
     for i in range(rounds):
-        h = hashlib.sha512(p if i & 1 else c)
+        h = sha512(p if i & 1 else c)
         if i % 3:
             h.update(s)
         if i % 7:

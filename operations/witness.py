@@ -12,8 +12,9 @@ the image) has another tag and does the work again.
 
 from __future__ import annotations
 
-import hashlib
 import re
+
+from fsm.digests import sha256
 
 _SAFE_TAG = re.compile(r"[A-Za-z0-9._:-]{1,100}\Z")
 UNKNOWN_TAG = "unknown"
@@ -27,4 +28,4 @@ def instance_tag(instance_id: str | None) -> str:
         return UNKNOWN_TAG
     if _SAFE_TAG.match(instance_id):
         return instance_id
-    return "sha256-" + hashlib.sha256(instance_id.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return "sha256-" + sha256(instance_id.encode("utf-8", "surrogatepass")).hexdigest()[:32]

@@ -53,3 +53,32 @@ def test_libc_and_specification_agree_and_the_crypt_module_is_not_imported():
         "assert hash_password('x').startswith('$6$')\n"
         "print('crypt' in sys.modules)\n")
     assert fresh_python(probe) == "False"
+
+
+def test_salts_use_the_whole_alphabet_and_only_it():
+    """new_salt maps a random byte's low six bits onto the 64 salt letters: over many
+    salts every letter turns up, nothing else does, and none repeats."""
+    from operations.passhash import SALT_CHARS, new_salt
+
+    salts = [new_salt() for _ in range(400)]
+    assert len(SALT_CHARS) == len(set(SALT_CHARS)) == 64
+    assert all(len(s) == 16 for s in salts) and len(set(salts)) == len(salts)
+    assert set("".join(salts)) == set(SALT_CHARS)   # 6400 draws: a missing letter is ~1e-42
+
+
+def test_the_digests_are_hashlibs_without_loading_openssl():
+    """fsm/digests.py gives hashlib's SHA-256 and SHA-512, from CPython's own code: the
+    boot never loads _hashlib (OpenSSL) for them."""
+    probe = (
+        "import sys\n"
+        "from fsm.digests import sha256, sha512\n"
+        "data = [b'', b'abc', bytes(range(256)) * 40]\n"
+        "one = [sha256(d).hexdigest() + sha512(d).hexdigest() for d in data]\n"
+        "h = sha256(); h.update(b'a'); h.update(b'bc')\n"
+        "print('_hashlib' in sys.modules)\n"
+        "import hashlib\n"
+        "assert one == [hashlib.sha256(d).hexdigest() + hashlib.sha512(d).hexdigest()\n"
+        "               for d in data]\n"
+        "assert h.digest() == hashlib.sha256(b'abc').digest()\n"
+        "print('ok')\n")
+    assert fresh_python(probe).splitlines() == ["False", "ok"]

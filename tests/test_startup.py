@@ -174,8 +174,11 @@ def test_a_first_boot_imports_only_the_providers_detect_asks(tmp_path, platform)
     # method at import: operations/passhash.py calls _crypt.crypt).
     assert {"dataclasses", "crypt"} & modules == set()
     assert ("typing" in modules) <= bool({"tomllib", "tomli"} & modules)
-    # transitions imports inspect for a call our model never makes (fsm/lazymodule.py).
+    # transitions imports inspect for a call our model never makes (fsm/lazymodule.py);
+    # digests come from CPython's own SHA-2, not OpenSSL (fsm/digests.py); a salt and a
+    # retry's jitter from os.urandom, not the secrets or random modules.
     assert "inspect" not in modules and "transitions" in modules
+    assert {"hashlib", "_hashlib", "secrets", "random"} & modules == set()
 
 
 def test_version_and_status_load_no_boot_code(booted):

@@ -9,9 +9,9 @@ agent's own operations/validate.parse_key_line, so a line it would skip has no f
 from __future__ import annotations
 
 import base64
-import hashlib
 import struct
 
+from fsm.digests import sha256
 from operations.validate import KeyLineError, parse_key_line
 
 _TYPE_NAMES = {
@@ -42,7 +42,7 @@ def fingerprint(line: str) -> str:
     agent would skip it."""
     key = parse_key_line(line)
     blob = base64.b64decode(key.body)
-    digest = base64.b64encode(hashlib.sha256(blob).digest()).decode("ascii").rstrip("=")
+    digest = base64.b64encode(sha256(blob).digest()).decode("ascii").rstrip("=")
     if key.key_type in _FIXED_BITS:
         bits = _FIXED_BITS[key.key_type]
     else:
