@@ -60,7 +60,9 @@ def serving(root: str) -> Iterator[Any]:
     st_platform = guest.state.load(root)["platform"]
     mod = platforms.emulator(st_platform)
     server = mod.serve(root, guest.load_metadata(root)) if mod and hasattr(mod, "serve") else None
-    if server is not None:
+    if server is not None and server.endpoint:
+        # (A served NoCloud seed's URL is in the SMBIOS serial, as on a Tribblix or OmniOS
+        # zone: such a guest has no settings file, and none is made for it.)
         write_endpoint(root, server.endpoint)
     try:
         yield server
