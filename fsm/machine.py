@@ -102,6 +102,15 @@ class BootMachine:
 
     # ---- the run -----------------------------------------------------------------------
     def run(self) -> int:
+        # Checkpoint and guest writes sync their directory before the next step runs,
+        # not each on its own (System.defer_directory_syncs); all of them before this ends.
+        self.store.system.defer_directory_syncs()
+        try:
+            return self._run()
+        finally:
+            self._make_durable(stop_deferring=True)
+
+    def _run(self) -> int:
         self._begin()
         try:
             for phase in GATHER_PHASES:
@@ -280,6 +289,13 @@ class BootMachine:
                     f"not run: its intent could not be checkpointed "
                     f"({self.store.last_save_error}), so it would repeat on every boot"), 0.0)
                 return
+        # What was written before this step (its intent, the last step's record) is durable
+        # before the step changes anything.
+        if not self._make_durable() and one_shot and step.intent is not None:
+            self._step_failed(step, CheckpointUnwritable(
+                f"not run: its intent could not be made durable "
+                f"({self.store.last_save_error}), so it could repeat"), 0.0)
+            return
         crashpoints.reached(f"before:{step.key}")
         if one_shot:
             self.ran_one_shot.append(step.key)
@@ -307,6 +323,17 @@ class BootMachine:
             extra["intent"] = prior.get("intent") or {}
         self.cp.mark(step, iid, DONE, **extra)
         self.store.save(self.cp)
+
+    def _make_durable(self, stop_deferring: bool = False) -> bool:
+        """Sync the directories written since the last step (checkpoint and guest files);
+        False, with the error logged as a checkpoint write's is, when that failed."""
+        try:
+            self.store.system.sync_directories(stop_deferring=stop_deferring)
+        except OSError as e:
+            self.store.last_save_error = str(e)
+            log.error("checkpoint: %s; configuring the guest anyway", e)
+            return False
+        return True
 
     def _step_failed(self, step: Step, error: Exception, took_s: float) -> None:
         message = _cut(str(error))

@@ -64,6 +64,9 @@ class System(GuestFiles):
         self.command_timeout_s = command_timeout_s
         self.dry_run = dry_run
         self.planned: list[str] = []
+        # Directories a rename went into whose fsync waits for `sync_directories`; None:
+        # each write fsyncs its directory before it returns (see `defer_directory_syncs`).
+        self._unsynced_dirs: dict[str, None] | None = None
 
     def read_head(self, guest_path: str, size: int, timeout_s: float | None = None) -> bytes:
         """The first `size` bytes of a raw disk, within `timeout_s` (DEVICE_READ_TIMEOUT_S).
@@ -205,9 +208,45 @@ class System(GuestFiles):
             except BaseException:
                 _unlink_quietly(dfd, tmp)
                 raise
-            os.fsync(dfd)
+            if self._unsynced_dirs is None:
+                os.fsync(dfd)
+            else:
+                self._unsynced_dirs[parent] = None
         finally:
             os.close(dfd)
+
+    def defer_directory_syncs(self) -> None:
+        """From now on a write's rename is made durable at the next `sync_directories`,
+        not before the write returns: the boot machine calls that before every step runs
+        and when it ends, so no change to the guest starts before what was written ahead
+        of it is durable, and several writes into one directory (a step's record, the
+        next transition, the next step's intent, all in /var/metadata) share one fsync.
+
+        A write's data is still fsynced before its rename, so a power cut leaves each file
+        whole, old or new, never torn (tests/test_power_loss.py): what waits is only
+        which of the two the directory holds. On the simulated guest a first boot made
+        about 130 fsyncs, which cost the agent 17 ms of CPU (the file system's journal
+        commits), more than half a bare interpreter's start (issue 17)."""
+        if self._unsynced_dirs is None:
+            self._unsynced_dirs = {}
+
+    def sync_directories(self, stop_deferring: bool = False) -> None:
+        """fsync every directory a deferred write renamed into; the first error is raised
+        once all were tried. With `stop_deferring`, later writes sync as they go."""
+        pending = self._unsynced_dirs or {}
+        self._unsynced_dirs = None if stop_deferring else {}
+        first: OSError | None = None
+        for parent in pending:
+            try:
+                dfd = self._open_dir(parent, create=False)
+                try:
+                    os.fsync(dfd)
+                finally:
+                    os.close(dfd)
+            except OSError as e:
+                first = first or OSError(e.errno, f"cannot make {parent} durable: {e.strerror}")
+        if first is not None:
+            raise first
 
     def ensure_dir(self, guest_path: str, mode: int = 0o755, owner: tuple[int, int] = (0, 0),
                    scratch: bool = False) -> bool:

@@ -235,3 +235,49 @@ def test_a_step_whose_intent_cannot_be_checkpointed_is_not_run(world, caplog):
     assert "STORAGE/reguid" not in world.ran
     assert "IDENTITY/name" in world.ran and "USERSCRIPT/install" in world.ran
     assert "its intent could not be checkpointed" in caplog.text
+
+
+def test_a_failing_directory_sync_stops_a_step_whose_intent_it_was_to_make_durable(
+        world, caplog, monkeypatch):
+    """The machine syncs the directories written so far before every step; when that
+    fails, a one-shot step with an intent (reguid) is not run, as when its intent could not
+    be written, and the others still run. Every step waited for a sync."""
+    import errno
+
+    synced: list[bool] = []
+
+    def failing(self, stop_deferring=False):
+        synced.append(stop_deferring)
+        self._unsynced_dirs = None if stop_deferring else {}
+        raise OSError(errno.EIO, "cannot make /var/metadata durable: I/O error")
+
+    monkeypatch.setattr(System, "sync_directories", failing)
+    with caplog.at_level(logging.ERROR):
+        code, machine = world.boot()
+    assert code == 95
+    assert "STORAGE/reguid" not in world.ran
+    assert "IDENTITY/name" in world.ran and "USERSCRIPT/install" in world.ran
+    assert "its intent could not be made durable" in caplog.text
+    assert synced.count(False) == len(world.ran) + 1 and synced[-1] is True
+
+
+def test_steps_run_only_after_what_was_written_before_them_is_durable(world, monkeypatch):
+    """No step starts with a directory fsync still owed; writes after the run sync at once."""
+    owed_at_step: list[int] = []
+    real_step = world.step
+
+    def step(phase, name, freq, **kw):
+        made = real_step(phase, name, freq, **kw)
+        inner = made.run
+
+        def run(ctx):
+            owed_at_step.append(len(ctx.system._unsynced_dirs or {}))
+            return inner(ctx)
+        return Step(made.phase, made.name, made.frequency, run, changes="-", fails_when="-",
+                    on_failure="-", intent=made.intent, took_effect=made.took_effect,
+                    stops_machine=made.stops_machine)
+
+    monkeypatch.setattr(world, "step", step)
+    code, machine = world.boot()
+    assert code == 0 and len(owed_at_step) == 8 and set(owed_at_step) == {0}
+    assert machine.store.system._unsynced_dirs is None
