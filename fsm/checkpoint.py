@@ -1,7 +1,8 @@
 """The checkpoint: where the machine is, and which steps are done, for which instance.
 
 A msgpack map at `/var/metadata/state.msgpack` (under the root). Every write goes through
-`System.write_file` (temp file, fsync, rename, fsync of the directory) and keeps the
+`System.write_file` (temp file, fsync, rename, fsync of the directory: during a run, at the
+next step boundary, see System.defer_directory_syncs) and keeps the
 previous generation as `state.msgpack.prev`, so a damaged current file falls back to it.
 A file that cannot be decoded, does not match its declared shape (fsm/cpschema.py), is of an
 older or unknown schema version or cannot be read is moved aside to

@@ -3,7 +3,8 @@
 Everything is resolved under an alternate root (`--root DIR`, like `pkg -R`), so the agent
 runs unchanged against a simulated guest. Commands run without a shell, with a clean
 environment and a timeout; writes are atomic and durable (temp file in the same directory,
-fsync, rename, fsync of the directory) and never follow a symbolic link under the root, so
+fsync, rename, fsync of the directory, which a boot defers to its next step) and never
+follow a symbolic link under the root, so
 a link planted at `/root/.ssh` cannot redirect a write. In dry-run mode (`metadata plan`)
 commands that change the guest and file writes are recorded instead of performed.
 """
