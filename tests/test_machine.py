@@ -229,12 +229,18 @@ def test_a_step_whose_intent_cannot_be_checkpointed_is_not_run(world, caplog):
     os.makedirs(os.path.join(world.root, "var"), exist_ok=True)
     with open(os.path.join(world.root, "var", "metadata"), "w") as f:
         f.write("not a directory")
+    _boot_with_reguid_refused(world, caplog, "its intent could not be checkpointed")
+
+
+def _boot_with_reguid_refused(world, caplog, why: str) -> None:
+    """A boot where reguid (a one-shot step with an intent) is refused for `why` and the
+    rest of the steps still run: exit 95."""
     with caplog.at_level(logging.ERROR):
-        code, machine = world.boot()
+        code, _machine = world.boot()
     assert code == 95
     assert "STORAGE/reguid" not in world.ran
     assert "IDENTITY/name" in world.ran and "USERSCRIPT/install" in world.ran
-    assert "its intent could not be checkpointed" in caplog.text
+    assert why in caplog.text
 
 
 def test_a_failing_directory_sync_stops_a_step_whose_intent_it_was_to_make_durable(
@@ -252,12 +258,7 @@ def test_a_failing_directory_sync_stops_a_step_whose_intent_it_was_to_make_durab
         raise OSError(errno.EIO, "cannot make /var/metadata durable: I/O error")
 
     monkeypatch.setattr(System, "sync_directories", failing)
-    with caplog.at_level(logging.ERROR):
-        code, machine = world.boot()
-    assert code == 95
-    assert "STORAGE/reguid" not in world.ran
-    assert "IDENTITY/name" in world.ran and "USERSCRIPT/install" in world.ran
-    assert "its intent could not be made durable" in caplog.text
+    _boot_with_reguid_refused(world, caplog, "its intent could not be made durable")
     assert synced.count(False) == len(world.ran) + 1 and synced[-1] is True
 
 
