@@ -128,7 +128,7 @@ def load(data: bytes, where: str) -> Classified:
 
     yaml = yamlload.import_yaml()
     try:
-        doc = yamlload.load(text, extend=_counting)
+        doc = yaml.load(text, Loader=_counting_loader())  # noqa: S506 - a SafeLoader
     except _TooComplex as e:
         return Classified(warnings=[f"{where}: #cloud-config {e}; ignored"])
     except RecursionError:
@@ -150,30 +150,28 @@ class _TooComplex(Exception):
     pass
 
 
-_COUNTING: dict[type, type] = {}
+def _counting_loader() -> type:
+    from providers import yamlload
 
+    class CountingLoader(yamlload.safe_loader()):
+        """SafeLoader that refuses deep or huge documents while composing them."""
 
-def _counting(base: type) -> type:
-    """`base` (a SafeLoader) refusing deep or huge documents while composing them."""
-    if base not in _COUNTING:
-        class CountingLoader(base):
-            nodes = 0
-            depth = 0
+        nodes = 0
+        depth = 0
 
-            def compose_node(self, parent, index):  # noqa: ANN001 - PyYAML's signature
-                self.nodes += 1
-                if self.nodes > MAX_NODES:
-                    raise _TooComplex(f"has more than {MAX_NODES} YAML nodes")
-                self.depth += 1
-                try:
-                    if self.depth > MAX_DEPTH:
-                        raise _TooComplex(f"is nested more than {MAX_DEPTH} levels deep")
-                    return super().compose_node(parent, index)
-                finally:
-                    self.depth -= 1
+        def compose_node(self, parent, index):  # noqa: ANN001 - PyYAML's signature
+            self.nodes += 1
+            if self.nodes > MAX_NODES:
+                raise _TooComplex(f"has more than {MAX_NODES} YAML nodes")
+            self.depth += 1
+            try:
+                if self.depth > MAX_DEPTH:
+                    raise _TooComplex(f"is nested more than {MAX_DEPTH} levels deep")
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
 
-        _COUNTING[base] = CountingLoader
-    return _COUNTING[base]
+    return CountingLoader
 
 
 def merge(user: dict[str, Any] | None, vendor: dict[str, Any] | None,

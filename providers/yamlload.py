@@ -17,23 +17,10 @@ So, two things, and PyYAML is otherwise used as it is:
   does. Text with any other character, and any text the small pattern refuses, goes to
   PyYAML's own check, so the error is PyYAML's own, position included.
 
-And documents are parsed by libyaml when PyYAML was built with it (`load`): PyYAML's
-Python scanner and parser took 2.9 ms of CPU for a 1 KB cloud-config, three such
-documents a NoCloud first boot. libyaml's event parser (PyYAML's own `CParser`) feeds
-PyYAML's Python composer, constructor and resolver, so the objects built, the tags
-resolved and any node counting a caller adds to `compose_node` are as before: 0.44 ms for
-that document. Only text of the kinds where the two parsers were found to agree goes to
-libyaml (`libyaml_agrees`); a document libyaml refuses is parsed again by the Python
-parser, so an error is always PyYAML's own message, and one it accepts gives what
-PyYAML's SafeLoader gives (tests/test_yamlload.py and fuzz/fuzz_yaml_parsers.py hold the
-two to each other).
-libyaml's parser keeps its state in heap stacks, not C recursion; nesting depth is counted
-in the Python composer, where a caller's limits and Python's recursion limit apply.
-
 tests/test_yamlload.py checks that PyYAML still carries that exact pattern (if a release
 changes it, the deferral stops applying, which costs time but is never wrong), and that
-these loaders and PyYAML's `SafeLoader` give the same result and the same error on the
-same input.
+this loader and PyYAML's `SafeLoader` give the same result and the same error on the same
+input.
 """
 
 from __future__ import annotations
@@ -44,7 +31,7 @@ import sys
 TYPE_CHECKING = False  # typing's constant, without importing typing (issue 17)
 if TYPE_CHECKING:
     from types import ModuleType
-    from typing import Any, Callable
+    from typing import Any
 
 # yaml/reader.py's Reader.NON_PRINTABLE, as that file spells it.
 PYYAML_NON_PRINTABLE = "[^\x09\x0A\x0D\x20-\x7E\x85\xA0-\uD7FF\uE000-\uFFFD\U00010000-\U0010ffff]"
@@ -52,7 +39,6 @@ PYYAML_NON_PRINTABLE = "[^\x09\x0A\x0D\x20-\x7E\x85\xA0-\uD7FF\uE000-\uFFFD\U000
 _ASCII_NON_PRINTABLE = re.compile("[^\x09\x0A\x0D\x20-\x7E]")
 
 _loader: type | None = None
-_fast_loader: type | None = None
 
 
 class _Deferred:
@@ -103,58 +89,6 @@ def safe_loader() -> type:
     return _loader
 
 
-def fast_loader() -> type | None:
-    """libyaml's event parser under PyYAML's Python composer, constructor and resolver:
-    SafeLoader's results; None when PyYAML was built without libyaml."""
-    global _fast_loader
-    yaml = import_yaml()
-    if _fast_loader is None and getattr(yaml, "__with_libyaml__", False):
-        CParser = yaml.cyaml.CParser  # noqa: N806 - the class, as PyYAML names it
-
-        class FastSafeLoader(yaml.composer.Composer, CParser, yaml.constructor.SafeConstructor,
-                             yaml.resolver.Resolver):
-            # Composer before CParser: its compose_node (and a subclass's) builds the nodes,
-            # from CParser's events, instead of CParser's own C composer.
-            def __init__(self, stream: str) -> None:
-                CParser.__init__(self, stream)
-                yaml.composer.Composer.__init__(self)
-                yaml.constructor.SafeConstructor.__init__(self)
-                yaml.resolver.Resolver.__init__(self)
-
-        _fast_loader = FastSafeLoader
-    return _fast_loader
-
-
-# A '#' glued to the character before it.
-_GLUED_HASH = re.compile(r"[^ \n\r]#")
-
-
-def libyaml_agrees(text: str) -> bool:
-    """Whether `text` is of the kind where libyaml's parser and PyYAML's were found to
-    agree. Comparing the two on about 570,000 random texts drawn from YAML's punctuation,
-    indicators and scalar forms found them differ only on text with a tab (libyaml allows
-    tabs PyYAML refuses), a `!` tag (a bare `!` resolves differently), a non-ASCII
-    character (a BOM or NEL inside the text) or a `#` glued to the token before it
-    (`|#`, `{#`: libyaml reads a comment, PyYAML refuses). Text with any of those goes to
-    PyYAML's parser, as all text did before; on the rest, 90,000 texts, none differed."""
-    return (text.isascii() and "\t" not in text and "!" not in text
-            and _GLUED_HASH.search(text) is None)
-
-
-def load(text: str, extend: Callable[[type], type] | None = None) -> Any:
-    """`yaml.load` with a SafeLoader (`extend(base)` subclasses it, e.g. to count nodes):
-    libyaml's parser first, PyYAML's Python one for a document libyaml refuses."""
-    yaml = import_yaml()
-    fast = fast_loader() if libyaml_agrees(text) else None
-    if fast is not None:
-        try:
-            return yaml.load(text, Loader=extend(fast) if extend else fast)  # noqa: S506
-        except yaml.YAMLError:
-            pass  # PyYAML's own parser says what is wrong, in its own words
-    base = safe_loader()
-    return yaml.load(text, Loader=extend(base) if extend else base)  # noqa: S506
-
-
 def safe_load(text: str) -> Any:
-    """`yaml.safe_load`, through `load`."""
-    return load(text)
+    """`yaml.safe_load`, through `safe_loader()`."""
+    return import_yaml().load(text, Loader=safe_loader())  # noqa: S506 - a SafeLoader
