@@ -27,9 +27,9 @@ proxy variables from the environment are not used.
 
 from __future__ import annotations
 
+import _socket  # socket.py's C core, as providers/httpwire.py uses it
 import logging
 import os
-import socket
 import threading
 import time
 
@@ -180,7 +180,7 @@ class HttpClient:
                 if cancelled.is_set() or time.monotonic() - started > timeout_s:
                     raise _Transient(f"answer took longer than {timeout_s:.3g} s")
             status, reply_headers = resp.status, dict(resp.getheaders())
-        except socket.timeout:
+        except _socket.timeout:   # TimeoutError from Python 3.10 on
             raise _Transient(f"no answer within {timeout_s:.3g} s") from None
         except (OSError, *protocol_errors) as e:
             # Refused, reset, a body cut short (IncompleteRead), no status line: transient.
@@ -200,7 +200,7 @@ def _shut(connection: Any) -> None:
     if sock is None:
         return
     try:
-        sock.shutdown(socket.SHUT_RDWR)
+        sock.shutdown(_socket.SHUT_RDWR)
     except OSError:
         pass
 

@@ -161,3 +161,42 @@ def test_through_the_client_a_service_that_keeps_cutting_is_a_service_error():
                 pytest.raises(ServiceError, match="fetch budget .* last: (connection failed: "
                               "ProtocolError: the body was cut short|no answer within)"):
             client.request("GET", f"http://127.0.0.1:{server.port}/doc")
+
+
+def test_connect_is_create_connections_loop_without_socket_py():
+    """httpwire.connect, on _socket: the first address that answers, with the timeout set
+    and close-on-exec; a refused port is the connect's own error, as from
+    socket.create_connection."""
+    import os
+
+    server = Canned(b"HTTP/1.1 204 No Content\r\n\r\n")
+    sock = httpwire.connect(b"127.0.0.1", server.port, 2.5)
+    try:
+        assert sock.gettimeout() == 2.5 and not os.get_inheritable(sock.fileno())
+        assert sock.getpeername() == ("127.0.0.1", server.port)
+    finally:
+        sock.close()
+    spare = socket.socket()
+    spare.bind(("127.0.0.1", 0))
+    free_port = spare.getsockname()[1]
+    spare.close()           # nothing listens there now
+    with pytest.raises(ConnectionRefusedError):
+        httpwire.connect(b"127.0.0.1", free_port, 2.5)
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", free_port), timeout=2.5)
+
+
+def test_a_timeout_while_reading_is_the_socket_timeout_http_py_catches():
+    """A server that accepts and says nothing: the read raises socket.timeout (TimeoutError
+    from Python 3.10 on), as makefile's reader would."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    try:
+        conn = httpwire.Connection("127.0.0.1", listener.getsockname()[1], 0.2)
+        conn.request("GET", "/", {})
+        with pytest.raises(socket.timeout):
+            conn.getresponse()
+        conn.close()
+    finally:
+        listener.close()

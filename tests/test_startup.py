@@ -184,6 +184,8 @@ def test_a_first_boot_imports_only_the_providers_detect_asks(tmp_path, platform)
     # retry's jitter from os.urandom, not the secrets or random modules.
     assert "inspect" not in modules and "transitions" in modules
     assert {"hashlib", "_hashlib", "secrets", "random"} & modules == set()
+    # Plain HTTP connects through _socket, the C module under socket.py (httpwire.connect).
+    assert {"socket", "selectors"} & modules == set()
 
 
 def test_version_and_status_load_no_boot_code(booted):
