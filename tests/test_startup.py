@@ -185,7 +185,7 @@ def test_a_first_boot_imports_only_the_providers_detect_asks(tmp_path, platform)
     assert "inspect" not in modules and "transitions" in modules
     assert {"hashlib", "_hashlib", "secrets", "random"} & modules == set()
     # Plain HTTP connects through _socket, the C module under socket.py (httpwire.connect).
-    assert {"socket", "selectors"} & modules == set()
+    assert {"socket", "selectors", "signal"} & modules == set()
 
 
 def test_version_and_status_load_no_boot_code(booted):
