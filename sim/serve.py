@@ -78,7 +78,7 @@ def serve_forever(root: str) -> int:
         if server is None:
             print("this platform's metadata is local to the guest: nothing to serve")
             return 0
-        print(f"serving: {server.endpoint}", flush=True)
+        print(f"serving: {getattr(server, 'where', None) or server.endpoint}", flush=True)
         try:
             stop.wait()
         except KeyboardInterrupt:

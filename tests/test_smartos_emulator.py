@@ -288,19 +288,21 @@ def test_default_metadata_matches_the_virtual_hardware():
 
 # ---- `python -m sim serve` ---------------------------------------------------------------
 
-def test_sim_serve_foreground_writes_the_endpoint_and_answers(tmp_path):
+def test_sim_serve_foreground_links_the_default_port_and_answers(tmp_path):
+    """As on a SmartOS VM: the guest's /dev/term/b leads to the service (here a link to
+    the pty), and no settings file names a device; the link goes when the server stops."""
     root = str(tmp_path / "guest")
     sim_guest.create(root, "smartos")
     env = {**os.environ, "PYTHONPATH": sim_guest.PROJECT_DIR}
     proc = subprocess.Popen([sys.executable, "-m", "sim", "serve", root], env=env,
                             stdout=subprocess.PIPE, text=True)
+    link = os.path.join(root, "dev/term/b")
     try:
         ready = proc.stdout.readline()  # printed once the pty answers
-        assert ready.startswith("serving: ")
-        with open(os.path.join(root, "etc/metadata-agent.toml"), encoding="utf-8") as f:
-            settings = f.read()
-        device = ready.split("'device': '")[1].split("'")[0]
-        assert f'device = "{device}"' in settings
+        assert ready.startswith("serving: /dev/term/b -> ")
+        device = ready.split(" -> ")[1].strip()
+        assert os.readlink(link) == device
+        assert not os.path.exists(os.path.join(root, "etc/metadata-agent.toml"))
         line = RawLine(device)
         try:
             line.send(b"\n")
@@ -312,6 +314,7 @@ def test_sim_serve_foreground_writes_the_endpoint_and_answers(tmp_path):
         # Generous: under CI's load (two CPU burners beside two test workers) the server's
         # exit once took longer than 10 s; it is bounded all the same.
         assert proc.wait(timeout=60) == 0
+    assert not os.path.lexists(link)
 
 
 # ---- a third-party client: cloud-init's JoyentMetadataSerialClient ------------------------

@@ -157,9 +157,11 @@ def test_a_first_boot_imports_only_the_providers_detect_asks(tmp_path, platform)
     assert code == 0
     assert providers_of(modules) <= PROVIDER_MODULES[platform], sorted(providers_of(modules))
     # TOML only for a guest with a settings file: an emulator's endpoint, which a served
-    # zone seed does not need (its URL is in the SMBIOS serial, as on the real zones).
+    # zone seed does not need (its URL is in the SMBIOS serial, as on the real zones), nor
+    # SmartOS's serial service (the guest's /dev/term/b leads to it, as on SmartOS).
     assert ("tomllib" in modules) == settings_file
-    assert settings_file <= (platform not in ("tribblix-zone", "qemu", "nocloud"))
+    assert settings_file <= (platform not in ("tribblix-zone", "qemu", "nocloud", "smartos",
+                                              "smartos-nocloud"))
     assert modules & THIRD_PARTY_HTTP == set()  # HTTP is http.client, on HTTP platforms
     # YAML only where a document may be YAML; HTTP only where the metadata was not on a
     # local drive (DigitalOcean's guest has its config drive, read first).

@@ -110,7 +110,9 @@ class SmartOSServer:
         tty.setraw(self.slave)
         os.set_blocking(self.master, False)
         self.device = os.ttyname(self.slave)
-        self.endpoint = {"smartos": {"device": self.device}}
+        self.endpoint: dict[str, Any] = {"smartos": {"device": self.device}}
+        self.link: str | None = None     # the guest's /dev/term/b, when serve() made it
+        self.where = self.device
         self.requests: list[str] = []  # what was asked, for tests: "GET sdc:uuid", ...
         self.lines_received = 0         # every line, requests or not (a probe's reset too)
         self._stop = threading.Event()
@@ -128,6 +130,8 @@ class SmartOSServer:
         if self._stop.is_set():
             return
         self._stop.set()
+        if self.link and os.path.islink(self.link) and os.readlink(self.link) == self.device:
+            os.unlink(self.link)
         os.write(self._wake_w, b"x")
         self._thread.join(timeout=10)
         for fd in (self.master, self.slave, self._wake_r, self._wake_w):
@@ -192,5 +196,19 @@ class SmartOSServer:
 
 
 def serve(root: str, metadata: dict[str, Any]) -> SmartOSServer:
-    """Start answering on a new pty; `.endpoint` names its slave device for the agent."""
-    return SmartOSServer(metadata)
+    """Start answering on a new pty, linked from the guest's `/dev/term/b`.
+
+    On a SmartOS VM the agent's default port, /dev/term/b, is a link into /devices (the
+    second COM port), and no settings file names it. The guest here has the same: the link
+    points at the pty's slave, so the agent opens its default port and reads no settings.
+    A guest that already has a /dev/term/b of its own (a test's) keeps it, and the device
+    goes into the settings file instead (`.endpoint`)."""
+    server = SmartOSServer(metadata)
+    term = os.path.join(root, "dev", "term")
+    link = os.path.join(term, "b")
+    if os.path.isdir(os.path.join(root, "dev")) and not os.path.lexists(link):
+        os.makedirs(term, exist_ok=True)
+        os.symlink(server.device, link)
+        server.link, server.endpoint = link, {}
+        server.where = f"/dev/term/b -> {server.device}"
+    return server
