@@ -48,9 +48,10 @@ PROJECT_DIR = sim_guest.PROJECT_DIR
 # Every simulated platform: each with a metadata emulator, and `none` (no metadata).
 PLATFORMS = (*EMULATORS, "none")
 # First boots per platform other than the headline's and none's, unless --platform-runs
-# says otherwise: a dozen platforms at --runs each would make `make bench` a long wait,
-# and with 3 a single slow bare run moved a platform's median ratio by 15% (issue 17).
-DEFAULT_PLATFORM_RUNS = 5
+# says otherwise: a dozen platforms at --runs each would make `make bench` a long wait.
+# With 3 a single slow bare run moved a platform's median ratio by 15%; with 5, four runs
+# of `make bench` in one afternoon gave Azure 5.00x to 6.30x (issue 17). 9 it is.
+DEFAULT_PLATFORM_RUNS = 9
 BARE_RUNS = 3                    # bare interpreters behind each paired run's yardstick
 HEADLINE_PLATFORM = "qemu"       # second boot, resume, dist/metadata and checkpoint use it
 CRASH_POINT = "after:STORAGE/reguid"
