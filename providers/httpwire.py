@@ -37,8 +37,8 @@ class ProtocolError(Exception):
 def connect(host: str | bytes, port: int, timeout: float) -> socket:
     """`socket.create_connection((host, port), timeout)`, on the C module that socket.py
     wraps. Importing socket.py builds four IntEnum classes from every constant the platform
-    defines and imports selectors and array: 13 M instructions, about 3 ms of CPU, an
-    eighth of a bare interpreter's start, on every HTTP boot, for one connect (issue 17).
+    defines and imports selectors and array: 13 M instructions, about 3 ms of CPU, a
+    seventh of a bare interpreter's start, on every HTTP boot, for one connect (issue 17).
     The loop is create_connection's: each address getaddrinfo gives, in its order, until
     one connects, else the last error. The socket is close-on-exec, as socket.py's are."""
     last: OSError | None = None
