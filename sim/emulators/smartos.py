@@ -199,7 +199,10 @@ def serve(root: str, metadata: dict[str, Any]) -> SmartOSServer:
     """Start answering on a new pty, linked from the guest's `/dev/term/b`.
 
     On a SmartOS VM the agent's default port, /dev/term/b, is a link into /devices (the
-    second COM port), and no settings file names it. The guest here has the same: the link
+    second COM port: illumos-gate usr/src/cmd/devfsadm/port_link.c, onbrd_port_create()
+    makes `term/<letter>` with devfsadm_mklink, and on x86 check_compat_ports() takes the
+    letter from the asy minor name, `b` for the second port), and no settings file names
+    it. The guest here has the same: the link
     points at the pty's slave, so the agent opens its default port and reads no settings.
     A guest that already has a /dev/term/b of its own (a test's) keeps it, and the device
     goes into the settings file instead (`.endpoint`)."""

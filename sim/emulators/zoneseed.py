@@ -96,6 +96,7 @@ class SeedServer:
         self.files = seed_files(metadata)
         self.server = HttpServer(self.answer, Faults.from_metadata(metadata, emulator="seed"))
         self.endpoint: dict[str, Any] = {}
+        self.where = self.server.url + "/"   # what `sim serve` says: the URL is in SMBIOS
         from sim import state
 
         with state.locked(root) as st:
